@@ -1,0 +1,60 @@
+//! The Leptos application shared by the server (SSR) and the browser (hydration).
+
+pub mod api;
+pub mod components;
+pub mod pages;
+
+use components::header::Header;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+use pages::{home::HomePage, not_found::NotFound};
+
+/// The whole HTML document, rendered on the server. Scripts carry the request's CSP nonce
+/// (`HydrationScripts` reads it from context), so no `unsafe-inline` is ever needed.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    // Effects run only in the browser, after hydration: the attribute tells tests (and
+    // curious people) that the page is now live.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/jwt-auth.css"/>
+        <Title text="JWT auth"/>
+        <Router>
+            <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+                <Header/>
+                <main class="content">
+                    <Routes fallback=NotFound>
+                        <Route path=path!("/") view=HomePage/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}

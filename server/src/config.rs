@@ -1,0 +1,347 @@
+//! One typed `Settings`, read once at start from the environment (and `.env`).
+//! Every variable of the spec's configuration table lives here; a value that cannot be
+//! parsed stops start-up with a message naming the variable.
+
+use secrecy::SecretString;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// May carry a password, hence secret.
+    pub database_url: SecretString,
+    pub site_addr: SocketAddr,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub session_max: Duration,
+    pub refresh_grace: Duration,
+    /// Origin-only form (`scheme://host[:port]`, no trailing slash).
+    pub public_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub key_file: PathBuf,
+    pub secret_file: PathBuf,
+    pub cookie_secure: bool,
+    /// Normalised origins (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_enabled: bool,
+    pub rust_log: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` when one is present.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(err(".env", e.to_string()));
+            }
+        }
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses settings from any lookup, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+
+        let site_addr: SocketAddr = var("LEPTOS_SITE_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:3000".into())
+            .trim()
+            .parse()
+            .map_err(|_| {
+                err(
+                    "LEPTOS_SITE_ADDR",
+                    "expected an address such as 127.0.0.1:3000",
+                )
+            })?;
+
+        let secs = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            let n = match var(name) {
+                None => default,
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    err(
+                        name,
+                        format!("expected a whole number of seconds, got {v:?}"),
+                    )
+                })?,
+            };
+            Ok(Duration::from_secs(n))
+        };
+        let access_ttl = secs("AUTH_ACCESS_TTL_SECS", 900)?;
+        let refresh_ttl = secs("AUTH_REFRESH_TTL_SECS", 1_209_600)?;
+        let session_max = secs("AUTH_SESSION_MAX_SECS", 7_776_000)?;
+        let refresh_grace = secs("AUTH_REFRESH_GRACE_SECS", 10)?;
+        if access_ttl.is_zero() {
+            return Err(err("AUTH_ACCESS_TTL_SECS", "must be at least 1"));
+        }
+        if refresh_ttl.is_zero() {
+            return Err(err("AUTH_REFRESH_TTL_SECS", "must be at least 1"));
+        }
+        if session_max < refresh_ttl {
+            return Err(err(
+                "AUTH_SESSION_MAX_SECS",
+                "must be at least AUTH_REFRESH_TTL_SECS",
+            ));
+        }
+        if refresh_grace >= refresh_ttl {
+            return Err(err(
+                "AUTH_REFRESH_GRACE_SECS",
+                "must be shorter than AUTH_REFRESH_TTL_SECS",
+            ));
+        }
+
+        let public_url = match var("PUBLIC_URL") {
+            Some(v) => parse_origin(&v).map_err(|reason| err("PUBLIC_URL", reason))?,
+            None => format!("http://{site_addr}"),
+        };
+        let issuer = var("AUTH_ISSUER").unwrap_or_else(|| public_url.clone());
+        let audience = var("AUTH_AUDIENCE").unwrap_or_else(|| public_url.clone());
+
+        let key_file =
+            PathBuf::from(var("AUTH_KEY_FILE").unwrap_or_else(|| "data/jwt-ed25519.pem".into()));
+        let secret_file =
+            PathBuf::from(var("AUTH_SECRET_FILE").unwrap_or_else(|| "data/secret.key".into()));
+
+        let cookie_secure = parse_bool("COOKIE_SECURE", var("COOKIE_SECURE"), true)?;
+        let rate_limit_enabled = parse_bool("RATE_LIMIT_ENABLED", var("RATE_LIMIT_ENABLED"), true)?;
+
+        let allowed_origins = match var("ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|o| {
+                    parse_origin(o)
+                        .map_err(|reason| err("ALLOWED_ORIGINS", format!("{o:?}: {reason}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&rust_log)
+            .map_err(|e| err("RUST_LOG", e.to_string()))?;
+
+        Ok(Settings {
+            database_url: SecretString::from(database_url),
+            site_addr,
+            access_ttl,
+            refresh_ttl,
+            session_max,
+            refresh_grace,
+            public_url,
+            issuer,
+            audience,
+            key_file,
+            secret_file,
+            cookie_secure,
+            allowed_origins,
+            rate_limit_enabled,
+            rust_log,
+        })
+    }
+}
+
+fn parse_bool(
+    var: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(err(var, format!("expected true or false, got {v:?}"))),
+        },
+    }
+}
+
+/// Reduces a URL to its origin (`scheme://host[:port]`, lowercase, default port dropped),
+/// the form browsers send in `Origin`.
+pub fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or_else(|| "expected a URL such as https://example.com".to_string())?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return Err("the scheme must be http or https".into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err("expected a host".into());
+    }
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(inner) => {
+            let (ip, after) = inner.split_once(']').ok_or("unclosed IPv6 bracket")?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or("unexpected text after the host")?,
+                ),
+            };
+            (format!("[{ip}]"), port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (authority.clone(), None),
+        },
+    };
+    if host.is_empty() || host == "[]" {
+        return Err("expected a host".into());
+    }
+    let authority = match port {
+        None => host,
+        Some(p) if p.parse::<u16>().is_err() => return Err("the port must be a number".into()),
+        Some(p) if p == default_port => host,
+        Some(p) => format!("{host}:{p}"),
+    };
+    Ok(format!("{scheme}://{authority}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url.expose_secret(), "sqlite://data/app.db");
+        assert_eq!(s.site_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.refresh_ttl, Duration::from_secs(1_209_600));
+        assert_eq!(s.session_max, Duration::from_secs(7_776_000));
+        assert_eq!(s.refresh_grace, Duration::from_secs(10));
+        assert_eq!(s.public_url, "http://127.0.0.1:3000");
+        assert_eq!(s.issuer, "http://127.0.0.1:3000");
+        assert_eq!(s.audience, "http://127.0.0.1:3000");
+        assert_eq!(s.key_file, PathBuf::from("data/jwt-ed25519.pem"));
+        assert_eq!(s.secret_file, PathBuf::from("data/secret.key"));
+        assert!(s.cookie_secure);
+        assert!(s.allowed_origins.is_empty());
+        assert!(s.rate_limit_enabled);
+        assert_eq!(s.rust_log, "info");
+    }
+
+    #[test]
+    fn public_url_feeds_issuer_and_audience_unless_they_are_set() {
+        let s = settings(&[("PUBLIC_URL", "https://Auth.Example.com/")]).unwrap();
+        assert_eq!(s.public_url, "https://auth.example.com");
+        assert_eq!(s.issuer, "https://auth.example.com");
+        let s = settings(&[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("AUTH_ISSUER", "issuer-x"),
+            ("AUTH_AUDIENCE", "aud-y"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.issuer.as_str(), s.audience.as_str()),
+            ("issuer-x", "aud-y")
+        );
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("DATABASE_URL", "mysql://localhost/db"),
+            ("LEPTOS_SITE_ADDR", "localhost"),
+            ("AUTH_ACCESS_TTL_SECS", "15m"),
+            ("AUTH_ACCESS_TTL_SECS", "0"),
+            ("AUTH_REFRESH_TTL_SECS", "-1"),
+            ("AUTH_SESSION_MAX_SECS", "60"),
+            ("AUTH_REFRESH_GRACE_SECS", "abc"),
+            ("AUTH_REFRESH_GRACE_SECS", "1209600"),
+            ("PUBLIC_URL", "example.com"),
+            ("PUBLIC_URL", "ftp://example.com"),
+            ("COOKIE_SECURE", "maybe"),
+            ("RATE_LIMIT_ENABLED", "2"),
+            ("ALLOWED_ORIGINS", "https://ok.example, not a url"),
+            ("RUST_LOG", "info,[[["),
+        ];
+        for (var, value) in cases {
+            let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));
+            assert_eq!(e.var, *var, "{var}={value}");
+            assert!(
+                e.to_string().contains(var),
+                "message names the variable: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_and_origin_lists_parse() {
+        let s = settings(&[
+            ("COOKIE_SECURE", "false"),
+            ("RATE_LIMIT_ENABLED", "0"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://a.example:443, http://b.example:8080 ,",
+            ),
+        ])
+        .unwrap();
+        assert!(!s.cookie_secure);
+        assert!(!s.rate_limit_enabled);
+        assert_eq!(
+            s.allowed_origins,
+            vec!["https://a.example", "http://b.example:8080"]
+        );
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            parse_origin("HTTP://Example.COM:80/path?q").unwrap(),
+            "http://example.com"
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            parse_origin("http://[::1]:3000").unwrap(),
+            "http://[::1]:3000"
+        );
+        assert_eq!(parse_origin("https://[::1]").unwrap(), "https://[::1]");
+        assert!(parse_origin("https://user@example.com").is_err());
+        assert!(parse_origin("https://example.com:http").is_err());
+        assert!(parse_origin("https://").is_err());
+    }
+}

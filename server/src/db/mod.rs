@@ -1,0 +1,193 @@
+//! The database layer. All SQL of the server lives in this folder.
+//!
+//! One code path serves SQLite and PostgreSQL through sqlx's `Any` driver: queries use
+//! `$n` placeholders (which both accept), ids are stored as text and times as Unix
+//! seconds, so no backend-specific type ever crosses the boundary.
+
+pub mod users;
+
+use sqlx::error::BoxDynError;
+use sqlx::{
+    any::{AnyPoolOptions, AnyQueryResult},
+    migrate::{Migration, MigrationSource, MigrationType, Migrator},
+    AnyPool, Executor, SqlSafeStr,
+};
+use std::{future::Future, path::Path, pin::Pin, time::Duration};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot run migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Migrations, compiled into the binary so a deployed server needs no `migrations/` folder.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "users", include_str!("../../migrations/0001_users.sql"))];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        (*description).into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+impl Db {
+    /// Connects, creating the SQLite file and its folder when needed, and tunes SQLite for
+    /// a web server: WAL (readers never wait for the writer), foreign keys on, and a busy
+    /// timeout so a writer queues instead of failing with `SQLITE_BUSY`.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("pragma foreign_keys = on").await?;
+                        conn.execute("pragma busy_timeout = 5000").await?;
+                        conn.execute("pragma synchronous = normal").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(DbError::Connect)?;
+
+        if backend == Backend::Sqlite {
+            // Persistent in the file: set once, every later connection inherits it.
+            sqlx::query("pragma journal_mode = wal")
+                .execute(&pool)
+                .await
+                .map_err(DbError::Connect)?;
+        }
+        Ok(Db { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = Migrator::new(Embedded).await?;
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Answers whether the database takes a query now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_: AnyQueryResult| ())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection; later queries fail. Used at shutdown and by tests.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://data/app.db` → create `data/` and ask SQLite to create the file.
+fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.is_empty() && path != ":memory:" {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        url.to_string()
+    } else if query.is_empty() {
+        format!("{url}?mode=rwc")
+    } else {
+        format!("{url}&mode=rwc")
+    })
+}
+
+/// True when `e` is a unique violation of the named constraint. PostgreSQL reports the
+/// constraint's name; SQLite reports none, so there the caller's table must have only that
+/// one unique key besides its random primary key.
+pub fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    match e.as_database_error() {
+        Some(db) if db.is_unique_violation() => db.constraint().is_none_or(|c| c == constraint),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_ask_for_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/app.db", dir.path().display());
+        assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.path().join("nested").is_dir());
+        let ro = format!("sqlite://{}/x.db?mode=ro", dir.path().display());
+        assert_eq!(prepare_sqlite_url(&ro).unwrap(), ro);
+    }
+}

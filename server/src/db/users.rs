@@ -1,0 +1,111 @@
+//! The `users` table.
+
+use super::is_unique_violation;
+use sqlx::{any::AnyRow, Any, Executor, FromRow, Row};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: String,
+    pub email_verified: bool,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl FromRow<'_, AnyRow> for UserRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(UserRow {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            password_hash: row.try_get("password_hash")?,
+            role: row.try_get("role")?,
+            // Flags are 0/1 integers: sqlx's Any driver cannot decode SQLite booleans.
+            email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+            active: row.try_get::<i64, _>("active")? != 0,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    /// Trimmed, as typed; lookups use its lower-case form.
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+const COLUMNS: &str =
+    "id, email, name, password_hash, role, email_verified, active, created_at, updated_at";
+
+/// The form under which emails are compared: Unicode lower case, identical on every backend.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn insert<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user: NewUser<'_>,
+) -> Result<UserRow, InsertUserError> {
+    sqlx::query_as::<_, UserRow>(
+        "insert into users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $7) \
+         returning id, email, name, password_hash, role, email_verified, active, created_at, updated_at",
+    )
+    .bind(user.id)
+    .bind(user.email)
+    .bind(email_key(user.email))
+    .bind(user.name)
+    .bind(user.password_hash)
+    .bind(user.role)
+    .bind(user.now)
+    .fetch_one(db)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e, "users_email_lower_key") {
+            InsertUserError::EmailTaken
+        } else {
+            InsertUserError::Db(e)
+        }
+    })
+}
+
+pub async fn find_by_email<'e>(
+    db: impl Executor<'e, Database = Any>,
+    email: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from users where email_lower = $1"
+    )))
+    .bind(email_key(email))
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn find_by_id<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from users where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,157 @@
+//! The axum server: server-side rendering, the HTTP API and the database.
+//! `Application::build` is what `main` runs and what the integration tests start.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod security;
+pub mod state;
+pub mod telemetry;
+
+use app::{shell, App};
+use axum::Router;
+use clock::SharedClock;
+use config::Settings;
+use db::{Db, DbError};
+use leptos::config::{get_configuration, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use secrecy::ExposeSecret;
+use state::AppState;
+use std::{future::Future, net::SocketAddr, sync::Arc};
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A configured server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Db,
+}
+
+impl Application {
+    pub async fn build(
+        settings: Settings,
+        leptos_options: LeptosOptions,
+        clock: SharedClock,
+    ) -> Result<Application, StartupError> {
+        let db = Db::connect(settings.database_url.expose_secret()).await?;
+        db.migrate().await?;
+        let listener = TcpListener::bind(settings.site_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.site_addr,
+                source,
+            })?;
+        let state = AppState {
+            leptos_options,
+            db: db.clone(),
+            settings: Arc::new(settings),
+            clock,
+        };
+        Ok(Application {
+            listener,
+            router: build_router(state),
+            db,
+        })
+    }
+
+    /// The bound address (the real port when the settings asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.db.close().await;
+        served
+    }
+}
+
+/// The whole app: pages (SSR + hydration), the API, health checks and static files.
+pub fn build_router(state: AppState) -> Router {
+    let options = state.leptos_options.clone();
+    let live_reload = std::env::var("LEPTOS_WATCH").is_ok();
+    let page_context = move || security::provide_page_csp(live_reload);
+
+    let pages = Router::new()
+        .leptos_routes_with_context(&state, generate_route_list(App), page_context, {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(page_context, shell));
+
+    let router = routes::mount_api(pages.merge(routes::health::router()))
+        .layer(telemetry::trace_layer())
+        .with_state(state);
+    security::with_security_headers(router)
+}
+
+/// Leptos' own options: from cargo-leptos' environment when it started us, else defaults
+/// matching `[[workspace.metadata.leptos]]`. The listen address always comes from `Settings`.
+pub fn leptos_options(settings: &Settings) -> LeptosOptions {
+    let mut options = match get_configuration(None) {
+        Ok(conf) => conf.leptos_options,
+        Err(_) => LeptosOptions::builder().output_name("jwt-auth").build(),
+    };
+    options.site_addr = settings.site_addr;
+    options
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,13 @@
+use crate::{clock::SharedClock, config::Settings, db::Db};
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+/// Everything a handler may need; each takes only its part through `State<…>`.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub clock: SharedClock,
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: every test starts the real app with `spawn_app()`.
+//! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` names a server.
+
+mod errors;
+mod headers;
+mod health;
+mod helpers;
+mod settings;
+mod users;

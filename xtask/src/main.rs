@@ -1,0 +1,102 @@
+//! Project tasks: `cargo xtask setup | serve | test`.
+//!
+//! Installs only what is missing, says what it does and how long each step took. It has no
+//! dependencies so that it builds in seconds on a fresh machine.
+
+mod postgres;
+mod setup;
+mod util;
+
+use std::{process::ExitCode, time::Instant};
+use util::{cargo, run, Steps};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  setup   install the tools the project needs (only what is missing)
+  serve   build the release site and serve it at http://127.0.0.1:3000 (SQLite)
+  test    run every test: rustfmt, clippy (ssr and wasm32 hydrate), unit and
+          integration tests on SQLite and PostgreSQL, Playwright on a release build
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let started = Instant::now();
+    let mut steps = Steps::default();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::all(&mut steps),
+        Some("serve") => serve(&mut steps),
+        Some("test") => test(&mut steps),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    steps.print_summary(started.elapsed());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(steps: &mut Steps) -> Result<(), String> {
+    setup::build_tools(steps)?;
+    println!("\n==> serving at http://127.0.0.1:3000 (ctrl-c stops)");
+    run(cargo().args(["leptos", "serve", "--release"]))
+}
+
+fn test(steps: &mut Steps) -> Result<(), String> {
+    setup::all(steps)?;
+    steps.run("rustfmt check", || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    steps.run("clippy, server side (ssr)", || {
+        run(cargo().args([
+            "clippy",
+            "--package",
+            "app",
+            "--package",
+            "server",
+            "--package",
+            "xtask",
+            "--all-targets",
+            "--",
+            "--deny",
+            "warnings",
+        ]))
+    })?;
+    steps.run("clippy, browser side (hydrate, wasm32)", || {
+        run(cargo().args([
+            "clippy",
+            "--package",
+            "frontend",
+            "--package",
+            "app",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "--deny",
+            "warnings",
+        ]))
+    })?;
+    steps.run("unit and integration tests (SQLite)", || {
+        run(cargo().args(["test", "--package", "app", "--package", "server"]))
+    })?;
+    steps.run("integration tests (PostgreSQL)", || {
+        let pg = postgres::Throwaway::start()?;
+        run(cargo()
+            .args(["test", "--package", "server", "--test", "api"])
+            .env("TEST_DATABASE_URL", pg.url()))
+        // `pg` stops here, also when the tests failed.
+    })?;
+    steps.run("release build (cargo leptos build --release)", || {
+        run(cargo().args(["leptos", "build", "--release"]))
+    })?;
+    steps.run("Playwright against the release build", || {
+        run(util::npx(["playwright", "test"]).env("E2E_PORT", util::free_port()?.to_string()))
+    })?;
+    Ok(())
+}

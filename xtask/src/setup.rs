@@ -1,0 +1,231 @@
+//! Installs what the project needs, only when missing. Every tool comes from a package
+//! registry (crates.io, npm, Debian); nothing is downloaded from anywhere else.
+
+use crate::util::{cargo, cargo_bin_dir, command, end2end, is_root, output, root, run, Steps};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+/// cargo-leptos is pinned: `no_downloads` makes it use the tools on PATH without checking
+/// their versions, so the whole tool set is pinned here and in end2end/package-lock.json.
+const CARGO_LEPTOS: CrateTool = CrateTool {
+    name: "cargo-leptos",
+    binary: "cargo-leptos",
+    version: "0.3.11",
+    features: &["no_downloads"],
+    // Its lock file pins cargo-util-schemas 0.14.2, which needs a newer rustc than 1.95.
+    lock_patches: &[("cargo-util-schemas", "0.14.1")],
+};
+
+/// The browser tools for every tool step: everything `cargo leptos build` needs.
+pub fn build_tools(steps: &mut Steps) -> Result<(), String> {
+    steps.run("wasm32-unknown-unknown target", wasm_target)?;
+    steps.run("cargo-leptos", || install_crate_tool(&CARGO_LEPTOS))?;
+    steps.run("wasm-bindgen-cli (the version in Cargo.lock)", wasm_bindgen)?;
+    steps.run(
+        "Node packages of end2end/ (Playwright, wasm-opt from binaryen)",
+        node_packages,
+    )?;
+    Ok(())
+}
+
+/// Everything, including what only the tests need.
+pub fn all(steps: &mut Steps) -> Result<(), String> {
+    build_tools(steps)?;
+    steps.run("Chromium (Debian)", chromium)?;
+    steps.run("PostgreSQL server (Debian)", postgres)?;
+    Ok(())
+}
+
+fn wasm_target() -> Result<(), String> {
+    let installed =
+        output(command("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        println!("    already installed");
+        return Ok(());
+    }
+    run(command("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+fn wasm_bindgen() -> Result<(), String> {
+    let version = locked_version("wasm-bindgen")?;
+    install_crate_tool(&CrateTool {
+        name: "wasm-bindgen-cli",
+        binary: "wasm-bindgen",
+        version: &version,
+        features: &[],
+        // Its lock file pins webpki-roots 1.0.11, which the registry no longer serves.
+        lock_patches: &[("webpki-roots", "1.0.10")],
+    })
+}
+
+struct CrateTool<'a> {
+    name: &'a str,
+    binary: &'a str,
+    version: &'a str,
+    features: &'a [&'a str],
+    lock_patches: &'a [(&'a str, &'a str)],
+}
+
+/// `cargo install --locked` from the crate's own lock file, after the small lock patches
+/// that make it build here. Built in a temp folder that is removed afterwards.
+fn install_crate_tool(tool: &CrateTool) -> Result<(), String> {
+    let binary = cargo_bin_dir().join(tool.binary);
+    let installed = output(&mut command(&binary).arg("--version")).unwrap_or_default();
+    if installed
+        .split_whitespace()
+        .any(|word| word == tool.version)
+    {
+        println!("    already installed: {installed}");
+        return Ok(());
+    }
+    if !installed.is_empty() {
+        println!("    found {installed}, want {}", tool.version);
+    }
+    let work = std::env::temp_dir().join(format!(
+        "xtask-{}-{}-{}",
+        tool.name,
+        tool.version,
+        std::process::id()
+    ));
+    let result = build_and_install(tool, &work);
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn build_and_install(tool: &CrateTool, work: &Path) -> Result<(), String> {
+    fs::create_dir_all(work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let archive = work.join(format!("{}-{}.crate", tool.name, tool.version));
+    run(command("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--location",
+            "--retry",
+            "3",
+            "--output",
+        ])
+        .arg(&archive)
+        .arg(format!(
+            "https://static.crates.io/crates/{0}/{0}-{1}.crate",
+            tool.name, tool.version
+        )))?;
+    run(command("tar").arg("xzf").arg(&archive).arg("-C").arg(work))?;
+    let source = work.join(format!("{}-{}", tool.name, tool.version));
+    for (package, precise) in tool.lock_patches {
+        run(cargo().current_dir(&source).args([
+            "update",
+            "--package",
+            package,
+            "--precise",
+            precise,
+        ]))?;
+    }
+    let mut install = cargo();
+    install
+        .current_dir(&source)
+        .args(["install", "--locked", "--force", "--path", "."])
+        .arg("--target-dir")
+        .arg(work.join("build"));
+    if !tool.features.is_empty() {
+        install.args(["--features", &tool.features.join(",")]);
+    }
+    run(&mut install)
+}
+
+/// The version of `package` that Cargo.lock resolves.
+fn locked_version(package: &str) -> Result<String, String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{package}\"") {
+            if let Some(version) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                return Ok(version.to_string());
+            }
+        }
+    }
+    Err(format!("{package} is not in Cargo.lock"))
+}
+
+fn node_packages() -> Result<(), String> {
+    let dir = end2end();
+    let stamp = dir.join("node_modules").join(".package-lock.json");
+    let fresh = match (modified(&stamp), modified(&dir.join("package-lock.json"))) {
+        (Some(installed), Some(wanted)) => installed >= wanted,
+        _ => false,
+    };
+    if fresh {
+        println!("    already installed (node_modules matches package-lock.json)");
+    } else {
+        // Playwright drives Debian's Chromium; it must never download a browser of its own.
+        run(command("npm")
+            .current_dir(&dir)
+            .args(["ci", "--no-audit", "--no-fund"])
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
+    }
+    let wasm_opt = dir.join("node_modules").join(".bin").join("wasm-opt");
+    let version = output(command(&wasm_opt).arg("--version"))
+        .ok_or_else(|| format!("{} does not run", wasm_opt.display()))?;
+    println!("    wasm-opt: {version}");
+    Ok(())
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn chromium() -> Result<(), String> {
+    if Path::new("/usr/bin/chromium").exists() {
+        println!("    already installed: /usr/bin/chromium");
+        return Ok(());
+    }
+    apt_install(&["chromium"])
+}
+
+fn postgres() -> Result<(), String> {
+    if let Some(bin) = postgres_bin_dir() {
+        println!("    already installed: {}", bin.display());
+        return Ok(());
+    }
+    apt_install(&["postgresql"])
+}
+
+/// The folder of Debian's PostgreSQL server binaries (`initdb`, `pg_ctl`), newest first.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    if !is_root() {
+        return Err(format!(
+            "missing Debian packages; install them with: sudo apt-get install -y {}",
+            packages.join(" ")
+        ));
+    }
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        run(command("apt-get").args(["update", "-qq"]))?;
+    }
+    run(command("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}

@@ -1,0 +1,153 @@
+use std::{
+    ffi::OsStr,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+pub fn end2end() -> PathBuf {
+    root().join("end2end")
+}
+
+/// Where `cargo install` puts binaries, kept between runs.
+pub fn cargo_bin_dir() -> PathBuf {
+    match std::env::var_os("CARGO_HOME") {
+        Some(home) => PathBuf::from(home).join("bin"),
+        None => home_dir().join(".cargo").join("bin"),
+    }
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// PATH for every child: cargo's bin folder (cargo-leptos, wasm-bindgen) and end2end's
+/// Node tools (wasm-opt from npm's binaryen, Playwright) come first.
+fn path_env() -> std::ffi::OsString {
+    let mut dirs = vec![cargo_bin_dir(), end2end().join("node_modules").join(".bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries are valid")
+}
+
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(root()).env("PATH", path_env());
+    cmd
+}
+
+pub fn cargo() -> Command {
+    command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+pub fn npx<const N: usize>(args: [&str; N]) -> Command {
+    let mut cmd = command("npx");
+    cmd.current_dir(end2end()).args(args);
+    cmd
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// Runs a command with inherited output; fails on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let line = describe(cmd);
+    println!("    $ {line}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{line}` failed ({status})"))
+    }
+}
+
+/// Runs a command quietly and returns its stdout, or None when it cannot run or fails.
+pub fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A port that was free a moment ago on loopback.
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+pub fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).as_deref() == Some("0")
+}
+
+/// Times each step and prints a summary at the end.
+#[derive(Default)]
+pub struct Steps {
+    done: Vec<(String, Duration, bool)>,
+}
+
+impl Steps {
+    pub fn run(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        println!("\n==> {name}");
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        println!(
+            "    {} {name} in {}",
+            if result.is_ok() { "done:" } else { "FAILED:" },
+            fmt(took)
+        );
+        self.done.push((name.to_string(), took, result.is_ok()));
+        result
+    }
+
+    pub fn print_summary(&self, total: Duration) {
+        if self.done.is_empty() {
+            return;
+        }
+        println!("\n==> summary");
+        for (name, took, ok) in &self.done {
+            println!(
+                "    {:>9}  {}  {name}",
+                fmt(*took),
+                if *ok { "ok  " } else { "FAIL" }
+            );
+        }
+        println!("    {:>9}  total", fmt(total));
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 60.0 {
+        format!("{}m{:04.1}s", (secs / 60.0).floor() as u64, secs % 60.0)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
