@@ -17,6 +17,8 @@ usage: cargo xtask <command>
   serve   build the release site and serve it at http://127.0.0.1:3000 (SQLite)
   test    run every test: rustfmt, clippy (ssr and wasm32 hydrate), unit and
           integration tests on SQLite and PostgreSQL, Playwright on a release build
+  test-postgres
+          only the integration tests, on a throwaway PostgreSQL server
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +29,9 @@ fn main() -> ExitCode {
         Some("setup") => setup::all(&mut steps),
         Some("serve") => serve(&mut steps),
         Some("test") => test(&mut steps),
+        Some("test-postgres") => steps
+            .run("PostgreSQL server (Debian)", setup::postgres)
+            .and_then(|()| postgres_tests(&mut steps)),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -46,6 +51,16 @@ fn serve(steps: &mut Steps) -> Result<(), String> {
     setup::build_tools(steps)?;
     println!("\n==> serving at http://127.0.0.1:3000 (ctrl-c stops)");
     run(cargo().args(["leptos", "serve", "--release"]))
+}
+
+fn postgres_tests(steps: &mut Steps) -> Result<(), String> {
+    steps.run("integration tests (PostgreSQL)", || {
+        let pg = postgres::Throwaway::start()?;
+        run(cargo()
+            .args(["test", "--package", "server", "--test", "api"])
+            .env("TEST_DATABASE_URL", pg.url()))
+        // `pg` stops here, also when the tests failed.
+    })
 }
 
 fn test(steps: &mut Steps) -> Result<(), String> {
@@ -85,13 +100,7 @@ fn test(steps: &mut Steps) -> Result<(), String> {
     steps.run("unit and integration tests (SQLite)", || {
         run(cargo().args(["test", "--package", "app", "--package", "server"]))
     })?;
-    steps.run("integration tests (PostgreSQL)", || {
-        let pg = postgres::Throwaway::start()?;
-        run(cargo()
-            .args(["test", "--package", "server", "--test", "api"])
-            .env("TEST_DATABASE_URL", pg.url()))
-        // `pg` stops here, also when the tests failed.
-    })?;
+    postgres_tests(steps)?;
     steps.run("release build (cargo leptos build --release)", || {
         run(cargo().args(["leptos", "build", "--release"]))
     })?;

@@ -76,7 +76,7 @@ struct CrateTool<'a> {
 /// that make it build here. Built in a temp folder that is removed afterwards.
 fn install_crate_tool(tool: &CrateTool) -> Result<(), String> {
     let binary = cargo_bin_dir().join(tool.binary);
-    let installed = output(&mut command(&binary).arg("--version")).unwrap_or_default();
+    let installed = output(command(&binary).arg("--version")).unwrap_or_default();
     if installed
         .split_whitespace()
         .any(|word| word == tool.version)
@@ -193,7 +193,7 @@ fn chromium() -> Result<(), String> {
     apt_install(&["chromium"])
 }
 
-fn postgres() -> Result<(), String> {
+pub fn postgres() -> Result<(), String> {
     if let Some(bin) = postgres_bin_dir() {
         println!("    already installed: {}", bin.display());
         return Ok(());

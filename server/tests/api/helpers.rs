@@ -1,6 +1,11 @@
 use app::api::{ErrorBody, ErrorCode};
 use reqwest::{Response, StatusCode};
-use server::{clock::SystemClock, config::Settings, db::Db, Application};
+use server::{
+    clock::SystemClock,
+    config::Settings,
+    db::{Backend, Db},
+    Application,
+};
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -60,6 +65,13 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .expect("app starts");
     let addr = app.local_addr();
     let db = app.db().clone();
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+        assert_eq!(
+            db.backend(),
+            Backend::Postgres,
+            "TEST_DATABASE_URL must be honoured"
+        );
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
