@@ -23,6 +23,34 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("service unavailable")]
     Unavailable,
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("too many attempts")]
+    RateLimited { retry_after: u64 },
+    #[error("password hashing saturated")]
+    Overloaded { retry_after: u64 },
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account disabled")]
+    AccountDisabled,
+    #[error("refresh token missing")]
+    RefreshMissing,
+    #[error("refresh token invalid")]
+    RefreshInvalid,
+    #[error("refresh token expired")]
+    RefreshExpired,
+    #[error("refresh token reused")]
+    RefreshReused,
+    #[error("origin forbidden")]
+    OriginForbidden,
+    #[error("access token missing")]
+    TokenMissing,
+    #[error("access token invalid")]
+    TokenInvalid,
+    #[error("access token expired")]
+    TokenExpired,
+    #[error("forbidden")]
+    Forbidden,
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -39,8 +67,21 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InvalidCredentials
+            | ApiError::RefreshMissing
+            | ApiError::RefreshInvalid
+            | ApiError::RefreshExpired
+            | ApiError::RefreshReused
+            | ApiError::TokenMissing
+            | ApiError::TokenInvalid
+            | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
+            ApiError::AccountDisabled | ApiError::OriginForbidden | ApiError::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
         }
     }
 
@@ -53,6 +94,20 @@ impl ApiError {
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::EmailTaken => ErrorCode::EmailTaken,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::AccountDisabled => ErrorCode::AccountDisabled,
+            ApiError::RefreshMissing => ErrorCode::RefreshMissing,
+            ApiError::RefreshInvalid => ErrorCode::RefreshInvalid,
+            ApiError::RefreshExpired => ErrorCode::RefreshExpired,
+            ApiError::RefreshReused => ErrorCode::RefreshReused,
+            ApiError::OriginForbidden => ErrorCode::OriginForbidden,
+            ApiError::TokenMissing => ErrorCode::TokenMissing,
+            ApiError::TokenInvalid => ErrorCode::TokenInvalid,
+            ApiError::TokenExpired => ErrorCode::TokenExpired,
+            ApiError::Forbidden => ErrorCode::Forbidden,
         }
     }
 
@@ -66,6 +121,22 @@ impl ApiError {
             ApiError::MethodNotAllowed => "This method is not allowed on this route.".into(),
             ApiError::Unavailable => "The service is not ready.".into(),
             ApiError::Internal(_) => "Something went wrong on our side.".into(),
+            ApiError::EmailTaken => "An account with this email already exists.".into(),
+            ApiError::RateLimited { .. } => "Too many attempts. Try again later.".into(),
+            ApiError::Overloaded { .. } => "The server is busy. Try again in a moment.".into(),
+            ApiError::InvalidCredentials => "The email or password is not correct.".into(),
+            ApiError::AccountDisabled => "This account is disabled.".into(),
+            ApiError::RefreshMissing => "No session: sign in.".into(),
+            ApiError::RefreshInvalid => "This session is no longer valid: sign in again.".into(),
+            ApiError::RefreshExpired => "This session has expired: sign in again.".into(),
+            ApiError::RefreshReused => {
+                "This session was ended for your safety: sign in again.".into()
+            }
+            ApiError::OriginForbidden => "Requests from this origin are not allowed.".into(),
+            ApiError::TokenMissing => "An access token is required.".into(),
+            ApiError::TokenInvalid => "The access token is not valid.".into(),
+            ApiError::TokenExpired => "The access token has expired.".into(),
+            ApiError::Forbidden => "You are not allowed to do this.".into(),
         }
     }
 }
@@ -87,9 +158,27 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status(), Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            // RFC 6750: no `error` parameter when no token was sent.
+            ApiError::TokenMissing => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="api""#),
+                );
+            }
+            ApiError::TokenInvalid | ApiError::TokenExpired => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="api", error="invalid_token""#),
+                );
+            }
+            ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
         response
     }
 }
@@ -106,6 +195,17 @@ impl From<JsonRejection> for ApiError {
                 ApiError::InvalidJson("expected Content-Type: application/json".into())
             }
             other => ApiError::InvalidJson(other.body_text()),
+        }
+    }
+}
+
+impl From<crate::auth::password::PasswordError> for ApiError {
+    fn from(e: crate::auth::password::PasswordError) -> ApiError {
+        match e {
+            crate::auth::password::PasswordError::Overloaded => {
+                ApiError::Overloaded { retry_after: 1 }
+            }
+            other => ApiError::internal(other),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what `main` runs and what the integration tests start.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -26,6 +27,10 @@ use tokio::net::TcpListener;
 pub enum StartupError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("key file {0}")]
+    Key(#[from] auth::keys::KeyError),
+    #[error(transparent)]
+    Password(#[from] auth::password::PasswordError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -38,6 +43,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Db,
+    clock: SharedClock,
 }
 
 impl Application {
@@ -54,16 +60,30 @@ impl Application {
                 addr: settings.site_addr,
                 source,
             })?;
+        let mut rng = rand::rng();
+        let signing_key = auth::keys::load_or_create_signing_key(&settings.key_file, &mut rng)?;
+        let secret = auth::keys::load_or_create_secret(&settings.secret_file, &mut rng)?;
+        let jwt = auth::jwt::JwtKeys::new(
+            &signing_key,
+            &settings.issuer,
+            &settings.audience,
+            settings.access_ttl.as_secs() as i64,
+        );
         let state = AppState {
             leptos_options,
             db: db.clone(),
+            jwt: Arc::new(jwt),
+            secret: Arc::new(auth::tokens::ServerSecret::new(secret)),
+            passwords: auth::password::Passwords::for_this_machine()?,
+            throttle: Arc::new(auth::throttle::Throttle::new(settings.rate_limit_enabled)),
             settings: Arc::new(settings),
-            clock,
+            clock: clock.clone(),
         };
         Ok(Application {
             listener,
             router: build_router(state),
             db,
+            clock,
         })
     }
 
@@ -83,14 +103,32 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let pruner = tokio::spawn(prune_sessions(self.db.clone(), self.clock.clone()));
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        pruner.abort();
         self.db.close().await;
         served
+    }
+}
+
+/// Deletes dead sessions every ten minutes, off the request path.
+async fn prune_sessions(db: Db, clock: SharedClock) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+    /// Revoked families are kept a day, for the record.
+    const KEEP_REVOKED_SECS: i64 = 24 * 3600;
+    let mut ticker = tokio::time::interval(EVERY);
+    loop {
+        ticker.tick().await;
+        match db::sessions::prune(db.pool(), clock.unix(), KEEP_REVOKED_SECS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
+        }
     }
 }
 
@@ -110,7 +148,8 @@ pub fn build_router(state: AppState) -> Router {
             _,
         >(page_context, shell));
 
-    let router = routes::mount_api(pages.merge(routes::health::router()))
+    let cors = routes::cors(&state.settings);
+    let router = routes::mount_api(pages.merge(routes::health::router()), cors)
         .layer(telemetry::trace_layer())
         .with_state(state);
     security::with_security_headers(router)

@@ -1,4 +1,9 @@
-use crate::{clock::SharedClock, config::Settings, db::Db};
+use crate::{
+    auth::{jwt::JwtKeys, password::Passwords, throttle::Throttle, tokens::ServerSecret},
+    clock::SharedClock,
+    config::Settings,
+    db::Db,
+};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -10,4 +15,8 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub clock: SharedClock,
+    pub jwt: Arc<JwtKeys>,
+    pub secret: Arc<ServerSecret>,
+    pub passwords: Passwords,
+    pub throttle: Arc<Throttle>,
 }

@@ -4,6 +4,7 @@
 //! `$n` placeholders (which both accept), ids are stored as text and times as Unix
 //! seconds, so no backend-specific type ever crosses the boundary.
 
+pub mod sessions;
 pub mod users;
 
 use sqlx::error::BoxDynError;
@@ -133,6 +134,16 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later fails with `SQLITE_BUSY`
+    /// when another writer got in between, instead of waiting its turn.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Closes every connection; later queries fail. Used at shutdown and by tests.

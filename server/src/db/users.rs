@@ -109,3 +109,39 @@ pub async fn find_by_id<'e>(
     .fetch_optional(db)
     .await
 }
+
+pub async fn set_password_hash<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+impl UserRow {
+    /// The contract's `User`.
+    pub fn to_api(&self) -> app::api::User {
+        let created_at = time::OffsetDateTime::from_unix_timestamp(self.created_at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        app::api::User {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            role: app::api::Role::parse(&self.role).unwrap_or(app::api::Role::User),
+            email_verified: self.email_verified,
+            created_at,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Request guards: `AuthUser` (a valid access token is required), `MaybeAuthUser` (one is
+//! parsed when present) and `RequireRole` (a role on top of `AuthUser`).
+
+use super::jwt::{AccessClaims, TokenError};
+use crate::{error::ApiError, state::AppState};
+use app::api::Role;
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+use std::marker::PhantomData;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: Role,
+    pub claims: AccessClaims,
+}
+
+/// `Some(token)` from `Authorization: Bearer <token>`; `None` when there is no such header.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiError> {
+    let claims = state
+        .jwt
+        .verify(token, state.clock.unix())
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::TokenExpired,
+            TokenError::Invalid => ApiError::TokenInvalid,
+        })?;
+    let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid)?;
+    Ok(AuthUser {
+        user_id: claims.sub.clone(),
+        session_id: claims.sid.clone(),
+        role,
+        claims,
+    })
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::TokenMissing)?;
+        authenticate(token, state)
+    }
+}
+
+/// The person when a token is sent; a token that is sent but bad is still refused.
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match bearer(parts) {
+            None => Ok(MaybeAuthUser(None)),
+            Some(token) => authenticate(token, state).map(|u| MaybeAuthUser(Some(u))),
+        }
+    }
+}
+
+/// A role a route requires.
+pub trait RequiredRole {
+    const ROLE: Role;
+}
+
+pub struct Admin;
+
+impl RequiredRole for Admin {
+    const ROLE: Role = Role::Admin;
+}
+
+/// `RequireRole<Admin>` in a handler's arguments admits admins only (403 `forbidden`).
+pub struct RequireRole<R: RequiredRole>(pub AuthUser, PhantomData<R>);
+
+/// Admins may do whatever users may; users only their own role's routes.
+pub fn has_role(user: &AuthUser, required: Role) -> bool {
+    user.role == required || user.role == Role::Admin
+}
+
+impl<R: RequiredRole> FromRequestParts<AppState> for RequireRole<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if has_role(&user, R::ROLE) {
+            Ok(RequireRole(user, PhantomData))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn user(role: Role) -> AuthUser {
+        AuthUser {
+            user_id: "u".into(),
+            session_id: "s".into(),
+            role,
+            claims: AccessClaims {
+                iss: "i".into(),
+                aud: "a".into(),
+                sub: "u".into(),
+                sid: "s".into(),
+                role: role.as_str().into(),
+                iat: 0,
+                nbf: 0,
+                exp: 1,
+                jti: "j".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn roles() {
+        assert!(has_role(&user(Role::Admin), Role::Admin));
+        assert!(has_role(&user(Role::Admin), Role::User));
+        assert!(has_role(&user(Role::User), Role::User));
+        assert!(!has_role(&user(Role::User), Role::Admin));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let parts = |v: &str| {
+            Request::builder()
+                .header("authorization", v)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        assert_eq!(bearer(&parts("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&parts("bearer abc")), Some("abc"));
+        assert_eq!(bearer(&parts("Basic abc")), None);
+        assert_eq!(bearer(&parts("Bearer")), None);
+        assert_eq!(bearer(&Request::new(()).into_parts().0), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Key material on disk: the Ed25519 signing key (`AUTH_KEY_FILE`) and the server secret
+//! (`AUTH_SECRET_FILE`). Both are generated on first start with mode 0600 and survive
+//! restarts, so tokens issued before a restart stay valid after it.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ed25519_dalek::{
+    pkcs8::{DecodePrivateKey, EncodePrivateKey},
+    SigningKey,
+};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::{fs, io::Write, path::Path};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+fn file_error(path: &Path, reason: impl ToString) -> KeyError {
+    KeyError::File {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes `contents` to a new file readable by its owner only; never overwrites.
+fn create_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| file_error(path, e))?;
+    file.write_all(contents).map_err(|e| file_error(path, e))?;
+    file.sync_all().map_err(|e| file_error(path, e))
+}
+
+/// The signing key, from its PKCS#8 PEM file, generated when absent.
+pub fn load_or_create_signing_key(
+    path: &Path,
+    rng: &mut impl RngCore,
+) -> Result<SigningKey, KeyError> {
+    if !path.exists() {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let key = SigningKey::from_bytes(&seed);
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .map_err(|e| file_error(path, e))?;
+        create_private(path, pem.as_bytes())?;
+        tracing::info!(path = %path.display(), "generated a new Ed25519 signing key");
+    }
+    let pem = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| file_error(path, format!("not an Ed25519 PKCS#8 PEM key: {e}")))
+}
+
+/// The server secret: exactly 32 bytes, generated when absent.
+pub fn load_or_create_secret(path: &Path, rng: &mut impl RngCore) -> Result<[u8; 32], KeyError> {
+    if !path.exists() {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        create_private(path, &secret)?;
+        tracing::info!(path = %path.display(), "generated a new server secret");
+    }
+    let bytes = fs::read(path).map_err(|e| file_error(path, e))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| file_error(path, format!("expected 32 bytes, found {}", b.len())))
+}
+
+/// RFC 7638 JWK thumbprint of an Ed25519 public key (RFC 8037 `OKP` members, in
+/// lexicographic order), base64url without padding: the `kid` of our tokens.
+pub fn thumbprint(public_key: &[u8; 32]) -> String {
+    let jwk = format!(
+        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(public_key)
+    );
+    URL_SAFE_NO_PAD.encode(Sha256::digest(jwk.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8037_thumbprint_example() {
+        // RFC 8037, appendix A.3.
+        let x = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        assert_eq!(
+            thumbprint(&x.try_into().unwrap()),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn keys_are_created_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("nested/jwt.pem");
+        let secret_path = dir.path().join("secret.key");
+        let mut rng = rand::rng();
+        let key = load_or_create_signing_key(&key_path, &mut rng).unwrap();
+        let again = load_or_create_signing_key(&key_path, &mut rng).unwrap();
+        assert_eq!(key.to_bytes(), again.to_bytes());
+        let secret = load_or_create_secret(&secret_path, &mut rng).unwrap();
+        assert_eq!(
+            load_or_create_secret(&secret_path, &mut rng).unwrap(),
+            secret
+        );
+        assert!(fs::read_to_string(&key_path)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for path in [&key_path, &secret_path] {
+                assert_eq!(
+                    fs::metadata(path).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_key_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.pem");
+        fs::write(&path, "not a key").unwrap();
+        let e = load_or_create_signing_key(&path, &mut rand::rng()).unwrap_err();
+        assert!(e.to_string().contains("jwt.pem"), "{e}");
+        let secret = dir.path().join("short.key");
+        fs::write(&secret, [1u8; 5]).unwrap();
+        assert!(load_or_create_secret(&secret, &mut rand::rng()).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Authentication: passwords, access tokens, refresh-token rotation and the request guards.
+
+pub mod cookie;
+pub mod csrf;
+pub mod extract;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod refresh;
+pub mod session;
+pub mod throttle;
+pub mod tokens;
+pub mod validate;

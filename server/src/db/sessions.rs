@@ -1,0 +1,226 @@
+//! The `refresh_families` and `refresh_tokens` tables.
+
+use crate::auth::refresh::{FamilyRecord, TokenRecord};
+use sqlx::{any::AnyRow, Any, AnyConnection, Executor, FromRow, Row};
+
+/// A family as the refresh path sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyRow {
+    pub id: String,
+    pub user_id: String,
+    pub generation: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl FamilyRow {
+    pub fn record(&self) -> FamilyRecord {
+        FamilyRecord {
+            newest_generation: self.generation,
+            expires_at: self.expires_at,
+            revoked: self.revoked_at.is_some(),
+        }
+    }
+}
+
+/// A presented token with its family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presented {
+    pub token: TokenRecord,
+    pub family: FamilyRow,
+}
+
+impl FromRow<'_, AnyRow> for Presented {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Presented {
+            token: TokenRecord {
+                generation: row.try_get("generation")?,
+                expires_at: row.try_get("token_expires_at")?,
+                used_at: row.try_get("used_at")?,
+            },
+            family: FamilyRow {
+                id: row.try_get("family_id")?,
+                user_id: row.try_get("user_id")?,
+                generation: row.try_get("newest_generation")?,
+                expires_at: row.try_get("family_expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            },
+        })
+    }
+}
+
+pub struct NewFamily<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub token_hash: &'a str,
+    pub now: i64,
+    pub token_expires_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Starts a family with its generation-0 token.
+pub async fn create(conn: &mut AnyConnection, family: NewFamily<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refresh_families \
+         (id, user_id, generation, created_at, last_used_at, expires_at, idle_expires_at, user_agent, ip) \
+         values ($1, $2, 0, $3, $3, $4, $5, $6, $7)",
+    )
+    .bind(family.id)
+    .bind(family.user_id)
+    .bind(family.now)
+    .bind(family.expires_at)
+    .bind(family.token_expires_at)
+    .bind(family.user_agent)
+    .bind(family.ip)
+    .execute(&mut *conn)
+    .await?;
+    insert_token(
+        conn,
+        family.id,
+        0,
+        family.token_hash,
+        family.now,
+        family.token_expires_at,
+    )
+    .await
+}
+
+pub async fn find_presented<'e>(
+    db: impl Executor<'e, Database = Any>,
+    token_hash: &str,
+) -> Result<Option<Presented>, sqlx::Error> {
+    sqlx::query_as::<_, Presented>(
+        "select t.generation, t.expires_at as token_expires_at, t.used_at, \
+                f.id as family_id, f.user_id, f.generation as newest_generation, \
+                f.expires_at as family_expires_at, f.revoked_at \
+         from refresh_tokens t join refresh_families f on f.id = t.family_id \
+         where t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// Consumes an unused token in one atomic statement. False when another request consumed
+/// it first: then nothing was written.
+pub async fn claim(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_tokens set used_at = $1 where token_hash = $2 and used_at is null",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn insert_token(
+    conn: &mut AnyConnection,
+    family_id: &str,
+    generation: i64,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refresh_tokens (token_hash, family_id, generation, created_at, expires_at) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(family_id)
+    .bind(generation)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Adds the child token and makes it the family's newest.
+pub async fn advance(
+    conn: &mut AnyConnection,
+    family_id: &str,
+    child_generation: i64,
+    child_hash: &str,
+    now: i64,
+    child_expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    insert_token(
+        conn,
+        family_id,
+        child_generation,
+        child_hash,
+        now,
+        child_expires_at,
+    )
+    .await?;
+    sqlx::query(
+        "update refresh_families set generation = $1, last_used_at = $2, idle_expires_at = $3 \
+         where id = $4 and generation = $5",
+    )
+    .bind(child_generation)
+    .bind(now)
+    .bind(child_expires_at)
+    .bind(family_id)
+    .bind(child_generation - 1)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The stored hash and idle expiry of one generation of a family.
+pub async fn token_of_generation<'e>(
+    db: impl Executor<'e, Database = Any>,
+    family_id: &str,
+    generation: i64,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, i64)>(
+        "select token_hash, expires_at from refresh_tokens where family_id = $1 and generation = $2",
+    )
+    .bind(family_id)
+    .bind(generation)
+    .fetch_optional(db)
+    .await
+}
+
+/// Ends a family; every token of it is refused from now on. Idempotent.
+pub async fn revoke<'e>(
+    db: impl Executor<'e, Database = Any>,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoke_reason = $2 where id = $3 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(family_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes families that can never be used again (their tokens go with them): past their
+/// absolute or idle end, or revoked more than `keep_revoked_secs` ago.
+pub async fn prune<'e>(
+    db: impl Executor<'e, Database = Any>,
+    now: i64,
+    keep_revoked_secs: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from refresh_families \
+         where expires_at <= $1 or idle_expires_at <= $1 or revoked_at <= $2",
+    )
+    .bind(now)
+    .bind(now - keep_revoked_secs)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

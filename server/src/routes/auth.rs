@@ -1,0 +1,331 @@
+//! `/api/auth/*`: register, login, refresh, logout.
+
+use crate::{
+    auth::{
+        cookie, csrf,
+        extract::bearer,
+        password::Verified,
+        refresh::Policy,
+        session::{self, ClientInfo, Issued, Lifetimes, RefreshFailure},
+        throttle, tokens, validate,
+    },
+    db::users::{self, email_key, InsertUserError, NewUser, UserRow},
+    error::{ApiError, ApiJson},
+    state::AppState,
+};
+use app::api::{LoginRequest, RegisterRequest, Role, Session};
+use axum::{
+    extract::{ConnectInfo, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+}
+
+/// Where the refresh token goes: the HTTP-only cookie, or (non-browser clients that ask
+/// with `X-Refresh-Token-Delivery: body`) the response body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    Cookie,
+    Body,
+}
+
+fn asked_for_body(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-refresh-token-delivery")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("body"))
+}
+
+impl AppState {
+    fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            policy: Policy {
+                refresh_ttl: self.settings.refresh_ttl.as_secs() as i64,
+                grace: self.settings.refresh_grace.as_secs() as i64,
+            },
+            session_max: self.settings.session_max.as_secs() as i64,
+        }
+    }
+
+    /// A `Session` answer: a fresh access token, and the refresh token where it belongs.
+    fn session_response(
+        &self,
+        status: StatusCode,
+        user: &UserRow,
+        issued: &Issued,
+        delivery: Delivery,
+        now: i64,
+    ) -> Result<Response, ApiError> {
+        let access_token = self
+            .jwt
+            .issue(
+                &user.id,
+                &issued.family_id,
+                &user.role,
+                now,
+                &mut rand::rng(),
+            )
+            .map_err(ApiError::internal)?;
+        let body = Session {
+            user: user.to_api(),
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.jwt.ttl_secs() as u64,
+            refresh_token: (delivery == Delivery::Body).then(|| issued.refresh_token.clone()),
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if delivery == Delivery::Cookie {
+            let max_age = issued.expires_at - now;
+            headers.insert(
+                header::SET_COOKIE,
+                cookie::set(&issued.refresh_token, max_age, self.settings.cookie_secure),
+            );
+        }
+        Ok(response)
+    }
+
+    /// An error that also clears the refresh cookie.
+    fn clearing(&self, error: ApiError) -> Response {
+        let mut response = error.into_response();
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            cookie::clear(self.settings.cookie_secure),
+        );
+        response
+    }
+}
+
+fn client_info<'a>(headers: &'a HeaderMap, ip: &'a str) -> ClientInfo<'a> {
+    ClientInfo {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| &ua[..ua.len().min(512)]),
+        ip: Some(ip),
+    }
+}
+
+fn delivery(headers: &HeaderMap) -> Delivery {
+    if asked_for_body(headers) {
+        Delivery::Body
+    } else {
+        Delivery::Cookie
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.unix();
+    let ip = addr.ip().to_string();
+    let ip_key = format!("register:{ip}");
+    let budget = [(ip_key.as_str(), throttle::IP_REGISTER)];
+    state
+        .throttle
+        .check(&budget, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    state.throttle.hit(&budget, now);
+
+    let mut errors = validate::FieldErrors::new();
+    let name = validate::name(&body.name, &mut errors);
+    let email = validate::email(&body.email, &mut errors);
+    validate::password(&body.password, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let password = SecretString::from(body.password);
+    let password_hash = state.passwords.hash(&password).await?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let user = users::insert(
+        state.db.pool(),
+        NewUser {
+            id: &id,
+            email: &email,
+            name: &name,
+            password_hash: &password_hash,
+            role: Role::User.as_str(),
+            now,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        InsertUserError::EmailTaken => ApiError::EmailTaken,
+        InsertUserError::Db(e) => ApiError::from(e),
+    })?;
+    tracing::info!(user_id = %user.id, "registered");
+    let first_token = tokens::random_token(&mut rand::rng());
+    let issued = session::start(
+        &state.db,
+        &user.id,
+        now,
+        state.lifetimes(),
+        client_info(&headers, &ip),
+        first_token,
+    )
+    .await?;
+    state.session_response(StatusCode::CREATED, &user, &issued, delivery(&headers), now)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.unix();
+    let mut errors = validate::FieldErrors::new();
+    let email = validate::email(&body.email, &mut errors);
+    if body.password.is_empty() {
+        errors.insert("password".into(), "Enter your password.".into());
+    } else if body.password.chars().count() > validate::PASSWORD_MAX {
+        errors.insert("password".into(), "The password is too long.".into());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let ip = addr.ip().to_string();
+    let account_key = format!("login:{}:{ip}", email_key(&email));
+    let ip_key = format!("login-ip:{ip}");
+    let budgets = [
+        (account_key.as_str(), throttle::ACCOUNT_AND_IP),
+        (ip_key.as_str(), throttle::IP_LOGIN),
+    ];
+    state
+        .throttle
+        .check(&budgets, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+
+    let password = SecretString::from(body.password);
+    let user = users::find_by_email(state.db.pool(), &email).await?;
+    let Verified {
+        valid,
+        needs_rehash,
+    } = state
+        .passwords
+        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    let user = match user {
+        Some(user) if valid => user,
+        _ => {
+            state.throttle.hit(&budgets, now);
+            tracing::info!("login failed");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    state.throttle.clear(&account_key);
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    if needs_rehash {
+        let fresh = state.passwords.hash(&password).await?;
+        users::set_password_hash(state.db.pool(), &user.id, &fresh, now).await?;
+        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
+    }
+    let first_token = tokens::random_token(&mut rand::rng());
+    let issued = session::start(
+        &state.db,
+        &user.id,
+        now,
+        state.lifetimes(),
+        client_info(&headers, &ip),
+        first_token,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, session_id = %issued.family_id, "logged in");
+    state.session_response(StatusCode::OK, &user, &issued, delivery(&headers), now)
+}
+
+/// The presented refresh token: `Authorization: Bearer` wins over the cookie.
+fn presented_refresh_token(parts: &Parts) -> Option<(String, bool)> {
+    match bearer(parts) {
+        Some(token) => Some((token.to_string(), true)),
+        None => cookie::read(&parts.headers).map(|t| (t, false)),
+    }
+}
+
+async fn refresh(State(state): State<AppState>, parts: Parts) -> Response {
+    if !csrf::origin_allowed(&parts, &state.settings) {
+        return ApiError::OriginForbidden.into_response();
+    }
+    let Some((presented, by_header)) = presented_refresh_token(&parts) else {
+        return state.clearing(ApiError::RefreshMissing);
+    };
+    match refresh_inner(&state, &presented, by_header, &parts.headers).await {
+        Ok(response) => response,
+        Err(e @ (ApiError::Internal(_) | ApiError::Unavailable)) => e.into_response(),
+        Err(e) => state.clearing(e),
+    }
+}
+
+async fn refresh_inner(
+    state: &AppState,
+    presented: &str,
+    by_header: bool,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = state.clock.unix();
+    let issued = session::refresh(
+        &state.db,
+        &state.secret,
+        presented,
+        now,
+        state.lifetimes().policy,
+    )
+    .await?
+    .map_err(|failure| match failure {
+        RefreshFailure::Invalid => ApiError::RefreshInvalid,
+        RefreshFailure::Expired => ApiError::RefreshExpired,
+        RefreshFailure::Reused(cause) => {
+            tracing::warn!(
+                cause = cause.as_str(),
+                "refresh token reused: session revoked"
+            );
+            ApiError::RefreshReused
+        }
+    })?;
+    let user = users::find_by_id(state.db.pool(), &issued.user_id)
+        .await?
+        .ok_or(ApiError::RefreshInvalid)?;
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    // A cookie-authenticated refresh never puts the token in a body, whatever it asks.
+    let delivery = if by_header && asked_for_body(headers) {
+        Delivery::Body
+    } else {
+        Delivery::Cookie
+    };
+    state.session_response(StatusCode::OK, &user, &issued, delivery, now)
+}
+
+async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    if !csrf::origin_allowed(&parts, &state.settings) {
+        return Err(ApiError::OriginForbidden);
+    }
+    if let Some((presented, _)) = presented_refresh_token(&parts) {
+        session::logout(&state.db, &presented, state.clock.unix()).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie::clear(state.settings.cookie_secure),
+    );
+    Ok(response)
+}
