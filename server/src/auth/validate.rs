@@ -82,7 +82,17 @@ mod tests {
             assert!(email_ok(ok), "{ok}");
         }
         for bad in [
-            "", "a", "a@", "@b.co", "a@b", "a@@b.co", "a b@c.co", "a@-b.co", "a@b..co", "a@b.co\n",
+            "",
+            "a",
+            "a@",
+            "@b.co",
+            "a@b",
+            "a@@b.co",
+            "a b@c.co",
+            "a@-b.co",
+            "a@b..co",
+            "a\n@b.co",
+            "a@b\u{0}.co",
         ] {
             assert!(!email_ok(bad), "{bad:?}");
         }
