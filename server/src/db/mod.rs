@@ -41,8 +41,14 @@ pub enum DbError {
 }
 
 /// Migrations, compiled into the binary so a deployed server needs no `migrations/` folder.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "users", include_str!("../../migrations/0001_users.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "users", include_str!("../../migrations/0001_users.sql")),
+    (
+        2,
+        "sessions",
+        include_str!("../../migrations/0002_sessions.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;

@@ -145,3 +145,18 @@ impl UserRow {
         }
     }
 }
+
+pub async fn set_active<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    active: bool,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set active = $1, updated_at = $2 where id = $3")
+        .bind(i64::from(active))
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}

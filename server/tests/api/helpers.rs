@@ -1,22 +1,85 @@
-use app::api::{ErrorBody, ErrorCode};
-use reqwest::{Response, StatusCode};
+use app::api::{ErrorBody, ErrorCode, Session};
+use reqwest::{header::HeaderMap, Response, StatusCode};
+use serde_json::json;
 use server::{
-    clock::SystemClock,
+    clock::ManualClock,
     config::Settings,
     db::{Backend, Db},
     Application,
 };
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-/// A running app on its own port, with its own fresh database and key files.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running app on its own port, with its own fresh database, key files and clock.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: Db,
+    pub clock: ManualClock,
+    pub key_file: PathBuf,
     _dir: TempDir,
     _stop: oneshot::Sender<()>,
+}
+
+/// What a successful register, login or refresh gave the client.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    pub session: Session,
+    /// From `Set-Cookie`, when the token was delivered as a cookie.
+    pub cookie: Option<SetCookie>,
+}
+
+impl Signed {
+    pub fn refresh_token(&self) -> String {
+        match (&self.cookie, &self.session.refresh_token) {
+            (Some(c), _) => c.value.clone(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => panic!("no refresh token delivered"),
+        }
+    }
+}
+
+/// A parsed `Set-Cookie` for the refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetCookie {
+    pub value: String,
+    pub attributes: Vec<String>,
+    pub raw: String,
+}
+
+impl SetCookie {
+    pub fn max_age(&self) -> i64 {
+        self.attributes
+            .iter()
+            .find_map(|a| a.strip_prefix("Max-Age="))
+            .expect("Max-Age")
+            .parse()
+            .unwrap()
+    }
+}
+
+pub fn refresh_cookie(headers: &HeaderMap) -> Option<SetCookie> {
+    let mut found = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .filter(|v| v.starts_with("refresh_token="));
+    let raw = found.next()?;
+    assert!(found.next().is_none(), "one refresh cookie at most");
+    let mut parts = raw.split("; ");
+    let value = parts
+        .next()
+        .unwrap()
+        .trim_start_matches("refresh_token=")
+        .to_string();
+    Some(SetCookie {
+        value,
+        attributes: parts.map(str::to_string).collect(),
+        raw: raw.clone(),
+    })
 }
 
 impl TestApp {
@@ -31,6 +94,75 @@ impl TestApp {
             .await
             .expect("request failed")
     }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn register_raw(&self, email: &str, password: &str, name: &str) -> Response {
+        self.post_json(
+            "/api/auth/register",
+            json!({"email": email, "password": password, "name": name}),
+        )
+        .await
+    }
+
+    pub async fn login_raw(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers a person and returns the session, asserting success.
+    pub async fn register(&self, email: &str) -> Signed {
+        let response = self.register_raw(email, PASSWORD, "Test Person").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        signed(response).await
+    }
+
+    pub async fn login(&self, email: &str) -> Signed {
+        let response = self.login_raw(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        signed(response).await
+    }
+
+    /// `POST /api/auth/refresh` carrying `token` in the cookie, as a browser does.
+    pub async fn refresh_raw(&self, token: &str) -> Response {
+        self.client
+            .post(self.url("/api/auth/refresh"))
+            .header("cookie", format!("refresh_token={token}"))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn refresh(&self, token: &str) -> Signed {
+        let response = self.refresh_raw(token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        signed(response).await
+    }
+
+    pub async fn me_raw(&self, access_token: &str) -> Response {
+        self.client
+            .get(self.url("/api/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+}
+
+pub async fn signed(response: Response) -> Signed {
+    let cookie = refresh_cookie(response.headers());
+    let session: Session = response.json().await.expect("a Session body");
+    Signed { session, cookie }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -41,17 +173,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = fresh_database(&dir).await;
+    let key_file = dir.path().join("jwt.pem");
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), database_url),
         ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
-        (
-            "AUTH_KEY_FILE".into(),
-            dir.path().join("jwt.pem").display().to_string(),
-        ),
+        ("AUTH_KEY_FILE".into(), key_file.display().to_string()),
         (
             "AUTH_SECRET_FILE".into(),
             dir.path().join("secret.key").display().to_string(),
         ),
+        // Tests register many people from one address; the throttling tests turn it on.
+        ("RATE_LIMIT_ENABLED".into(), "false".into()),
         ("RUST_LOG".into(), "warn".into()),
     ]);
     for (k, v) in extra {
@@ -60,7 +192,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
     server::telemetry::init(&settings.rust_log);
     let options = server::leptos_options(&settings);
-    let app = Application::build(settings, options, Arc::new(SystemClock))
+    let clock = ManualClock::at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let app = Application::build(settings, options, Arc::new(clock.clone()))
         .await
         .expect("app starts");
     let addr = app.local_addr();
@@ -84,6 +217,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         addr,
         client,
         db,
+        clock,
+        key_file,
         _dir: dir,
         _stop: stop,
     }
@@ -126,5 +261,32 @@ pub async fn assert_error(response: Response, status: StatusCode, code: ErrorCod
     let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(body.error.code, code, "{text}");
     assert!(!body.error.message.is_empty());
+    if code != ErrorCode::ValidationFailed {
+        assert_eq!(
+            body.error.fields, None,
+            "fields only with validation_failed"
+        );
+    }
     body
+}
+
+/// Asserts an error and that the response clears the refresh cookie.
+pub async fn assert_error_clearing(response: Response, status: StatusCode, code: ErrorCode) {
+    let cookie = refresh_cookie(response.headers()).expect("the refresh cookie is cleared");
+    assert_eq!(cookie.value, "");
+    assert!(
+        cookie.attributes.contains(&"Max-Age=0".to_string()),
+        "{}",
+        cookie.raw
+    );
+    assert!(
+        cookie.attributes.contains(&"Path=/api/auth".to_string()),
+        "{}",
+        cookie.raw
+    );
+    assert_error(response, status, code).await;
+}
+
+pub fn unique_email() -> String {
+    format!("person-{}@example.com", uuid::Uuid::new_v4().simple())
 }
