@@ -32,6 +32,10 @@ impl ManualClock {
         ManualClock(Arc::new(std::sync::atomic::AtomicI64::new(unix)))
     }
 
+    pub fn now_unix(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
     }

@@ -42,6 +42,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    state: AppState,
     db: Db,
     clock: SharedClock,
 }
@@ -76,12 +77,14 @@ impl Application {
             secret: Arc::new(auth::tokens::ServerSecret::new(secret)),
             passwords: auth::password::Passwords::for_this_machine()?,
             throttle: Arc::new(auth::throttle::Throttle::new(settings.rate_limit_enabled)),
+            users: Arc::new(auth::user_cache::UserCache::default()),
             settings: Arc::new(settings),
             clock: clock.clone(),
         };
         Ok(Application {
             listener,
-            router: build_router(state),
+            router: build_router(state.clone()),
+            state,
             db,
             clock,
         })
@@ -96,6 +99,11 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The shared state, for routes of your own (and tests) next to the built-in ones.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.

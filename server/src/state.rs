@@ -1,5 +1,8 @@
 use crate::{
-    auth::{jwt::JwtKeys, password::Passwords, throttle::Throttle, tokens::ServerSecret},
+    auth::{
+        jwt::JwtKeys, password::Passwords, throttle::Throttle, tokens::ServerSecret,
+        user_cache::UserCache,
+    },
     clock::SharedClock,
     config::Settings,
     db::Db,
@@ -19,4 +22,5 @@ pub struct AppState {
     pub secret: Arc<ServerSecret>,
     pub passwords: Passwords,
     pub throttle: Arc<Throttle>,
+    pub users: Arc<UserCache>,
 }

@@ -8,14 +8,23 @@ use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts},
 };
-use std::marker::PhantomData;
+use std::{marker::PhantomData, sync::Arc};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthUser {
-    pub user_id: String,
-    pub session_id: String,
     pub role: Role,
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
+}
+
+impl AuthUser {
+    pub fn user_id(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// The session (refresh family) the token was issued to.
+    pub fn session_id(&self) -> &str {
+        &self.claims.sid
+    }
 }
 
 /// `Some(token)` from `Authorization: Bearer <token>`; `None` when there is no such header.
@@ -34,12 +43,7 @@ fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiError> {
             TokenError::Invalid => ApiError::TokenInvalid,
         })?;
     let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid)?;
-    Ok(AuthUser {
-        user_id: claims.sub.clone(),
-        session_id: claims.sid.clone(),
-        role,
-        claims,
-    })
+    Ok(AuthUser { role, claims })
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -83,7 +87,7 @@ impl RequiredRole for Admin {
 }
 
 /// `RequireRole<Admin>` in a handler's arguments admits admins only (403 `forbidden`).
-pub struct RequireRole<R: RequiredRole>(pub AuthUser, PhantomData<R>);
+pub struct RequireRole<R: RequiredRole>(pub AuthUser, pub PhantomData<R>);
 
 /// Admins may do whatever users may; users only their own role's routes.
 pub fn has_role(user: &AuthUser, required: Role) -> bool {
@@ -113,10 +117,8 @@ mod tests {
 
     fn user(role: Role) -> AuthUser {
         AuthUser {
-            user_id: "u".into(),
-            session_id: "s".into(),
             role,
-            claims: AccessClaims {
+            claims: Arc::new(AccessClaims {
                 iss: "i".into(),
                 aud: "a".into(),
                 sub: "u".into(),
@@ -126,7 +128,7 @@ mod tests {
                 nbf: 0,
                 exp: 1,
                 jti: "j".into(),
-            },
+            }),
         }
     }
 

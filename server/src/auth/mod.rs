@@ -10,4 +10,5 @@ pub mod refresh;
 pub mod session;
 pub mod throttle;
 pub mod tokens;
+pub mod user_cache;
 pub mod validate;

@@ -160,3 +160,18 @@ pub async fn set_active<'e>(
         .await
         .map(|_| ())
 }
+
+pub async fn set_role<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    role: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
+        .bind(role)
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}

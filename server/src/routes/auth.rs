@@ -236,6 +236,7 @@ async fn login(
     if needs_rehash {
         let fresh = state.passwords.hash(&password).await?;
         users::set_password_hash(state.db.pool(), &user.id, &fresh, now).await?;
+        state.users.evict(&user.id);
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
     let first_token = tokens::random_token(&mut rand::rng());

@@ -1,6 +1,6 @@
 //! `GET /api/me`: the signed-in person.
 
-use crate::{auth::extract::AuthUser, db::users, error::ApiError, state::AppState};
+use crate::{auth::extract::AuthUser, error::ApiError, state::AppState};
 use app::api::User;
 use axum::{extract::State, routing::get, Json, Router};
 
@@ -9,7 +9,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>, ApiError> {
-    let row = users::find_by_id(state.db.pool(), &user.user_id)
+    let row = state
+        .users
+        .get(&state.db, user.user_id(), state.clock.unix())
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     Ok(Json(row.to_api()))

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub db: Db,
     pub clock: ManualClock,
     pub key_file: PathBuf,
+    pub state: server::state::AppState,
     _dir: TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -198,6 +199,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .expect("app starts");
     let addr = app.local_addr();
     let db = app.db().clone();
+    let state = app.state().clone();
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
         assert_eq!(
             db.backend(),
@@ -219,6 +221,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         db,
         clock,
         key_file,
+        state,
         _dir: dir,
         _stop: stop,
     }

@@ -2,6 +2,7 @@
 //! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod errors;
+mod guards;
 mod headers;
 mod health;
 mod helpers;
@@ -10,5 +11,6 @@ mod logout;
 mod me;
 mod refresh;
 mod register;
+mod sessions;
 mod settings;
 mod users;

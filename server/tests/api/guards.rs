@@ -1,0 +1,79 @@
+//! The request guards on routes of one's own, next to the built-in ones.
+
+use crate::helpers::{spawn_app, unique_email};
+use axum::{body::Body, http::Request, routing::get, Router};
+use reqwest::StatusCode;
+use server::{
+    auth::extract::{Admin, MaybeAuthUser, RequireRole},
+    db::users,
+};
+use tower::ServiceExt;
+
+async fn call(router: &Router, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::builder().uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    (
+        StatusCode::from_u16(status.as_u16()).unwrap(),
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn require_role_and_maybe_auth_user() {
+    let app = spawn_app().await;
+    let user = app.register(&unique_email()).await;
+    let admin_email = unique_email();
+    let admin = app.register(&admin_email).await;
+    users::set_role(app.db.pool(), &admin.session.user.id, "admin", 0)
+        .await
+        .unwrap();
+    let admin = app.login(&admin_email).await;
+
+    let router = Router::new()
+        .route(
+            "/admin",
+            get(|RequireRole(who, _): RequireRole<Admin>| async move { who.user_id().to_string() }),
+        )
+        .route(
+            "/maybe",
+            get(|MaybeAuthUser(who): MaybeAuthUser| async move {
+                who.map_or("anonymous".to_string(), |u| u.user_id().to_string())
+            }),
+        )
+        .with_state(app.state.clone());
+
+    let (status, body) = call(&router, "/admin", Some(&admin.session.access_token)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, admin.session.user.id.as_str())
+    );
+    let (status, body) = call(&router, "/admin", Some(&user.session.access_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("\"forbidden\""), "{body}");
+    let (status, body) = call(&router, "/admin", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("token_missing"), "{body}");
+
+    assert_eq!(
+        call(&router, "/maybe", None).await,
+        (StatusCode::OK, "anonymous".into())
+    );
+    assert_eq!(
+        call(&router, "/maybe", Some(&user.session.access_token)).await,
+        (StatusCode::OK, user.session.user.id.clone())
+    );
+    let (status, body) = call(&router, "/maybe", Some("forged")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("token_invalid"), "{body}");
+}
