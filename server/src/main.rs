@@ -5,6 +5,11 @@ use std::{process::ExitCode, sync::Arc};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A developer tool for `cargo xtask bench`: the cost of one password hash here.
+    if std::env::args().nth(1).as_deref() == Some("bench-argon2") {
+        println!("{:.2}", server::auth::password::median_hash_ms(21));
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {

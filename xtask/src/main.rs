@@ -3,6 +3,7 @@
 //! Installs only what is missing, says what it does and how long each step took. It has no
 //! dependencies so that it builds in seconds on a fresh machine.
 
+mod bench;
 mod postgres;
 mod setup;
 mod util;
@@ -19,6 +20,7 @@ usage: cargo xtask <command>
           integration tests on SQLite and PostgreSQL, Playwright on a release build
   test-postgres
           only the integration tests, on a throwaway PostgreSQL server
+  bench   load the release server with wrk and print the figures F1-F4
 ";
 
 fn main() -> ExitCode {
@@ -29,6 +31,9 @@ fn main() -> ExitCode {
         Some("setup") => setup::all(&mut steps),
         Some("serve") => serve(&mut steps),
         Some("test") => test(&mut steps),
+        Some("bench") => {
+            setup::build_tools(&mut steps).and_then(|()| steps.run("benchmark", bench::run_all))
+        }
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
             .and_then(|()| postgres_tests(&mut steps)),

@@ -214,7 +214,7 @@ pub fn postgres_bin_dir() -> Option<PathBuf> {
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 
-fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     if !is_root() {
         return Err(format!(
             "missing Debian packages; install them with: sudo apt-get install -y {}",

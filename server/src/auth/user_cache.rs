@@ -10,8 +10,15 @@ use std::sync::Arc;
 pub const TTL_SECS: i64 = 30;
 const ENTRIES: usize = 16_384;
 
+/// A row and its contract `User` JSON, rendered once.
+#[derive(Clone, Debug)]
+pub struct CachedUser {
+    pub row: Arc<UserRow>,
+    pub json: axum::body::Bytes,
+}
+
 pub struct UserCache {
-    entries: quick_cache::sync::Cache<String, (i64, Arc<UserRow>)>,
+    entries: quick_cache::sync::Cache<String, (i64, CachedUser)>,
 }
 
 impl Default for UserCache {
@@ -29,19 +36,23 @@ impl UserCache {
         db: &Db,
         id: &str,
         now: i64,
-    ) -> Result<Option<Arc<UserRow>>, sqlx::Error> {
-        if let Some((fetched_at, row)) = self.entries.get(id) {
+    ) -> Result<Option<CachedUser>, sqlx::Error> {
+        if let Some((fetched_at, cached)) = self.entries.get(id) {
             if (fetched_at..fetched_at + TTL_SECS).contains(&now) {
-                return Ok(Some(row));
+                return Ok(Some(cached));
             }
         }
         let Some(row) = users::find_by_id(db.pool(), id).await? else {
             self.entries.remove(id);
             return Ok(None);
         };
-        let row = Arc::new(row);
-        self.entries.insert(id.to_string(), (now, row.clone()));
-        Ok(Some(row))
+        let json = serde_json::to_vec(&row.to_api()).map_err(|e| sqlx::Error::Decode(e.into()))?;
+        let cached = CachedUser {
+            row: Arc::new(row),
+            json: json.into(),
+        };
+        self.entries.insert(id.to_string(), (now, cached.clone()));
+        Ok(Some(cached))
     }
 
     /// Forgets a user after a change on this instance.

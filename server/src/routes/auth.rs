@@ -26,10 +26,10 @@ use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
 }
 
 /// Where the refresh token goes: the HTTP-only cookie, or (non-browser clients that ask
