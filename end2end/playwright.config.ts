@@ -55,6 +55,8 @@ export default defineConfig({
       AUTH_KEY_FILE: `${dataDir}/jwt-ed25519.pem`,
       AUTH_SECRET_FILE: `${dataDir}/secret.key`,
       RATE_LIMIT_ENABLED: 'false',
+      // Short-lived access tokens, so the suite sees them expire (plus the 5 s leeway).
+      AUTH_ACCESS_TTL_SECS: '2',
       RUST_LOG: 'warn',
     },
   },

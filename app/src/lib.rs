@@ -1,6 +1,7 @@
 //! The Leptos application shared by the server (SSR) and the browser (hydration).
 
 pub mod api;
+pub mod auth;
 pub mod components;
 pub mod pages;
 
@@ -11,7 +12,14 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path,
 };
-use pages::{home::HomePage, not_found::NotFound};
+use pages::{
+    account::AccountPage, home::HomePage, login::LoginPage, not_found::NotFound,
+    register::RegisterPage,
+};
+
+/// True once the WASM app has hydrated the page (set by an effect, which runs only then).
+#[derive(Clone, Copy)]
+pub struct Hydrated(pub ReadSignal<bool>);
 
 /// The whole HTML document, rendered on the server. Scripts carry the request's CSP nonce
 /// (`HydrationScripts` reads it from context), so no `unsafe-inline` is ever needed.
@@ -42,6 +50,8 @@ pub fn App() -> impl IntoView {
     // curious people) that the page is now live.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    provide_context(Hydrated(hydrated.read_only()));
+    auth::provide_auth();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/jwt-auth.css"/>
@@ -52,6 +62,9 @@ pub fn App() -> impl IntoView {
                 <main class="content">
                     <Routes fallback=NotFound>
                         <Route path=path!("/") view=HomePage/>
+                        <Route path=path!("/login") view=LoginPage/>
+                        <Route path=path!("/register") view=RegisterPage/>
+                        <Route path=path!("/account") view=AccountPage/>
                     </Routes>
                 </main>
             </div>

@@ -8,11 +8,11 @@ test('the home page renders on the server, hydrates and responds', async ({ page
   expect(csp).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9_-]{16,}'/);
   expect(csp).not.toContain('unsafe-inline');
 
+  // Once hydrated, the silent restore finds no session and the header offers to sign in.
+  await waitForHydration(page);
   const header = page.getByRole('banner');
   await expect(header.getByRole('link', { name: 'Log in' })).toHaveAttribute('href', '/login');
   await expect(header.getByRole('link', { name: 'Create account' })).toHaveAttribute('href', '/register');
-
-  await waitForHydration(page);
 });
 
 test.describe('at phone width', () => {
@@ -45,10 +45,12 @@ test('the stylesheet from style/ is applied', async ({ page }) => {
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
-  test('the server-rendered page is complete but not hydrated', async ({ page }) => {
+  test('the server renders public content at once and a neutral header', async ({ page }) => {
     await page.goto('/');
     await expect(page.getByRole('heading', { level: 1 })).toContainText('JWT');
-    await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
     await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'false');
+    // The server never knows the session: neither sign-in links nor a name.
+    await expect(page.getByRole('link', { name: 'Log in' })).toHaveCount(0);
+    await expect(page.getByRole('button', { name: 'Log out' })).toHaveCount(0);
   });
 });

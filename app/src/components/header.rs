@@ -1,11 +1,27 @@
-use leptos::prelude::*;
-use leptos_router::components::A;
+use crate::auth::{use_auth, AuthState};
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_navigate};
 
-/// The site header of the spec's pages table. On narrow screens the links fold behind a
-/// menu button, which is also the first thing that proves the page is interactive.
+/// The site header of the spec's pages table. While the session is being restored it shows
+/// neither the sign-in links nor a name, so a signed-in person never sees signed-out content.
+/// On narrow screens the links fold behind a menu button.
 #[component]
 pub fn Header() -> impl IntoView {
+    let auth = use_auth();
     let (open, set_open) = signal(false);
+    let navigate = use_navigate();
+    let pending = RwSignal::new(false);
+    let logout = move |_| {
+        pending.set(true);
+        let navigate = navigate.clone();
+        // Leave a protected page first, so it does not take the sign-out for an expired
+        // session and send the person to the login page.
+        navigate("/", Default::default());
+        spawn_local(async move {
+            auth.logout().await;
+            pending.set(false);
+        });
+    };
 
     view! {
         <header class="site-header">
@@ -20,8 +36,20 @@ pub fn Header() -> impl IntoView {
                 "Menu"
             </button>
             <nav id="site-nav" class="site-nav" class:open=open aria-label="Account">
-                <A href="/login">"Log in"</A>
-                <A href="/register" attr:class="button">"Create account"</A>
+                {move || match auth.state.get() {
+                    AuthState::Restoring => view! { <span class="nav-pending" aria-busy="true"></span> }.into_any(),
+                    AuthState::SignedOut => view! {
+                        <A href="/login">"Log in"</A>
+                        <A href="/register" attr:class="button">"Create account"</A>
+                    }.into_any(),
+                    AuthState::SignedIn(user) => {
+                        let logout = logout.clone();
+                        view! {
+                            <A href="/account" attr:class="user-name">{user.name}</A>
+                            <button type="button" on:click=logout disabled=move || pending.get()>"Log out"</button>
+                        }.into_any()
+                    }
+                }}
             </nav>
         </header>
     }

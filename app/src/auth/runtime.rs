@@ -1,0 +1,404 @@
+//! The browser auth runtime, provided as Leptos context.
+//!
+//! The access token lives only here, in WASM memory: never in localStorage,
+//! sessionStorage, IndexedDB or a script-readable cookie. The refresh token is the
+//! server's HTTP-only cookie, which this code never sees. On the server (SSR) the runtime
+//! exists but stays `Restoring`, so protected pages render a neutral placeholder and the
+//! browser hydrates the same markup before it restores the session.
+
+use super::logic::RefreshOutcome;
+use crate::api::{ErrorCode, LoginRequest, RegisterRequest, User};
+use leptos::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthState {
+    /// Not known yet: the server render, and the browser until the first refresh answers.
+    Restoring,
+    SignedIn(User),
+    SignedOut,
+}
+
+/// Why an API call failed, for the page to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiFailure {
+    /// The contract's error body.
+    Api {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    /// No answer, or one that is not the contract's shape.
+    Network,
+    /// The session ended during the call; the person is on the way to the login page.
+    SignedOut,
+}
+
+impl ApiFailure {
+    pub fn message(&self) -> String {
+        match self {
+            ApiFailure::Api { message, .. } => message.clone(),
+            ApiFailure::Network => {
+                "The server could not be reached. Check your connection and try again.".into()
+            }
+            ApiFailure::SignedOut => "Your session has ended. Please sign in again.".into(),
+        }
+    }
+
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        match self {
+            ApiFailure::Api { fields, .. } => fields.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
+/// The handle pages use: `use_auth()`. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub state: RwSignal<AuthState>,
+    #[cfg(feature = "hydrate")]
+    inner: StoredValue<browser::Inner, LocalStorage>,
+}
+
+pub fn provide_auth() -> Auth {
+    let auth = Auth {
+        state: RwSignal::new(AuthState::Restoring),
+        #[cfg(feature = "hydrate")]
+        inner: StoredValue::new_local(browser::Inner::default()),
+    };
+    provide_context(auth);
+    #[cfg(feature = "hydrate")]
+    browser::start(auth);
+    auth
+}
+
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}
+
+impl Auth {
+    pub fn user(&self) -> Option<User> {
+        match self.state.get() {
+            AuthState::SignedIn(user) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// `GET` with the access token, refreshing once on an expired or invalid token.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiFailure> {
+        self.call::<(), T>("GET", path, None).await
+    }
+
+    /// `POST` with a JSON body and the access token, refreshing once as `get` does.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiFailure> {
+        self.call("POST", path, Some(body)).await
+    }
+
+    #[allow(unused_variables)]
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::call(*self, method, path, body).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    #[allow(unused_variables)]
+    pub async fn login(&self, request: &LoginRequest) -> Result<(), ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::sign_in(*self, "/api/auth/login", request).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    #[allow(unused_variables)]
+    pub async fn register(&self, request: &RegisterRequest) -> Result<(), ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::sign_in(*self, "/api/auth/register", request).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    /// Ends the session on the server and forgets the token here.
+    pub async fn logout(&self) {
+        #[cfg(feature = "hydrate")]
+        browser::logout(*self).await;
+    }
+
+    /// Refreshes now (single flight: concurrent callers share one request).
+    pub async fn refresh(&self) -> RefreshOutcome {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::refresh(*self).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            RefreshOutcome::Unreachable
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::*;
+    use crate::{
+        api::{ErrorBody, Session},
+        auth::logic::{self, after_answer, after_refresh, Next},
+    };
+    use futures::future::{FutureExt, LocalBoxFuture, Shared};
+    use gloo_net::http::{Request, RequestBuilder, Response};
+    use leptos::task::spawn_local;
+    use std::time::Duration;
+
+    /// Memory only.
+    #[derive(Default)]
+    pub struct Inner {
+        token: Option<Token>,
+        /// The refresh in flight, shared by every caller that needs it.
+        flight: Option<Shared<LocalBoxFuture<'static, RefreshOutcome>>>,
+        timer: Option<TimeoutHandle>,
+    }
+
+    struct Token {
+        value: String,
+        obtained_ms: f64,
+        expires_in: u64,
+    }
+
+    fn now_ms() -> f64 {
+        js_sys::Date::now()
+    }
+
+    /// After hydration: restore the session from the cookie, and catch up when a sleeping
+    /// or hidden tab comes back, or the network returns.
+    pub fn start(auth: Auth) {
+        Effect::new(move |_| {
+            spawn_local(async move {
+                auth.refresh().await;
+            });
+        });
+        let catch_up = move || {
+            let due = auth.inner.with_value(|i| {
+                i.token
+                    .as_ref()
+                    .is_some_and(|t| logic::refresh_due(t.obtained_ms, t.expires_in, now_ms()))
+            });
+            if due {
+                spawn_local(async move {
+                    auth.refresh().await;
+                });
+            }
+        };
+        let on_online = window_event_listener(leptos::ev::online, move |_| catch_up());
+        let on_visible = window_event_listener_untyped("visibilitychange", move |_| {
+            if document().visibility_state() == web_sys::VisibilityState::Visible {
+                catch_up();
+            }
+        });
+        on_cleanup(move || {
+            on_online.remove();
+            on_visible.remove();
+        });
+    }
+
+    fn accept(auth: Auth, session: Session) {
+        let expires_in = session.expires_in;
+        auth.inner.update_value(|i| {
+            i.token = Some(Token {
+                value: session.access_token,
+                obtained_ms: now_ms(),
+                expires_in,
+            });
+            if let Some(timer) = i.timer.take() {
+                timer.clear();
+            }
+            let delay = logic::proactive_delay_ms(expires_in, js_sys::Math::random());
+            i.timer = set_timeout_with_handle(
+                move || {
+                    spawn_local(async move {
+                        auth.refresh().await;
+                    })
+                },
+                Duration::from_millis(delay),
+            )
+            .ok();
+        });
+        auth.state.set(AuthState::SignedIn(session.user));
+    }
+
+    fn forget(auth: Auth) {
+        auth.inner.update_value(|i| {
+            i.token = None;
+            if let Some(timer) = i.timer.take() {
+                timer.clear();
+            }
+        });
+        auth.state.set(AuthState::SignedOut);
+    }
+
+    /// Memory cleared, then the login page, coming back here afterwards.
+    fn sign_out_and_redirect(auth: Auth) {
+        forget(auth);
+        let location = window().location();
+        let here = format!(
+            "{}{}",
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default()
+        );
+        let _ = location.assign(&logic::login_url(&here));
+    }
+
+    pub async fn refresh(auth: Auth) -> RefreshOutcome {
+        let flight = auth.inner.with_value(|i| i.flight.clone());
+        let flight = match flight {
+            Some(flight) => flight,
+            None => {
+                let flight = perform_refresh(auth).boxed_local().shared();
+                auth.inner.update_value(|i| i.flight = Some(flight.clone()));
+                flight
+            }
+        };
+        flight.await
+    }
+
+    async fn perform_refresh(auth: Auth) -> RefreshOutcome {
+        let outcome = refresh_request(auth).await;
+        // The flight is over; the next caller starts a new one.
+        auth.inner.update_value(|i| i.flight = None);
+        outcome
+    }
+
+    async fn refresh_request(auth: Auth) -> RefreshOutcome {
+        let response = Request::post("/api/auth/refresh").send().await.ok();
+        let outcome = after_refresh(response.as_ref().map(Response::status));
+        match (outcome, response) {
+            (RefreshOutcome::Renewed, Some(response)) => match response.json::<Session>().await {
+                Ok(session) => accept(auth, session),
+                Err(_) => return RefreshOutcome::Unreachable,
+            },
+            (RefreshOutcome::Ended, _) => forget(auth),
+            _ => {
+                // Unreachable: keep what we have; a first restore with no answer is signed out.
+                if auth.state.get_untracked() == AuthState::Restoring {
+                    auth.state.set(AuthState::SignedOut);
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn failure(response: Response) -> ApiFailure {
+        let status = response.status();
+        match response.json::<ErrorBody>().await {
+            Ok(body) => ApiFailure::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+                fields: body.error.fields.unwrap_or_default(),
+            },
+            Err(_) => ApiFailure::Network,
+        }
+    }
+
+    fn request(method: &str, path: &str) -> RequestBuilder {
+        match method {
+            "POST" => Request::post(path),
+            "PATCH" => Request::patch(path),
+            "DELETE" => Request::delete(path),
+            _ => Request::get(path),
+        }
+    }
+
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        auth: Auth,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiFailure> {
+        let mut retried = false;
+        loop {
+            let token = auth
+                .inner
+                .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
+            let mut builder = request(method, path);
+            if let Some(token) = token {
+                builder = builder.header("Authorization", &format!("Bearer {token}"));
+            }
+            let sent = match body {
+                Some(body) => match builder.json(body) {
+                    Ok(request) => request.send().await,
+                    Err(_) => return Err(ApiFailure::Network),
+                },
+                None => builder.send().await,
+            };
+            let response = sent.map_err(|_| ApiFailure::Network)?;
+            if response.ok() {
+                return response.json::<T>().await.map_err(|_| ApiFailure::Network);
+            }
+            let failure = failure(response).await;
+            let (status, code) = match &failure {
+                ApiFailure::Api { status, code, .. } => (*status, Some(*code)),
+                _ => (0, None),
+            };
+            match after_answer(status, code, retried) {
+                Next::Deliver => return Err(failure),
+                Next::SignOut => {
+                    sign_out_and_redirect(auth);
+                    return Err(ApiFailure::SignedOut);
+                }
+                Next::RefreshThenRetry => match auth.refresh().await {
+                    RefreshOutcome::Renewed => retried = true,
+                    RefreshOutcome::Ended => {
+                        sign_out_and_redirect(auth);
+                        return Err(ApiFailure::SignedOut);
+                    }
+                    RefreshOutcome::Unreachable => return Err(ApiFailure::Network),
+                },
+            }
+        }
+    }
+
+    pub async fn sign_in<B: Serialize>(auth: Auth, path: &str, body: &B) -> Result<(), ApiFailure> {
+        let request = Request::post(path)
+            .json(body)
+            .map_err(|_| ApiFailure::Network)?;
+        let response = request.send().await.map_err(|_| ApiFailure::Network)?;
+        if !response.ok() {
+            return Err(failure(response).await);
+        }
+        let session = response
+            .json::<Session>()
+            .await
+            .map_err(|_| ApiFailure::Network)?;
+        accept(auth, session);
+        Ok(())
+    }
+
+    pub async fn logout(auth: Auth) {
+        let _ = Request::post("/api/auth/logout").send().await;
+        forget(auth);
+    }
+}

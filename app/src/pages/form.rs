@@ -1,0 +1,51 @@
+use crate::{auth::ApiFailure, Hydrated};
+use leptos::prelude::*;
+use std::collections::BTreeMap;
+
+/// What a sign-in form shows: pending, field errors, the form's error.
+#[derive(Clone, Copy)]
+pub struct FormState {
+    pending: RwSignal<bool>,
+    fields: RwSignal<BTreeMap<String, String>>,
+    pub form_error: RwSignal<Option<String>>,
+    hydrated: Hydrated,
+}
+
+impl FormState {
+    pub fn new() -> FormState {
+        FormState {
+            pending: RwSignal::new(false),
+            fields: RwSignal::new(BTreeMap::new()),
+            form_error: RwSignal::new(None),
+            hydrated: expect_context::<Hydrated>(),
+        }
+    }
+
+    /// The submit button works once the page is live and while nothing is in flight
+    /// (before hydration a native submit would send the fields nowhere useful).
+    pub fn ready(&self) -> bool {
+        self.hydrated.0.get() && !self.pending.get()
+    }
+
+    /// Starts a submission; false when one is already in flight.
+    pub fn begin(&self) -> bool {
+        if self.pending.get_untracked() {
+            return false;
+        }
+        self.pending.set(true);
+        self.fields.set(BTreeMap::new());
+        self.form_error.set(None);
+        true
+    }
+
+    pub fn fail(&self, failure: ApiFailure) {
+        self.fields.set(failure.fields());
+        self.form_error.set(Some(failure.message()));
+        self.pending.set(false);
+    }
+
+    pub fn field(&self, name: &'static str) -> Signal<Option<String>> {
+        let fields = self.fields;
+        Signal::derive(move || fields.with(|f| f.get(name).cloned()))
+    }
+}

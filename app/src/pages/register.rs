@@ -1,0 +1,60 @@
+use crate::{
+    api::RegisterRequest,
+    auth::{logic::safe_next, use_auth},
+    components::field::{Field, FormError},
+    pages::form::FormState,
+};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos_router::{
+    components::A,
+    hooks::{use_navigate, use_query_map},
+};
+
+#[component]
+pub fn RegisterPage() -> impl IntoView {
+    let auth = use_auth();
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let name = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let form = FormState::new();
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        let request = RegisterRequest {
+            name: name.get_untracked(),
+            email: email.get_untracked(),
+            password: password.get_untracked(),
+        };
+        let next = safe_next(query.get_untracked().get("next").as_deref());
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match auth.register(&request).await {
+                Ok(()) => navigate(&next, Default::default()),
+                Err(failure) => form.fail(failure),
+            }
+        });
+    };
+
+    view! {
+        <section class="card auth-card">
+            <h1>"Create account"</h1>
+            <form method="post" on:submit=submit novalidate>
+                <FormError message=form.form_error/>
+                <Field label="Name" name="name" input_type="text" autocomplete="name"
+                    value=name error=form.field("name")/>
+                <Field label="Email" name="email" input_type="email" autocomplete="email"
+                    value=email error=form.field("email")/>
+                <Field label="Password" name="password" input_type="password" autocomplete="new-password"
+                    value=password error=form.field("password")/>
+                <p class="hint">"At least 8 characters."</p>
+                <button type="submit" disabled=move || !form.ready()>"Create account"</button>
+            </form>
+            <p class="aside">"Already registered? " <A href="/login">"Sign in"</A></p>
+        </section>
+    }
+}

@@ -1,0 +1,146 @@
+import { test, expect, waitForHydration, uniqueEmail, register, PASSWORD } from './fixtures';
+
+test('register lands on the account page with the person’s data', async ({ page }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await expect(page.getByTestId('account-name')).toHaveText('Ada Lovelace');
+  await expect(page.getByTestId('account-role')).toHaveText('user');
+  const header = page.getByRole('banner');
+  await expect(header.getByRole('link', { name: 'Ada Lovelace' })).toBeVisible();
+  await expect(header.getByRole('button', { name: 'Log out' })).toBeVisible();
+});
+
+test('a reload keeps the person signed in, with no signed-out content first', async ({ page }) => {
+  await register(page, uniqueEmail());
+  await page.addInitScript(() => {
+    const seen = { signedOut: false };
+    (window as unknown as { seen: typeof seen }).seen = seen;
+    new MutationObserver(() => {
+      if (document.querySelector('a[href="/login"], a[href="/register"]')) seen.signedOut = true;
+    }).observe(document, { childList: true, subtree: true });
+  });
+  const response = await page.reload();
+  const html = await response!.text();
+  expect(html).not.toContain('href="/login"');
+  expect(html).toContain('aria-busy="true"');
+  await expect(page.getByTestId('account-email')).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { seen: { signedOut: boolean } }).seen.signedOut)).toBe(false);
+});
+
+test('no token is readable by script; the cookie is HttpOnly, Secure, Strict', async ({ page, context }) => {
+  await register(page, uniqueEmail());
+  const readable = await page.evaluate(async () => ({
+    local: localStorage.length,
+    session: sessionStorage.length,
+    cookie: document.cookie,
+    indexedDb: (await indexedDB.databases()).length,
+  }));
+  expect(readable).toEqual({ local: 0, session: 0, cookie: '', indexedDb: 0 });
+
+  const cookies = await context.cookies();
+  expect(cookies.map((c) => c.name)).toEqual(['refresh_token']);
+  const refresh = cookies[0];
+  expect(refresh).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/api/auth' });
+  expect(refresh.value.length).toBeGreaterThanOrEqual(43);
+  const lifetime = refresh.expires - Date.now() / 1000;
+  expect(lifetime).toBeGreaterThan(1_209_600 - 300);
+  expect(lifetime).toBeLessThanOrEqual(1_209_600 + 5);
+});
+
+test('after expiry, concurrent calls share one refresh and the page still shows its data', async ({ page }) => {
+  await page.clock.install();
+  await register(page, uniqueEmail());
+  // Freeze the page's timers (as a throttled background tab's), so no proactive refresh
+  // happens while the 2 s access token (plus 5 s of leeway) expires in real time.
+  await page.clock.pauseAt(Date.now() + 100);
+  await page.getByRole('banner').getByRole('link', { name: 'JWT auth' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await page.waitForTimeout(8_000);
+
+  const refreshes: string[] = [];
+  const me401: string[] = [];
+  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
+  page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 401 && me401.push(r.url()));
+  await page.getByRole('banner').getByRole('link', { name: 'Ada Lovelace' }).click();
+  await expect(page.getByTestId('account-name')).toHaveText('Ada Lovelace');
+  await expect(page.getByTestId('account-role')).toHaveText('user');
+  expect(me401.length).toBeGreaterThanOrEqual(2);
+  expect(refreshes).toEqual(['POST']);
+  await page.clock.resume();
+});
+
+test('a deleted refresh cookie leads to the login page', async ({ page, context }) => {
+  await register(page, uniqueEmail());
+  await context.clearCookies();
+  await page.reload();
+  await expect(page).toHaveURL(/\/login\?next=\/account$/);
+  await expect(page.getByRole('heading', { name: 'Log in' })).toBeVisible();
+});
+
+test('logout signs the person out here and on the server', async ({ page, context }) => {
+  await register(page, uniqueEmail());
+  const header = page.getByRole('banner');
+  await header.getByRole('button', { name: 'Log out' }).click();
+  await expect(header.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(page).toHaveURL(/\/$/);
+  expect(await context.cookies()).toEqual([]);
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/login\?next=\/account$/);
+});
+
+test('login errors are shown in text, tied to their fields', async ({ page }) => {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill('nobody@example.com');
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByLabel('Password').press('Enter');
+  await expect(page.getByRole('alert')).toHaveText('The email or password is not correct.');
+
+  await page.getByLabel('Email').fill('not an email');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  const email = page.getByLabel('Email');
+  await expect(email).toHaveAttribute('aria-invalid', 'true');
+  const describedBy = await email.getAttribute('aria-describedby');
+  await expect(page.locator(`#${describedBy}`)).toHaveText('Enter a valid email address.');
+  await expect(page.getByRole('alert')).toHaveText('Some fields are not valid.');
+});
+
+test('the button is disabled while its request is in flight', async ({ page }) => {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.route('**/api/auth/login', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await route.continue();
+  });
+  await page.getByLabel('Email').fill('nobody@example.com');
+  await page.getByLabel('Password').fill('wrong password');
+  const button = page.getByRole('button', { name: 'Log in' });
+  await button.click();
+  await expect(button).toBeDisabled();
+  await expect(page.getByRole('alert')).toBeVisible();
+  await expect(button).toBeEnabled();
+});
+
+test('next= is honoured for same-site paths and open redirects are refused', async ({ page, context }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+
+  const cases: [string, RegExp][] = [
+    ['/account?tab=profile', /\/account\?tab=profile$/],
+    ['//evil.example', /127\.0\.0\.1:\d+\/account$/],
+    ['https://evil.example/', /127\.0\.0\.1:\d+\/account$/],
+    ['/%5Cevil.example', /127\.0\.0\.1:\d+\/account$/],
+  ];
+  for (const [next, expected] of cases) {
+    await context.clearCookies();
+    await page.goto(`/login?next=${encodeURIComponent(next)}`);
+    await waitForHydration(page);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect(page).toHaveURL(expected);
+    await expect(page.getByTestId('account-email')).toHaveText(email);
+  }
+});
