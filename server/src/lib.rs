@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what `main` runs and what the integration tests start.
 

@@ -1,5 +1,5 @@
 use crate::auth::{use_auth, AuthState};
-use leptos::{prelude::*, task::spawn_local};
+use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate};
 
 /// The site header of the spec's pages table. While the session is being restored it shows
@@ -37,17 +37,17 @@ pub fn Header() -> impl IntoView {
             </button>
             <nav id="site-nav" class="site-nav" class:open=open aria-label="Account">
                 {move || match auth.state.get() {
-                    AuthState::Restoring => view! { <span class="nav-pending" aria-busy="true"></span> }.into_any(),
-                    AuthState::SignedOut => view! {
+                    AuthState::Restoring => EitherOf3::A(view! { <span class="nav-pending" aria-busy="true"></span> }),
+                    AuthState::SignedOut => EitherOf3::B(view! {
                         <A href="/login">"Log in"</A>
                         <A href="/register" attr:class="button">"Create account"</A>
-                    }.into_any(),
+                    }),
                     AuthState::SignedIn(user) => {
                         let logout = logout.clone();
-                        view! {
+                        EitherOf3::C(view! {
                             <A href="/account" attr:class="user-name">{user.name}</A>
                             <button type="button" on:click=logout disabled=move || pending.get()>"Log out"</button>
-                        }.into_any()
+                        })
                     }
                 }}
             </nav>

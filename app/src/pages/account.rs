@@ -1,8 +1,11 @@
 use crate::{
     api::User,
-    auth::{logic::login_url, use_auth, AuthState},
+    auth::{logic::login_url, use_auth, ApiFailure, AuthState},
 };
-use leptos::prelude::*;
+use leptos::{
+    either::{Either, EitherOf3},
+    prelude::*,
+};
 use leptos_router::{hooks::use_navigate, NavigateOptions};
 
 /// Signed in only. The server renders a neutral placeholder (it never knows the session);
@@ -26,8 +29,8 @@ pub fn AccountPage() -> impl IntoView {
         <section class="card">
             <h1>"Your account"</h1>
             {move || match auth.state.get() {
-                AuthState::SignedIn(_) => view! { <AccountPanels/> }.into_any(),
-                _ => view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }.into_any(),
+                AuthState::SignedIn(_) => Either::Left(view! { <AccountPanels/> }),
+                _ => Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
             }}
         </section>
     }
@@ -39,26 +42,43 @@ pub fn AccountPage() -> impl IntoView {
 fn AccountPanels() -> impl IntoView {
     view! {
         <div class="panels">
-            <Panel title="Profile" show=|u: &User| {
-                mark("account-data-shown");
-                view! {
+            <Panel kind=PanelKind::Profile/>
+            <Panel kind=PanelKind::Access/>
+            <Panel kind=PanelKind::Membership/>
+        </div>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PanelKind {
+    Profile,
+    Access,
+    Membership,
+}
+
+/// Branches are `Either`s rather than `AnyView`s: type erasure costs WASM size.
+fn panel_body(kind: PanelKind, u: &User) -> impl IntoView {
+    match kind {
+        PanelKind::Profile => {
+            mark("account-data-shown");
+            EitherOf3::A(view! {
                 <dl>
                     <dt>"Name"</dt><dd data-testid="account-name">{u.name.clone()}</dd>
                     <dt>"Email"</dt><dd data-testid="account-email">{u.email.clone()}</dd>
                 </dl>
-            }.into_any()}/>
-            <Panel title="Access" show=|u: &User| view! {
-                <dl>
-                    <dt>"Role"</dt><dd data-testid="account-role">{u.role.as_str()}</dd>
-                    <dt>"Email verified"</dt><dd>{if u.email_verified { "yes" } else { "not yet" }}</dd>
-                </dl>
-            }.into_any()/>
-            <Panel title="Membership" show=|u: &User| view! {
-                <dl>
-                    <dt>"Member since"</dt><dd>{u.created_at.get(..10).unwrap_or_default().to_string()}</dd>
-                </dl>
-            }.into_any()/>
-        </div>
+            })
+        }
+        PanelKind::Access => EitherOf3::B(view! {
+            <dl>
+                <dt>"Role"</dt><dd data-testid="account-role">{u.role.as_str()}</dd>
+                <dt>"Email verified"</dt><dd>{if u.email_verified { "yes" } else { "not yet" }}</dd>
+            </dl>
+        }),
+        PanelKind::Membership => EitherOf3::C(view! {
+            <dl>
+                <dt>"Member since"</dt><dd>{u.created_at.get(..10).unwrap_or_default().to_string()}</dd>
+            </dl>
+        }),
     }
 }
 
@@ -71,20 +91,25 @@ fn mark(_name: &str) {
 }
 
 #[component]
-fn Panel(title: &'static str, show: fn(&User) -> AnyView) -> impl IntoView {
+fn Panel(kind: PanelKind) -> impl IntoView {
     let auth = use_auth();
-    let user = LocalResource::new(move || async move { auth.get::<User>("/api/me").await });
+    // A signal filled by a task, rather than a resource under `<Suspense>`: the async
+    // resource machinery cost more WASM than the whole of this page.
+    let user = RwSignal::new(None::<Result<User, ApiFailure>>);
+    leptos::task::spawn_local(async move { user.set(Some(auth.get::<User>("/api/me").await)) });
+    let title = match kind {
+        PanelKind::Profile => "Profile",
+        PanelKind::Access => "Access",
+        PanelKind::Membership => "Membership",
+    };
     view! {
         <article class="panel" aria-label=title>
             <h2>{title}</h2>
-            <Suspense fallback=|| view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match user.await {
-                        Ok(u) => show(&u),
-                        Err(failure) => view! { <p class="form-error" role="alert">{failure.message()}</p> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            {move || match user.get() {
+                None => EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
+                Some(Ok(u)) => EitherOf3::B(panel_body(kind, &u)),
+                Some(Err(failure)) => EitherOf3::C(view! { <p class="form-error" role="alert">{failure.message()}</p> }),
+            }}
         </article>
     }
 }
