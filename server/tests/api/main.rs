@@ -10,6 +10,7 @@ mod login;
 mod logout;
 mod me;
 mod process;
+mod race_matrix;
 mod refresh;
 mod register;
 mod sessions;
