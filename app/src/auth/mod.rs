@@ -3,5 +3,7 @@
 
 pub mod logic;
 mod runtime;
+#[cfg(feature = "hydrate")]
+mod tabs;
 
 pub use runtime::{provide_auth, use_auth, ApiFailure, Auth, AuthState};

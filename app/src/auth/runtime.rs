@@ -166,7 +166,10 @@ mod browser {
     use super::*;
     use crate::{
         api::{ErrorBody, Session},
-        auth::logic::{self, after_answer, after_refresh, Next},
+        auth::{
+            logic::{self, after_answer, after_refresh, Next},
+            tabs::{self, TabMessage},
+        },
     };
     use futures::future::{FutureExt, LocalBoxFuture, Shared};
     use gloo_net::http::{Request, RequestBuilder, Response};
@@ -180,6 +183,8 @@ mod browser {
         /// The refresh in flight, shared by every caller that needs it.
         flight: Option<Shared<LocalBoxFuture<'static, RefreshOutcome>>>,
         timer: Option<TimeoutHandle>,
+        /// To the other tabs of this browser.
+        channel: Option<tabs::Channel>,
     }
 
     struct Token {
@@ -195,9 +200,21 @@ mod browser {
     /// After hydration: restore the session from the cookie, and catch up when a sleeping
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
+        let channel = tabs::Channel::open(move |message| match message {
+            TabMessage::Session { session } => adopt(auth, session),
+            TabMessage::SignedOut => forget(auth),
+            TabMessage::Hello => share(auth),
+        });
+        if let Some(channel) = &channel {
+            channel.post(&TabMessage::Hello);
+        }
+        auth.inner.update_value(|i| i.channel = channel);
         Effect::new(move |_| {
             spawn_local(async move {
-                auth.refresh().await;
+                // Another tab may have handed us its session already.
+                if auth.inner.with_value(|i| i.token.is_none()) {
+                    auth.refresh().await;
+                }
             });
         });
         let catch_up = move || {
@@ -224,7 +241,48 @@ mod browser {
         });
     }
 
+    fn tell(auth: Auth, message: TabMessage) {
+        auth.inner.with_value(|i| {
+            if let Some(channel) = &i.channel {
+                channel.post(&message);
+            }
+        });
+    }
+
+    /// Takes a session this tab obtained, and hands it to the other tabs.
     fn accept(auth: Auth, session: Session) {
+        tell(
+            auth,
+            TabMessage::Session {
+                session: session.clone(),
+            },
+        );
+        adopt(auth, session);
+    }
+
+    /// Answers a new tab's hello with our session, while it is not due for a refresh.
+    fn share(auth: Auth) {
+        let AuthState::SignedIn(user) = auth.state.get_untracked() else {
+            return;
+        };
+        let session = auth.inner.with_value(|i| {
+            let token = i.token.as_ref()?;
+            let elapsed_secs = ((now_ms() - token.obtained_ms) / 1000.0).max(0.0) as u64;
+            (!logic::refresh_due(token.obtained_ms, token.expires_in, now_ms())).then(|| Session {
+                user,
+                access_token: token.value.clone(),
+                token_type: "Bearer".into(),
+                expires_in: token.expires_in.saturating_sub(elapsed_secs),
+                refresh_token: None,
+            })
+        });
+        if let Some(session) = session {
+            tell(auth, TabMessage::Session { session });
+        }
+    }
+
+    /// Keeps a session in memory and schedules its proactive refresh.
+    fn adopt(auth: Auth, session: Session) {
         let expires_in = session.expires_in;
         auth.inner.update_value(|i| {
             i.token = Some(Token {
@@ -259,9 +317,15 @@ mod browser {
         auth.state.set(AuthState::SignedOut);
     }
 
+    /// This tab and every other forget the session.
+    fn end_everywhere(auth: Auth) {
+        forget(auth);
+        tell(auth, TabMessage::SignedOut);
+    }
+
     /// Memory cleared, then the login page, coming back here afterwards.
     fn sign_out_and_redirect(auth: Auth) {
-        forget(auth);
+        end_everywhere(auth);
         let location = window().location();
         let here = format!(
             "{}{}",
@@ -284,8 +348,21 @@ mod browser {
         flight.await
     }
 
+    /// One refresh across the tabs: under the Web Lock, and not at all when another tab
+    /// refreshed while this one waited (its session arrived over the channel).
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
-        let outcome = refresh_request(auth).await;
+        let started = now_ms();
+        let outcome = tabs::with_lock(move || async move {
+            let renewed_meanwhile = auth
+                .inner
+                .with_value(|i| i.token.as_ref().is_some_and(|t| t.obtained_ms > started));
+            if renewed_meanwhile {
+                RefreshOutcome::Renewed
+            } else {
+                refresh_request(auth).await
+            }
+        })
+        .await;
         // The flight is over; the next caller starts a new one.
         auth.inner.update_value(|i| i.flight = None);
         outcome
@@ -299,7 +376,7 @@ mod browser {
                 Ok(session) => accept(auth, session),
                 Err(_) => return RefreshOutcome::Unreachable,
             },
-            (RefreshOutcome::Ended, _) => forget(auth),
+            (RefreshOutcome::Ended, _) => end_everywhere(auth),
             _ => {
                 // Unreachable: keep what we have; a first restore with no answer is signed out.
                 if auth.state.get_untracked() == AuthState::Restoring {
@@ -399,6 +476,6 @@ mod browser {
 
     pub async fn logout(auth: Auth) {
         let _ = Request::post("/api/auth/logout").send().await;
-        forget(auth);
+        end_everywhere(auth);
     }
 }

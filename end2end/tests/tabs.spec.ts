@@ -1,0 +1,98 @@
+import type { BrowserContext, Page } from '@playwright/test';
+import { test, expect, register, uniqueEmail } from './fixtures';
+
+/** Opens `count` more tabs of the context on /account, each showing the person's data. */
+async function moreTabs(context: BrowserContext, count: number): Promise<Page[]> {
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) {
+    const page = await context.newPage();
+    await page.goto('/account');
+    await expect(page.getByTestId('account-email')).toBeVisible();
+    pages.push(page);
+  }
+  return pages;
+}
+
+function countRefreshes(context: BrowserContext) {
+  const seen: string[] = [];
+  context.on('request', (r) => r.url().endsWith('/api/auth/refresh') && seen.push(r.url()));
+  return seen;
+}
+
+test('three tabs reloading at once share one refresh', async ({ page, context }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  const tabs = [page, ...(await moreTabs(context, 2))];
+  // Let the 2 s access tokens expire in every tab (plus the server's 5 s of leeway).
+  await page.waitForTimeout(7_500);
+  const refreshes = countRefreshes(context);
+  await Promise.all(tabs.map((tab) => tab.reload()));
+  for (const tab of tabs) {
+    await expect(tab.getByTestId('account-email')).toHaveText(email);
+  }
+  expect(refreshes).toHaveLength(1);
+});
+
+test('without Web Locks every tab still recovers, with at most one refresh each', async ({ page, context }) => {
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+  });
+  const email = uniqueEmail();
+  await register(page, email);
+  const tabs = [page, ...(await moreTabs(context, 2))];
+  const refreshes = countRefreshes(context);
+  await Promise.all(tabs.map((tab) => tab.reload()));
+  for (const tab of tabs) {
+    await expect(tab.getByTestId('account-email')).toHaveText(email);
+  }
+  expect(refreshes.length).toBeGreaterThanOrEqual(1);
+  expect(refreshes.length).toBeLessThanOrEqual(3);
+});
+
+test('logout in one tab signs the others out within a second', async ({ page, context }) => {
+  await register(page, uniqueEmail());
+  const [other, third] = await moreTabs(context, 2);
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  for (const tab of [other, third]) {
+    await expect(tab.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible({ timeout: 1_000 });
+    await expect(tab).toHaveURL(/\/login\?next=\/account$/, { timeout: 1_000 });
+  }
+});
+
+test('a sign-in in one tab reaches the others', async ({ page, context }) => {
+  await page.goto('/');
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  const other = await context.newPage();
+  await register(other, uniqueEmail(), 'Grace Hopper');
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Grace Hopper' })).toBeVisible({ timeout: 1_000 });
+});
+
+test('a tab closed while holding the lock does not block the others', async ({ page, context }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  const [other] = await moreTabs(context, 1);
+  // The first tab's refresh hangs while it holds the lock; then the tab is closed.
+  await page.route('**/api/auth/refresh', () => {});
+  const holding = page.waitForRequest('**/api/auth/refresh');
+  await page.reload({ waitUntil: 'commit' });
+  await holding;
+  await page.close();
+  await other.reload();
+  await expect(other.getByTestId('account-email')).toHaveText(email);
+});
+
+test('a frozen tab holding the lock is overtaken after the wait', async ({ page, context }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  const [other] = await moreTabs(context, 1);
+  await page.route('**/api/auth/refresh', () => {});
+  const holding = page.waitForRequest('**/api/auth/refresh');
+  await page.reload({ waitUntil: 'commit' });
+  await holding;
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+  await other.reload();
+  // The lock is stolen after its 3 s wait.
+  await expect(other.getByTestId('account-email')).toHaveText(email, { timeout: 10_000 });
+  await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+});
