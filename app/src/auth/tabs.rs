@@ -30,15 +30,17 @@ impl Channel {
     /// Opens the channel; `on_message` runs for each message of another tab.
     pub fn open(mut on_message: impl FnMut(TabMessage) + 'static) -> Option<Channel> {
         let channel = web_sys::BroadcastChannel::new(CHANNEL).ok()?;
-        let handler = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-            if let Some(message) = event
-                .data()
-                .as_string()
-                .and_then(|text| serde_json::from_str::<TabMessage>(&text).ok())
-            {
-                on_message(message);
-            }
-        });
+        let handler = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                if let Some(message) = event
+                    .data()
+                    .as_string()
+                    .and_then(|text| serde_json::from_str::<TabMessage>(&text).ok())
+                {
+                    on_message(message);
+                }
+            },
+        );
         channel.set_onmessage(Some(handler.as_ref().unchecked_ref()));
         // The handler lives as long as the page.
         handler.forget();
@@ -84,7 +86,10 @@ where
         let (key, value): (&str, JsValue) = if steal {
             ("steal", JsValue::TRUE)
         } else {
-            ("signal", web_sys::AbortSignal::timeout_with_u32(LOCK_WAIT_MS).into())
+            (
+                "signal",
+                web_sys::AbortSignal::timeout_with_u32(LOCK_WAIT_MS).into(),
+            )
         };
         let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &value);
         let (work, slot) = (work.clone(), result.clone());
@@ -95,7 +100,8 @@ where
                 Ok(JsValue::UNDEFINED)
             })
         });
-        let Ok(promise) = request.call3(&locks, &JsValue::from_str(LOCK), &options, &callback) else {
+        let Ok(promise) = request.call3(&locks, &JsValue::from_str(LOCK), &options, &callback)
+        else {
             break;
         };
         // Rejected only when the wait timed out: then steal, on the next round.

@@ -1,6 +1,10 @@
-use crate::{auth::ApiFailure, Hydrated};
-use leptos::prelude::*;
-use std::collections::BTreeMap;
+use crate::{
+    auth::{logic::safe_next, ApiFailure},
+    Hydrated,
+};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos_router::hooks::{use_navigate, use_query_map};
+use std::{collections::BTreeMap, future::Future};
 
 /// What a sign-in form shows: pending, field errors, the form's error.
 #[derive(Clone, Copy)]
@@ -47,5 +51,33 @@ impl FormState {
     pub fn field(&self, name: &'static str) -> Signal<Option<String>> {
         let fields = self.fields;
         Signal::derive(move || fields.with(|f| f.get(name).cloned()))
+    }
+}
+
+/// The submit handler of a sign-in form: one request at a time (`send` builds it from the
+/// fields), then `?next=` (same-site only) or `/account`, or the errors beside the form.
+pub fn sign_in_on_submit<Fut>(
+    form: FormState,
+    send: impl Fn() -> Fut + 'static,
+) -> impl Fn(SubmitEvent) + 'static
+where
+    Fut: Future<Output = Result<(), ApiFailure>> + 'static,
+{
+    let query = use_query_map();
+    let navigate = use_navigate();
+    move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        let next = safe_next(query.get_untracked().get("next").as_deref());
+        let navigate = navigate.clone();
+        let request = send();
+        spawn_local(async move {
+            match request.await {
+                Ok(()) => navigate(&next, Default::default()),
+                Err(failure) => form.fail(failure),
+            }
+        });
     }
 }

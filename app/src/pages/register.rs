@@ -1,44 +1,27 @@
 use crate::{
     api::RegisterRequest,
-    auth::{logic::safe_next, use_auth},
+    auth::use_auth,
     components::field::{Field, FormError},
-    pages::form::FormState,
+    pages::form::{sign_in_on_submit, FormState},
 };
-use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_router::{
-    components::A,
-    hooks::{use_navigate, use_query_map},
-};
+use leptos::prelude::*;
+use leptos_router::components::A;
 
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let auth = use_auth();
-    let query = use_query_map();
-    let navigate = use_navigate();
     let name = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let form = FormState::new();
-
-    let submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if !form.begin() {
-            return;
-        }
+    let submit = sign_in_on_submit(form, move || {
         let request = RegisterRequest {
             name: name.get_untracked(),
             email: email.get_untracked(),
             password: password.get_untracked(),
         };
-        let next = safe_next(query.get_untracked().get("next").as_deref());
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match auth.register(&request).await {
-                Ok(()) => navigate(&next, Default::default()),
-                Err(failure) => form.fail(failure),
-            }
-        });
-    };
+        async move { auth.register(&request).await }
+    });
 
     view! {
         <section class="card auth-card">

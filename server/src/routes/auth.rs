@@ -97,6 +97,28 @@ impl AppState {
         Ok(response)
     }
 
+    /// A new family for a person who just registered or logged in, and its `Session`.
+    async fn start_session(
+        &self,
+        status: StatusCode,
+        user: &UserRow,
+        headers: &HeaderMap,
+        ip: &str,
+        now: i64,
+    ) -> Result<Response, ApiError> {
+        let first_token = tokens::random_token(&mut rand::rng());
+        let issued = session::start(
+            &self.db,
+            &user.id,
+            now,
+            self.lifetimes(),
+            client_info(headers, ip),
+            first_token,
+        )
+        .await?;
+        self.session_response(status, user, &issued, delivery(headers), now)
+    }
+
     /// An error that also clears the refresh cookie.
     fn clearing(&self, error: ApiError) -> Response {
         let mut response = error.into_response();
@@ -169,17 +191,9 @@ async fn register(
         InsertUserError::Db(e) => ApiError::from(e),
     })?;
     tracing::info!(user_id = %user.id, "registered");
-    let first_token = tokens::random_token(&mut rand::rng());
-    let issued = session::start(
-        &state.db,
-        &user.id,
-        now,
-        state.lifetimes(),
-        client_info(&headers, &ip),
-        first_token,
-    )
-    .await?;
-    state.session_response(StatusCode::CREATED, &user, &issued, delivery(&headers), now)
+    state
+        .start_session(StatusCode::CREATED, &user, &headers, &ip, now)
+        .await
 }
 
 async fn login(
@@ -239,18 +253,10 @@ async fn login(
         state.users.evict(&user.id);
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
-    let first_token = tokens::random_token(&mut rand::rng());
-    let issued = session::start(
-        &state.db,
-        &user.id,
-        now,
-        state.lifetimes(),
-        client_info(&headers, &ip),
-        first_token,
-    )
-    .await?;
-    tracing::info!(user_id = %user.id, session_id = %issued.family_id, "logged in");
-    state.session_response(StatusCode::OK, &user, &issued, delivery(&headers), now)
+    tracing::info!(user_id = %user.id, "logged in");
+    state
+        .start_session(StatusCode::OK, &user, &headers, &ip, now)
+        .await
 }
 
 /// The presented refresh token: `Authorization: Bearer` wins over the cookie.
