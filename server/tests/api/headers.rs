@@ -38,7 +38,10 @@ async fn pages_carry_a_nonce_csp_that_matches_their_scripts() {
     );
     // The server never knows the session: a neutral header, no signed-out links.
     assert!(html.contains(r#"class="nav-pending""#), "{html}");
-    assert!(!html.contains("Log in") && !html.contains("Create account"), "{html}");
+    assert!(
+        !html.contains("Log in") && !html.contains("Create account"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

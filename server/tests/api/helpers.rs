@@ -134,14 +134,28 @@ impl TestApp {
         signed(response).await
     }
 
+    /// `POST path` as a browser sends it to a cookie endpoint: the refresh cookie (when
+    /// given) and extra headers.
+    pub async fn cookie_post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(token) = token {
+            request = request.header("cookie", format!("refresh_token={token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request failed")
+    }
+
     /// `POST /api/auth/refresh` carrying `token` in the cookie, as a browser does.
     pub async fn refresh_raw(&self, token: &str) -> Response {
-        self.client
-            .post(self.url("/api/auth/refresh"))
-            .header("cookie", format!("refresh_token={token}"))
-            .send()
+        self.cookie_post("/api/auth/refresh", Some(token), &[])
             .await
-            .expect("request failed")
     }
 
     pub async fn refresh(&self, token: &str) -> Signed {

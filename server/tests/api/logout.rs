@@ -11,15 +11,8 @@ async fn logout_revokes_the_family_clears_the_cookie_and_is_idempotent() {
     let second = app.refresh(&first.refresh_token()).await;
     for _ in 0..2 {
         let response = app
-            .client
-            .post(app.url("/api/auth/logout"))
-            .header(
-                "cookie",
-                format!("refresh_token={}", second.refresh_token()),
-            )
-            .send()
-            .await
-            .unwrap();
+            .cookie_post("/api/auth/logout", Some(&second.refresh_token()), &[])
+            .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         let cookie = refresh_cookie(response.headers()).unwrap();
         assert_eq!(cookie.value, "");
@@ -33,12 +26,7 @@ async fn logout_revokes_the_family_clears_the_cookie_and_is_idempotent() {
     )
     .await;
     // Without any token it still answers 204.
-    let response = app
-        .client
-        .post(app.url("/api/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.cookie_post("/api/auth/logout", None, &[]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
@@ -69,13 +57,12 @@ async fn logout_from_a_foreign_origin_is_refused() {
     let app = spawn_app().await;
     let first = app.register(&unique_email()).await;
     let response = app
-        .client
-        .post(app.url("/api/auth/logout"))
-        .header("cookie", format!("refresh_token={}", first.refresh_token()))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .cookie_post(
+            "/api/auth/logout",
+            Some(&first.refresh_token()),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
     assert_error(response, StatusCode::FORBIDDEN, ErrorCode::OriginForbidden).await;
     app.refresh(&first.refresh_token()).await;
 }

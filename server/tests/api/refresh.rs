@@ -240,13 +240,12 @@ async fn a_cookie_refresh_never_returns_the_token_in_the_body() {
     let app = spawn_app().await;
     let first = app.register(&unique_email()).await;
     let response = app
-        .client
-        .post(app.url("/api/auth/refresh"))
-        .header("cookie", format!("refresh_token={}", first.refresh_token()))
-        .header("x-refresh-token-delivery", "body")
-        .send()
-        .await
-        .unwrap();
+        .cookie_post(
+            "/api/auth/refresh",
+            Some(&first.refresh_token()),
+            &[("x-refresh-token-delivery", "body")],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
     assert!(!text.contains("refresh_token"), "{text}");
@@ -282,35 +281,29 @@ async fn foreign_origins_are_refused_without_consuming_the_token() {
         ("sec-fetch-site", "cross-site"),
     ] {
         let response = app
-            .client
-            .post(app.url("/api/auth/refresh"))
-            .header("cookie", format!("refresh_token={token}"))
-            .header(name, value)
-            .send()
-            .await
-            .unwrap();
+            .cookie_post("/api/auth/refresh", Some(&token), &[(name, value)])
+            .await;
         assert_eq!(refresh_cookie(response.headers()), None, "nothing cleared");
         assert_error(response, StatusCode::FORBIDDEN, ErrorCode::OriginForbidden).await;
     }
     // Same host, and an allowed origin, pass; the token was never consumed.
+    let same_origin = format!("http://{}", app.addr);
     let same = app
-        .client
-        .post(app.url("/api/auth/refresh"))
-        .header("cookie", format!("refresh_token={token}"))
-        .header("origin", format!("http://{}", app.addr))
-        .send()
-        .await
-        .unwrap();
+        .cookie_post(
+            "/api/auth/refresh",
+            Some(&token),
+            &[("origin", &same_origin)],
+        )
+        .await;
     assert_eq!(same.status(), StatusCode::OK);
     let next = signed(same).await.refresh_token();
     let allowed = app
-        .client
-        .post(app.url("/api/auth/refresh"))
-        .header("cookie", format!("refresh_token={next}"))
-        .header("origin", "https://admin.example")
-        .send()
-        .await
-        .unwrap();
+        .cookie_post(
+            "/api/auth/refresh",
+            Some(&next),
+            &[("origin", "https://admin.example")],
+        )
+        .await;
     assert_eq!(allowed.status(), StatusCode::OK);
     assert_eq!(
         allowed.headers()["access-control-allow-origin"],
