@@ -1,4 +1,8 @@
 #![recursion_limit = "256"]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what `main` runs and what the integration tests start.
 
@@ -42,6 +46,7 @@ pub enum StartupError {
 /// A configured server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    addr: SocketAddr,
     router: Router,
     state: AppState,
     db: Db,
@@ -62,6 +67,10 @@ impl Application {
                 addr: settings.site_addr,
                 source,
             })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.site_addr,
+            source,
+        })?;
         let mut rng = rand::rng();
         let signing_key = auth::keys::load_or_create_signing_key(&settings.key_file, &mut rng)?;
         let secret = auth::keys::load_or_create_secret(&settings.secret_file, &mut rng)?;
@@ -84,6 +93,7 @@ impl Application {
         };
         Ok(Application {
             listener,
+            addr,
             router: build_router(state.clone()),
             state,
             db,
@@ -93,9 +103,7 @@ impl Application {
 
     /// The bound address (the real port when the settings asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.addr
     }
 
     pub fn db(&self) -> &Db {

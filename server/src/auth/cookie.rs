@@ -7,10 +7,15 @@ const ATTRIBUTES: &str = "HttpOnly; SameSite=Strict; Path=/api/auth";
 
 fn build(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
+    // Tokens are base64url, so this never fails; were it to, the answer clears the cookie.
     HeaderValue::from_str(&format!(
         "{NAME}={value}; {ATTRIBUTES}{secure}; Max-Age={max_age}"
     ))
-    .expect("token and attributes are visible ASCII")
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "refresh_token=; HttpOnly; SameSite=Strict; Path=/api/auth; Max-Age=0",
+        )
+    })
 }
 
 /// Sets the token for `max_age` seconds.

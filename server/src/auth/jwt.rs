@@ -57,6 +57,7 @@ pub struct JwtKeys {
 impl JwtKeys {
     pub fn new(key: &SigningKey, issuer: &str, audience: &str, ttl_secs: i64) -> JwtKeys {
         let public = key.verifying_key().to_bytes();
+        #[allow(clippy::expect_used)] // start-up, and infallible for Ed25519
         let der = key
             .to_pkcs8_der()
             .expect("an Ed25519 key always encodes as PKCS#8");

@@ -55,6 +55,7 @@ pub struct Passwords {
 }
 
 fn argon2() -> Argon2<'static> {
+    #[allow(clippy::expect_used)] // constants checked by the tests below
     let params = Params::new(M_COST, T_COST, P_COST, None).expect("OWASP parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }

@@ -41,6 +41,7 @@ pub fn random_token(rng: &mut impl RngCore) -> String {
 
 /// The token of generation `generation` in `family`, derived from its parent.
 pub fn child_token(secret: &ServerSecret, family: &str, generation: i64, parent: &str) -> String {
+    #[allow(clippy::expect_used)] // HMAC takes keys of any length
     let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
     mac.update(b"refresh-token/v1\0");
     mac.update(family.as_bytes());
