@@ -203,3 +203,17 @@ test('reload to the account page showing the person’s data (performance mark)'
   // A figure for the report, not a timed assertion.
   console.log(`reload → account data shown: median ${samples[2].toFixed(0)} ms (samples ${samples.map((s) => s.toFixed(0)).join(', ')})`);
 });
+
+test('a token refresh does not reload the page’s data', async ({ page }) => {
+  await register(page, uniqueEmail());
+  await expect(page.getByTestId('account-role')).toBeVisible();
+  await expect(page.getByText('Member since')).toBeVisible();
+  const calls: string[] = [];
+  page.on('request', (r) => r.url().endsWith('/api/me') && calls.push(r.url()));
+  // The 2 s token is refreshed proactively at least twice meanwhile.
+  const refreshed = page.waitForResponse((r) => r.url().endsWith('/api/auth/refresh'));
+  await refreshed;
+  await page.waitForTimeout(2_000);
+  expect(calls).toEqual([]);
+  await expect(page.getByTestId('account-email')).toBeVisible();
+});

@@ -304,7 +304,11 @@ mod browser {
             )
             .ok();
         });
-        auth.state.set(AuthState::SignedIn(session.user));
+        // A refresh of the same person changes nothing that is shown: no notification.
+        let signed_in = AuthState::SignedIn(session.user);
+        if auth.state.with_untracked(|state| *state != signed_in) {
+            auth.state.set(signed_in);
+        }
     }
 
     fn forget(auth: Auth) {

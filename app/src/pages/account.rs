@@ -25,12 +25,15 @@ pub fn AccountPage() -> impl IntoView {
             );
         }
     });
+    // The panels load their data once per sign-in, not at every token refresh.
+    let signed_in = Memo::new(move |_| matches!(auth.state.get(), AuthState::SignedIn(_)));
     view! {
         <section class="card">
             <h1>"Your account"</h1>
-            {move || match auth.state.get() {
-                AuthState::SignedIn(_) => Either::Left(view! { <AccountPanels/> }),
-                _ => Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
+            {move || if signed_in.get() {
+                Either::Left(view! { <AccountPanels/> })
+            } else {
+                Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
         </section>
     }
