@@ -193,6 +193,9 @@ mod browser {
         expires_in: u64,
     }
 
+    /// How long a new tab waits for another tab's session before refreshing itself.
+    const HELLO_WAIT_MS: i32 = 100;
+
     fn now_ms() -> f64 {
         js_sys::Date::now()
     }
@@ -209,10 +212,16 @@ mod browser {
             channel.post(&TabMessage::Hello);
         }
         auth.inner.update_value(|i| i.channel = channel);
+        tabs::announce_presence();
+        let has_token = move || auth.inner.with_value(|i| i.token.is_some());
         Effect::new(move |_| {
             spawn_local(async move {
-                // Another tab may have handed us its session already.
-                if auth.inner.with_value(|i| i.token.is_none()) {
+                // With other tabs open, one of them may answer our hello with its session:
+                // give it a moment rather than refreshing again.
+                if !has_token() && tabs::other_tabs().await > 0 {
+                    tabs::sleep(HELLO_WAIT_MS).await;
+                }
+                if !has_token() {
                     auth.refresh().await;
                 }
             });

@@ -10,6 +10,8 @@ use wasm_bindgen_futures::JsFuture;
 
 const CHANNEL: &str = "jwt-auth";
 const LOCK: &str = "jwt-auth-refresh";
+/// Held, shared, by every open tab for its whole life: how tabs count each other.
+const PRESENCE: &str = "jwt-auth-tab";
 /// How long a tab waits for the lock before taking it from a holder that is frozen or gone.
 pub const LOCK_WAIT_MS: u32 = 3_000;
 
@@ -61,6 +63,67 @@ fn lock_manager() -> Option<JsValue> {
         .filter(|locks| !locks.is_undefined() && !locks.is_null())
 }
 
+/// `navigator.locks` and one of its methods.
+fn lock_method(name: &str) -> Option<(JsValue, js_sys::Function)> {
+    let locks = lock_manager()?;
+    let method = js_sys::Reflect::get(&locks, &JsValue::from_str(name))
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    Some((locks, method))
+}
+
+/// Takes this tab's share of the presence lock until the tab closes.
+pub fn announce_presence() {
+    let Some((locks, request)) = lock_method("request") else {
+        return;
+    };
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(
+        &options,
+        &JsValue::from_str("mode"),
+        &JsValue::from_str("shared"),
+    );
+    // A promise that never settles keeps the lock for the life of the page.
+    let hold = Closure::once_into_js(|_lock: JsValue| js_sys::Promise::new(&mut |_, _| {}));
+    let _ = request.call3(&locks, &JsValue::from_str(PRESENCE), &options, &hold);
+}
+
+/// How many other tabs of this site are open (0 without Web Locks).
+pub async fn other_tabs() -> usize {
+    let Some((locks, query)) = lock_method("query") else {
+        return 0;
+    };
+    let Ok(snapshot) = query.call0(&locks) else {
+        return 0;
+    };
+    let Ok(snapshot) = JsFuture::from(js_sys::Promise::from(snapshot)).await else {
+        return 0;
+    };
+    let held =
+        js_sys::Reflect::get(&snapshot, &JsValue::from_str("held")).unwrap_or(JsValue::UNDEFINED);
+    let tabs = js_sys::Array::from(&held)
+        .iter()
+        .filter(|lock| {
+            js_sys::Reflect::get(lock, &JsValue::from_str("name"))
+                .ok()
+                .and_then(|name| name.as_string())
+                .as_deref()
+                == Some(PRESENCE)
+        })
+        .count();
+    tabs.saturating_sub(1)
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = leptos::prelude::window()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 /// Runs `work` while holding the cross-tab refresh lock. A tab waits at most
 /// [`LOCK_WAIT_MS`], then steals the lock: a tab that was closed released it already, one
 /// that is frozen would otherwise block every other tab. Without Web Locks `work` runs at
@@ -70,13 +133,7 @@ where
     T: 'static,
     Fut: Future<Output = T> + 'static,
 {
-    let Some(locks) = lock_manager() else {
-        return work().await;
-    };
-    let Some(request) = js_sys::Reflect::get(&locks, &JsValue::from_str("request"))
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-    else {
+    let Some((locks, request)) = lock_method("request") else {
         return work().await;
     };
     let work = Rc::new(work);
