@@ -73,3 +73,18 @@ pub struct LoginRequest {
 pub struct Health {
     pub status: String,
 }
+
+/// One signed-in device of the person, as `GET /api/sessions` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// Browser and system, from the user agent ("Firefox on Linux").
+    pub device: String,
+    pub ip: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub last_used_at: String,
+    /// The session of the access token that asked.
+    pub current: bool,
+}

@@ -224,3 +224,72 @@ pub async fn prune<'e>(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// A live family, as the sessions list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LiveFamily {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The person's families that can still refresh, most recently used first.
+pub async fn live_for_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<LiveFamily>, sqlx::Error> {
+    sqlx::query_as::<_, LiveFamily>(
+        "select id, created_at, last_used_at, user_agent, ip from refresh_families \
+         where user_id = $1 and revoked_at is null and expires_at > $2 and idle_expires_at > $2 \
+         order by last_used_at desc, id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(db)
+    .await
+}
+
+/// Revokes one family of the person; false when it is not theirs or already ended.
+pub async fn revoke_of_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoke_reason = $2 \
+         where id = $3 and user_id = $4 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(family_id)
+    .bind(user_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Revokes every family of the person but `keep`; returns how many.
+pub async fn revoke_others<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    keep: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoke_reason = $2 \
+         where user_id = $3 and id <> $4 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(keep)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

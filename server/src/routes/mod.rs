@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod sessions;
 
 use crate::{config::Settings, error::ApiError, state::AppState};
 use axum::{
@@ -25,6 +26,7 @@ pub fn mount_api(router: Router<AppState>, cors: Option<CorsLayer>) -> Router<Ap
     let api = Router::new()
         .merge(auth::router())
         .merge(me::router())
+        .merge(sessions::router())
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -1,0 +1,153 @@
+//! `/api/sessions`: the person's signed-in devices, and ending them.
+
+use crate::{
+    auth::extract::AuthUser,
+    clock::SharedClock,
+    db::{sessions, Db},
+    error::ApiError,
+    state::AppState,
+};
+use app::api::SessionInfo;
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{delete, get, post},
+    Json, Router,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions", get(list))
+        .route("/api/sessions/revoke-others", post(revoke_others))
+        .route("/api/sessions/{id}", delete(revoke))
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+async fn list(
+    State(db): State<Db>,
+    State(clock): State<SharedClock>,
+    user: AuthUser,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    let families = sessions::live_for_user(db.pool(), user.user_id(), clock.unix()).await?;
+    Ok(Json(
+        families
+            .into_iter()
+            .map(|f| SessionInfo {
+                current: f.id == user.session_id(),
+                device: device(f.user_agent.as_deref().unwrap_or_default()),
+                ip: f.ip,
+                created_at: rfc3339(f.created_at),
+                last_used_at: rfc3339(f.last_used_at),
+                id: f.id,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the person's sessions (its refresh tokens stop working at once).
+async fn revoke(
+    State(db): State<Db>,
+    State(clock): State<SharedClock>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if sessions::revoke_of_user(
+        db.pool(),
+        user.user_id(),
+        &id,
+        clock.unix(),
+        "revoked by its owner",
+    )
+    .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Ends every session of the person but the one asking.
+async fn revoke_others(
+    State(db): State<Db>,
+    State(clock): State<SharedClock>,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    sessions::revoke_others(
+        db.pool(),
+        user.user_id(),
+        user.session_id(),
+        clock.unix(),
+        "revoked by its owner from another session",
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// "Firefox on Linux", from a user agent: enough for a person to recognise a device.
+pub fn device(user_agent: &str) -> String {
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(marker, _)| user_agent.contains(marker))
+    .map_or("Unknown browser", |(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(marker, _)| user_agent.contains(marker))
+    .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device;
+
+    #[test]
+    fn devices_from_user_agents() {
+        let cases = [
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox on Linux"),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0",
+                "Edge on Windows",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+                "Safari on iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+                "Chrome on Android",
+            ),
+            ("curl/8.5.0", "curl"),
+            ("", "Unknown browser"),
+        ];
+        for (ua, expected) in cases {
+            assert_eq!(device(ua), expected, "{ua}");
+        }
+    }
+}
