@@ -7,6 +7,7 @@
 //! `Application::build` is what `main` runs and what the integration tests start.
 
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;

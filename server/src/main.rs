@@ -1,12 +1,26 @@
 use server::{
-    clock::SystemClock, config::Settings, leptos_options, shutdown_signal, telemetry, Application,
+    cli::{self, Command},
+    clock::{Clock, SystemClock},
+    config::Settings,
+    leptos_options, shutdown_signal, telemetry, Application,
 };
-use std::{process::ExitCode, sync::Arc};
+use std::{
+    io::{IsTerminal, Read},
+    process::ExitCode,
+    sync::Arc,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A developer tool for `cargo xtask bench`: the cost of one password hash here.
-    if std::env::args().nth(1).as_deref() == Some("bench-argon2") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if command == Command::BenchArgon2 {
         println!("{:.2}", server::auth::password::median_hash_ms(21));
         return ExitCode::SUCCESS;
     }
@@ -17,8 +31,55 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.rust_log);
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::AdminCreate { email, name } => {
+            let password = read_password();
+            match cli::admin_create(&settings, &email, &name, password, SystemClock.unix()).await {
+                Ok(created) => {
+                    println!("created admin {email} ({})", created.id);
+                    if let Some(password) = created.generated_password {
+                        println!("generated password (shown once): {password}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("admin create: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::AdminPromote { email } => {
+            match cli::admin_promote(&settings, &email, SystemClock.unix()).await {
+                Ok(id) => {
+                    println!("{email} ({id}) is now an admin");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("admin promote: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchArgon2 => ExitCode::SUCCESS,
+    }
+}
 
+/// The password piped on stdin, without its trailing newline; none from a terminal.
+fn read_password() -> Option<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return None;
+    }
+    let mut input = String::new();
+    stdin.lock().read_to_string(&mut input).ok()?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Some(password.to_string())
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.rust_log);
     let options = leptos_options(&settings);
     let app = match Application::build(settings, options, Arc::new(SystemClock)).await {
         Ok(app) => app,

@@ -76,3 +76,191 @@ fn sigterm_stops_the_server_gracefully() {
         assert!(dir.path().join(file).exists(), "{file}");
     }
 }
+
+mod admin_cli {
+    use server::{
+        auth::password::Passwords,
+        db::{
+            users::{self, NewUser},
+            Db,
+        },
+    };
+    use std::{io::Write, process::Command};
+
+    fn admin(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .current_dir(dir)
+            .args(args)
+            .env("DATABASE_URL", format!("sqlite://{}/app.db", dir.display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run server");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn db(dir: &std::path::Path) -> Db {
+        Db::connect(&format!("sqlite://{}/app.db", dir.display()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn admin_create_with_a_password_from_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, stdout, stderr) = admin(
+            dir.path(),
+            &[
+                "admin",
+                "create",
+                "--email",
+                "Root@Example.com",
+                "--name",
+                "Root",
+            ],
+            "a long admin password\n",
+        );
+        assert!(ok, "{stdout} {stderr}");
+        assert!(
+            !stdout.contains("a long admin password"),
+            "the password is never echoed"
+        );
+        let db = db(dir.path()).await;
+        let row = users::find_by_email(db.pool(), "root@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.role, "admin");
+        let passwords = Passwords::new(1, std::time::Duration::from_secs(5)).unwrap();
+        let secret = secrecy::SecretString::from("a long admin password".to_string());
+        assert!(
+            passwords
+                .verify(&secret, Some(&row.password_hash))
+                .await
+                .unwrap()
+                .valid
+        );
+
+        // A second admin with the same email is refused.
+        let (ok, _, stderr) = admin(
+            dir.path(),
+            &[
+                "admin",
+                "create",
+                "--email",
+                "root@example.com",
+                "--name",
+                "Again",
+            ],
+            "another password\n",
+        );
+        assert!(!ok);
+        assert!(stderr.contains("already exists"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn admin_create_generates_and_prints_a_password_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, stdout, stderr) = admin(
+            dir.path(),
+            &[
+                "admin",
+                "create",
+                "--email",
+                "ops@example.com",
+                "--name",
+                "Ops",
+            ],
+            "",
+        );
+        assert!(ok, "{stdout} {stderr}");
+        let password = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("generated password (shown once): "))
+            .expect("the generated password is printed")
+            .to_string();
+        assert!(password.len() >= 32);
+        let db = db(dir.path()).await;
+        let row = users::find_by_email(db.pool(), "ops@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let passwords = Passwords::new(1, std::time::Duration::from_secs(5)).unwrap();
+        let secret = secrecy::SecretString::from(password);
+        assert!(
+            passwords
+                .verify(&secret, Some(&row.password_hash))
+                .await
+                .unwrap()
+                .valid
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_create_validates_its_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, _, stderr) = admin(
+            dir.path(),
+            &["admin", "create", "--email", "nope", "--name", "X"],
+            "short\n",
+        );
+        assert!(!ok);
+        assert!(
+            stderr.contains("email") && stderr.contains("password"),
+            "{stderr}"
+        );
+        let (ok, _, stderr) = admin(dir.path(), &["admin", "create", "--email", "a@b.co"], "");
+        assert!(!ok);
+        assert!(stderr.contains("--name"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn admin_promote_makes_a_person_an_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        db.migrate().await.unwrap();
+        users::insert(
+            db.pool(),
+            NewUser {
+                id: "7d3b7f3e-0000-4000-8000-000000000001",
+                email: "grace@example.com",
+                name: "Grace",
+                password_hash: "x",
+                role: "user",
+                now: 0,
+            },
+        )
+        .await
+        .unwrap();
+        let (ok, stdout, stderr) = admin(
+            dir.path(),
+            &["admin", "promote", "--email", "GRACE@example.com"],
+            "",
+        );
+        assert!(ok, "{stdout} {stderr}");
+        let row = users::find_by_email(db.pool(), "grace@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.role, "admin");
+        let (ok, _, stderr) = admin(
+            dir.path(),
+            &["admin", "promote", "--email", "nobody@example.com"],
+            "",
+        );
+        assert!(!ok);
+        assert!(stderr.contains("no account"), "{stderr}");
+    }
+}
