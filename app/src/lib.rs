@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The Leptos application shared by the server (SSR) and the browser (hydration).
 
 pub mod api;
@@ -14,7 +15,7 @@ use leptos_router::{
 };
 use pages::{
     account::AccountPage, home::HomePage, login::LoginPage, not_found::NotFound,
-    register::RegisterPage,
+    register::RegisterPage, sessions::SessionsPage,
 };
 
 /// True once the WASM app has hydrated the page (set by an effect, which runs only then).
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/login") view=LoginPage/>
                         <Route path=path!("/register") view=RegisterPage/>
                         <Route path=path!("/account") view=AccountPage/>
+                        <Route path=path!("/account/sessions") view=SessionsPage/>
                     </Routes>
                 </main>
             </div>

@@ -92,6 +92,11 @@ impl Auth {
         self.call::<(), T>("GET", path, None).await
     }
 
+    /// `DELETE` with the access token, refreshing once as `get` does.
+    pub async fn delete(&self, path: &str) -> Result<(), ApiFailure> {
+        self.call::<(), ()>("DELETE", path, None).await
+    }
+
     /// `POST` with a JSON body and the access token, refreshing once as `get` does.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -445,6 +450,10 @@ mod browser {
                 None => builder.send().await,
             };
             let response = sent.map_err(|_| ApiFailure::Network)?;
+            if response.status() == 204 {
+                // No content: only `()` (or an `Option`) reads from it.
+                return serde_json::from_str("null").map_err(|_| ApiFailure::Network);
+            }
             if response.ok() {
                 return response.json::<T>().await.map_err(|_| ApiFailure::Network);
             }

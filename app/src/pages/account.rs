@@ -6,18 +6,20 @@ use leptos::{
     either::{Either, EitherOf3},
     prelude::*,
 };
-use leptos_router::{hooks::use_navigate, NavigateOptions};
+use leptos_router::{components::A, hooks::use_navigate, NavigateOptions};
 
 /// Signed in only. The server renders a neutral placeholder (it never knows the session);
 /// the browser restores the session, then loads the data with the in-memory token.
-#[component]
-pub fn AccountPage() -> impl IntoView {
+/// For pages only for signed-in people: sends a signed-out visitor to the login page,
+/// coming back to `path` afterwards. True once signed in (once per sign-in, not at every
+/// token refresh, so the page's data loads once).
+pub fn require_sign_in(path: &'static str) -> Memo<bool> {
     let auth = use_auth();
     let navigate = use_navigate();
     Effect::new(move |_| {
         if auth.state.get() == AuthState::SignedOut {
             navigate(
-                &login_url("/account"),
+                &login_url(path),
                 NavigateOptions {
                     replace: true,
                     ..Default::default()
@@ -25,13 +27,20 @@ pub fn AccountPage() -> impl IntoView {
             );
         }
     });
-    // The panels load their data once per sign-in, not at every token refresh.
-    let signed_in = Memo::new(move |_| matches!(auth.state.get(), AuthState::SignedIn(_)));
+    Memo::new(move |_| matches!(auth.state.get(), AuthState::SignedIn(_)))
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let signed_in = require_sign_in("/account");
     view! {
         <section class="card">
             <h1>"Your account"</h1>
             {move || if signed_in.get() {
-                Either::Left(view! { <AccountPanels/> })
+                Either::Left(view! {
+                    <AccountPanels/>
+                    <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
+                })
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
