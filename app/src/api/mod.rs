@@ -88,3 +88,10 @@ pub struct SessionInfo {
     /// The session of the access token that asked.
     pub current: bool,
 }
+
+/// `POST /api/auth/password/change`: the signed-in person's new password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}

@@ -3,7 +3,7 @@
 use crate::{
     auth::{
         cookie, csrf,
-        extract::bearer,
+        extract::{bearer, AuthUser},
         password::Verified,
         refresh::Policy,
         session::{self, ClientInfo, Issued, Lifetimes, RefreshFailure},
@@ -13,7 +13,7 @@ use crate::{
     error::{ApiError, ApiJson},
     state::AppState,
 };
-use app::api::{LoginRequest, RegisterRequest, Role, Session};
+use app::api::{ChangePasswordRequest, LoginRequest, RegisterRequest, Role, Session};
 use axum::{
     extract::{ConnectInfo, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
+        .route("/api/auth/password/change", post(change_password))
 }
 
 /// Where the refresh token goes: the HTTP-only cookie, or (non-browser clients that ask
@@ -335,4 +336,65 @@ async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response,
         cookie::clear(state.settings.cookie_secure),
     );
     Ok(response)
+}
+
+/// Changes the signed-in person's password (the current one required) and ends every
+/// other session of theirs; this one goes on.
+async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let now = state.clock.unix();
+    let mut errors = validate::FieldErrors::new();
+    if body.current_password.is_empty() {
+        errors.insert(
+            "current_password".into(),
+            "Enter your current password.".into(),
+        );
+    }
+    validate::password(&body.new_password, &mut errors);
+    if let Some(why) = errors.remove("password") {
+        errors.insert("new_password".into(), why);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let key = format!("password:{}:{}", user.user_id(), addr.ip());
+    let budget = [(key.as_str(), throttle::ACCOUNT_AND_IP)];
+    state
+        .throttle
+        .check(&budget, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let row = users::find_by_id(state.db.pool(), user.user_id())
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    let current = SecretString::from(body.current_password);
+    if !state
+        .passwords
+        .verify(&current, Some(&row.password_hash))
+        .await?
+        .valid
+    {
+        state.throttle.hit(&budget, now);
+        return Err(ApiError::InvalidCredentials);
+    }
+    state.throttle.clear(&key);
+    let fresh = state
+        .passwords
+        .hash(&SecretString::from(body.new_password))
+        .await?;
+    users::set_password_hash(state.db.pool(), &row.id, &fresh, now).await?;
+    state.users.evict(&row.id);
+    let ended = crate::db::sessions::revoke_others(
+        state.db.pool(),
+        &row.id,
+        user.session_id(),
+        now,
+        "password changed",
+    )
+    .await?;
+    tracing::info!(user_id = %row.id, other_sessions_ended = ended, "password changed");
+    Ok(StatusCode::NO_CONTENT)
 }

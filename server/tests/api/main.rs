@@ -9,6 +9,7 @@ mod helpers;
 mod login;
 mod logout;
 mod me;
+mod password;
 mod process;
 mod race_matrix;
 mod refresh;
