@@ -1,7 +1,10 @@
 //! Request guards: `AuthUser` (a valid access token is required), `MaybeAuthUser` (one is
 //! parsed when present) and `RequireRole` (a role on top of `AuthUser`).
 
-use super::jwt::{AccessClaims, TokenError};
+use super::{
+    jwt::{AccessClaims, TokenError},
+    user_cache::CachedUser,
+};
 use crate::{error::ApiError, state::AppState};
 use app::api::Role;
 use axum::{
@@ -14,6 +17,9 @@ use std::{marker::PhantomData, sync::Arc};
 pub struct AuthUser {
     pub role: Role,
     pub claims: Arc<AccessClaims>,
+    /// The person as of at most `user_cache::TTL_SECS` ago (at once after a change made
+    /// on this instance).
+    pub account: CachedUser,
 }
 
 impl AuthUser {
@@ -34,16 +40,32 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiError> {
-    let claims = state
-        .jwt
-        .verify(token, state.clock.unix())
-        .map_err(|e| match e {
-            TokenError::Expired => ApiError::TokenExpired,
-            TokenError::Invalid => ApiError::TokenInvalid,
-        })?;
+async fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiError> {
+    let now = state.clock.unix();
+    let claims = state.jwt.verify(token, now).map_err(|e| match e {
+        TokenError::Expired => ApiError::TokenExpired,
+        TokenError::Invalid => ApiError::TokenInvalid,
+    })?;
     let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid)?;
-    Ok(AuthUser { role, claims })
+    let account = state
+        .users
+        .get(&state.db, &claims.sub, now)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    if !still_valid(&claims, &account) {
+        return Err(ApiError::TokenInvalid);
+    }
+    Ok(AuthUser {
+        role,
+        claims,
+        account,
+    })
+}
+
+/// A change of access since the token was issued ends it: the person disabled, their role
+/// changed, or their epoch moved on (password changed, sessions revoked).
+fn still_valid(claims: &AccessClaims, account: &CachedUser) -> bool {
+    account.row.active && account.row.role == claims.role && claims.iat >= account.row.session_epoch
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -54,7 +76,7 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::TokenMissing)?;
-        authenticate(token, state)
+        authenticate(token, state).await
     }
 }
 
@@ -70,7 +92,9 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
             None => Ok(MaybeAuthUser(None)),
-            Some(token) => authenticate(token, state).map(|u| MaybeAuthUser(Some(u))),
+            Some(token) => authenticate(token, state)
+                .await
+                .map(|u| MaybeAuthUser(Some(u))),
         }
     }
 }
@@ -115,21 +139,63 @@ mod tests {
     use super::*;
     use axum::http::Request;
 
+    fn claims(role: &str, iat: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "u".into(),
+            sid: "s".into(),
+            role: role.into(),
+            iat,
+            nbf: iat,
+            exp: iat + 900,
+            jti: "j".into(),
+        }
+    }
+
+    fn account(role: &str, active: bool, session_epoch: i64) -> CachedUser {
+        CachedUser {
+            row: Arc::new(crate::db::users::UserRow {
+                id: "u".into(),
+                email: "u@example.com".into(),
+                name: "U".into(),
+                password_hash: String::new(),
+                role: role.into(),
+                email_verified: false,
+                active,
+                created_at: 0,
+                updated_at: 0,
+                session_epoch,
+            }),
+            json: Default::default(),
+        }
+    }
+
     fn user(role: Role) -> AuthUser {
         AuthUser {
             role,
-            claims: Arc::new(AccessClaims {
-                iss: "i".into(),
-                aud: "a".into(),
-                sub: "u".into(),
-                sid: "s".into(),
-                role: role.as_str().into(),
-                iat: 0,
-                nbf: 0,
-                exp: 1,
-                jti: "j".into(),
-            }),
+            claims: Arc::new(claims(role.as_str(), 0)),
+            account: account(role.as_str(), true, 0),
         }
+    }
+
+    #[test]
+    fn a_change_of_access_ends_older_tokens() {
+        let token = claims("admin", 1_000);
+        assert!(still_valid(&token, &account("admin", true, 0)));
+        assert!(
+            still_valid(&token, &account("admin", true, 1_000)),
+            "same second: kept"
+        );
+        assert!(
+            !still_valid(&token, &account("admin", false, 0)),
+            "disabled"
+        );
+        assert!(!still_valid(&token, &account("user", true, 0)), "demoted");
+        assert!(
+            !still_valid(&token, &account("admin", true, 1_001)),
+            "epoch moved on"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub const TTL_SECS: i64 = 30;
 const ENTRIES: usize = 16_384;
 
 /// A row and its contract `User` JSON, rendered once.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedUser {
     pub row: Arc<UserRow>,
     pub json: axum::body::Bytes,

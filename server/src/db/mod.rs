@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../../migrations/0002_sessions.sql"),
     ),
+    (
+        3,
+        "session_epoch",
+        include_str!("../../migrations/0003_session_epoch.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -14,6 +14,8 @@ pub struct UserRow {
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Access tokens issued before this (Unix seconds) are refused.
+    pub session_epoch: i64,
 }
 
 impl FromRow<'_, AnyRow> for UserRow {
@@ -29,6 +31,7 @@ impl FromRow<'_, AnyRow> for UserRow {
             active: row.try_get::<i64, _>("active")? != 0,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            session_epoch: row.try_get("session_epoch")?,
         })
     }
 }
@@ -52,7 +55,7 @@ pub enum InsertUserError {
 }
 
 const COLUMNS: &str =
-    "id, email, name, password_hash, role, email_verified, active, created_at, updated_at";
+    "id, email, name, password_hash, role, email_verified, active, created_at, updated_at, session_epoch";
 
 /// The form under which emails are compared: Unicode lower case, identical on every backend.
 pub fn email_key(email: &str) -> String {
@@ -66,7 +69,8 @@ pub async fn insert<'e>(
     sqlx::query_as::<_, UserRow>(
         "insert into users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $7) \
-         returning id, email, name, password_hash, role, email_verified, active, created_at, updated_at",
+         returning id, email, name, password_hash, role, email_verified, active, created_at, updated_at, \
+         session_epoch",
     )
     .bind(user.id)
     .bind(user.email)
@@ -169,6 +173,20 @@ pub async fn set_role<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
         .bind(role)
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Ends every access token issued before `now` (disable, role or password change).
+pub async fn bump_epoch<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set session_epoch = $1, updated_at = $1 where id = $2")
         .bind(now)
         .bind(id)
         .execute(db)

@@ -386,6 +386,8 @@ async fn change_password(
         .hash(&SecretString::from(body.new_password))
         .await?;
     users::set_password_hash(state.db.pool(), &row.id, &fresh, now).await?;
+    // Access tokens issued before now stop working (this session refreshes transparently).
+    users::bump_epoch(state.db.pool(), &row.id, now).await?;
     state.users.evict(&row.id);
     let ended = crate::db::sessions::revoke_others(
         state.db.pool(),

@@ -77,3 +77,65 @@ async fn require_role_and_maybe_auth_user() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("token_invalid"), "{body}");
 }
+
+#[tokio::test]
+async fn disabling_or_demoting_takes_effect_at_once_on_this_instance() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let person = app.register(&email).await;
+    let id = person.session.user.id.clone();
+    users::set_role(app.db.pool(), &id, "admin", 0)
+        .await
+        .unwrap();
+    app.state.users.evict(&id);
+    let admin = app.login(&email).await;
+    assert_eq!(
+        app.me_raw(&admin.session.access_token).await.status(),
+        reqwest::StatusCode::OK
+    );
+
+    // Demoted: the admin token stops working at the next request.
+    users::set_role(app.db.pool(), &id, "user", 0)
+        .await
+        .unwrap();
+    app.state.users.evict(&id);
+    let response = app.me_raw(&admin.session.access_token).await;
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.unwrap().contains("token_invalid"));
+
+    // Disabled: every token stops working; refresh says why.
+    let user = app.login(&email).await;
+    users::set_active(app.db.pool(), &id, false, 0)
+        .await
+        .unwrap();
+    app.state.users.evict(&id);
+    let response = app.me_raw(&user.session.access_token).await;
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let response = app.refresh_raw(&user.refresh_token()).await;
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("account_disabled"));
+}
+
+#[tokio::test]
+async fn another_instance_sees_the_change_within_the_cache_lifetime() {
+    // A change written to the database by another instance (no eviction here) is seen
+    // once the cached row is older than its lifetime, well within 60 seconds.
+    let app = spawn_app().await;
+    let email = unique_email();
+    let person = app.register(&email).await;
+    let token = person.session.access_token.clone();
+    assert_eq!(app.me_raw(&token).await.status(), reqwest::StatusCode::OK);
+    users::set_active(app.db.pool(), &person.session.user.id, false, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me_raw(&token).await.status(),
+        reqwest::StatusCode::OK,
+        "cached"
+    );
+    app.clock.advance(server::auth::user_cache::TTL_SECS);
+    assert_eq!(
+        app.me_raw(&token).await.status(),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+}

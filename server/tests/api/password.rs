@@ -23,6 +23,7 @@ async fn changing_the_password_ends_every_other_session_and_keeps_this_one() {
     let email = unique_email();
     let here = app.register(&email).await;
     let elsewhere = app.login(&email).await;
+    app.clock.advance(1);
     let response = change(
         &app,
         &here.session.access_token,
@@ -34,7 +35,15 @@ async fn changing_the_password_ends_every_other_session_and_keeps_this_one() {
 
     let refused = app.refresh_raw(&elsewhere.refresh_token()).await;
     assert_error_clearing(refused, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
-    app.refresh(&here.refresh_token()).await;
+    // The other session's access token stops working at once, not at its expiry.
+    let me = app.me_raw(&elsewhere.session.access_token).await;
+    assert_error(me, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    // This session goes on: one refresh renews its access token.
+    let renewed = app.refresh(&here.refresh_token()).await;
+    assert_eq!(
+        app.me_raw(&renewed.session.access_token).await.status(),
+        StatusCode::OK
+    );
 
     let old = app.login_raw(&email, PASSWORD).await;
     assert_error(old, StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials).await;
