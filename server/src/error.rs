@@ -51,6 +51,8 @@ pub enum ApiError {
     TokenExpired,
     #[error("forbidden")]
     Forbidden,
+    #[error("last active admin")]
+    LastAdmin,
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -69,7 +71,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::EmailTaken | ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidCredentials
             | ApiError::RefreshMissing
@@ -108,6 +110,7 @@ impl ApiError {
             ApiError::TokenInvalid => ErrorCode::TokenInvalid,
             ApiError::TokenExpired => ErrorCode::TokenExpired,
             ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::LastAdmin => ErrorCode::LastAdmin,
         }
     }
 
@@ -137,6 +140,7 @@ impl ApiError {
             ApiError::TokenInvalid => "The access token is not valid.".into(),
             ApiError::TokenExpired => "The access token has expired.".into(),
             ApiError::Forbidden => "You are not allowed to do this.".into(),
+            ApiError::LastAdmin => "The last active admin cannot be demoted or disabled.".into(),
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     TokenInvalid,
     TokenExpired,
     Forbidden,
+    /// The last active admin cannot be demoted or disabled.
+    LastAdmin,
     Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::LastAdmin => "last_admin",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -80,7 +83,7 @@ pub struct ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 21] = [
+    const ALL: [ErrorCode; 22] = [
         ErrorCode::ValidationFailed,
         ErrorCode::InvalidJson,
         ErrorCode::PayloadTooLarge,
@@ -100,6 +103,7 @@ mod tests {
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
+        ErrorCode::LastAdmin,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];

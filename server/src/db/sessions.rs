@@ -293,3 +293,21 @@ pub async fn revoke_others<'e>(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Revokes every family of the person; returns how many.
+pub async fn revoke_all_of_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update refresh_families set revoked_at = $1, revoke_reason = $2 where user_id = $3 and revoked_at is null",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

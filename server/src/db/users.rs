@@ -193,3 +193,68 @@ pub async fn bump_epoch<'e>(
         .await
         .map(|_| ())
 }
+
+/// `%…%` for `like`, with the pattern's own wildcards escaped.
+fn contains_pattern(q: &str) -> String {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// One page of people whose email or name contains `q`, oldest first; and how many match.
+pub async fn search<'e, E>(
+    db: E,
+    q: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserRow>, i64), sqlx::Error>
+where
+    E: Executor<'e, Database = Any> + Copy,
+{
+    let pattern = contains_pattern(q);
+    let filter = "email_lower like $1 escape '\\' or lower(name) like $1 escape '\\'";
+    let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from users where {filter} order by created_at, id limit $2 offset $3"
+    )))
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select count(*) from users where {filter}"
+    )))
+    .bind(&pattern)
+    .fetch_one(db)
+    .await?;
+    Ok((rows, total))
+}
+
+pub async fn count_active_admins<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from users where role = 'admin' and active = 1")
+        .fetch_one(db)
+        .await
+}
+
+/// Sets role and active together, and moves the epoch: older access tokens stop working.
+pub async fn update_access<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    role: &str,
+    active: bool,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set role = $1, active = $2, session_epoch = $3, updated_at = $3 where id = $4")
+        .bind(role)
+        .bind(i64::from(active))
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}

@@ -1,5 +1,6 @@
 //! The HTTP API, one module a resource.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;
@@ -27,6 +28,7 @@ pub fn mount_api(router: Router<AppState>, cors: Option<CorsLayer>) -> Router<Ap
         .merge(auth::router())
         .merge(me::router())
         .merge(sessions::router())
+        .merge(admin::router())
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -1,6 +1,7 @@
 //! One integration-test binary: every test starts the real app with `spawn_app()`.
 //! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` names a server.
 
+mod admin;
 mod errors;
 mod guards;
 mod headers;

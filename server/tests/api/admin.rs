@@ -1,0 +1,243 @@
+//! `/api/admin/*`: people, roles and access, admins only.
+
+use crate::helpers::{
+    assert_error, assert_error_clearing, spawn_app, unique_email, Signed, TestApp,
+};
+use app::api::{AdminUser, ErrorCode, UserPage};
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+use server::db::users;
+
+/// A registered person made admin, signed in again with an admin token.
+async fn admin(app: &TestApp) -> Signed {
+    let email = unique_email();
+    let person = app.register(&email).await;
+    users::set_role(app.db.pool(), &person.session.user.id, "admin", 0)
+        .await
+        .unwrap();
+    app.state.users.evict(&person.session.user.id);
+    app.login(&email).await
+}
+
+async fn patch(app: &TestApp, token: &str, id: &str, body: serde_json::Value) -> Response {
+    app.client
+        .patch(app.url(&format!("/api/admin/users/{id}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn page(app: &TestApp, token: &str, query: &str) -> Response {
+    app.client
+        .get(app.url(&format!("/api/admin/users{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_admins_get_in() {
+    let app = spawn_app().await;
+    let person = app.register(&unique_email()).await;
+    let response = page(&app, &person.session.access_token, "").await;
+    assert_error(response, StatusCode::FORBIDDEN, ErrorCode::Forbidden).await;
+    let response = app.get("/api/admin/users").await;
+    assert_error(response, StatusCode::UNAUTHORIZED, ErrorCode::TokenMissing).await;
+}
+
+#[tokio::test]
+async fn people_are_listed_in_pages_and_searched() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    for name in ["Ada Lovelace", "Grace Hopper", "Alan Turing"] {
+        let email = format!(
+            "{}-{}@example.com",
+            name.split(' ').next().unwrap().to_lowercase(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let response = app
+            .register_raw(&email, crate::helpers::PASSWORD, name)
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let all: UserPage = page(&app, &root.session.access_token, "?per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (all.total, all.users.len(), all.page, all.per_page),
+        (4, 2, 1, 2)
+    );
+    let second: UserPage = page(&app, &root.session.access_token, "?per_page=2&page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second.users.len(), 2);
+    assert!(second.users.iter().all(|u| !all.users.contains(u)));
+
+    let found: UserPage = page(&app, &root.session.access_token, "?q=HOPPER")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.users[0].user.name, "Grace Hopper");
+    let by_email: UserPage = page(&app, &root.session.access_token, "?q=ada-")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_email.total, 1);
+    let wildcard: UserPage = page(&app, &root.session.access_token, "?q=%25")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wildcard.total, 0, "% is searched for, not a wildcard");
+
+    let response = page(&app, &root.session.access_token, "?per_page=1000").await;
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::ValidationFailed,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_takes_effect_at_once_and_revokes_sessions() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let person = app.register(&unique_email()).await;
+    let id = person.session.user.id.clone();
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        &id,
+        json!({"active": false}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let updated: AdminUser = response.json().await.unwrap();
+    assert!(!updated.active);
+
+    let me = app.me_raw(&person.session.access_token).await;
+    assert_error(me, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    let refresh = app.refresh_raw(&person.refresh_token()).await;
+    assert_error_clearing(refresh, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
+
+    // Enabled again, the person signs in anew.
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        &id,
+        json!({"active": true}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.login(&person.session.user.email).await;
+}
+
+#[tokio::test]
+async fn promoting_and_demoting() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let person = app.register(&unique_email()).await;
+    let id = person.session.user.id.clone();
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        &id,
+        json!({"role": "admin"}),
+    )
+    .await;
+    let updated: AdminUser = response.json().await.unwrap();
+    assert_eq!(updated.user.role, app::api::Role::Admin);
+    // The old user token no longer matches the role.
+    let me = app.me_raw(&person.session.access_token).await;
+    assert_error(me, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    let as_admin = app.refresh(&person.refresh_token()).await;
+    assert_eq!(
+        page(&app, &as_admin.session.access_token, "")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        &id,
+        json!({"role": "user"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = page(&app, &as_admin.session.access_token, "").await;
+    assert_error(response, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        "no-such-id",
+        json!({"role": "user"}),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, ErrorCode::NotFound).await;
+}
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_demoted_or_disabled() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let id = root.session.user.id.clone();
+    for change in [json!({"role": "user"}), json!({"active": false})] {
+        let response = patch(&app, &root.session.access_token, &id, change).await;
+        assert_error(response, StatusCode::CONFLICT, ErrorCode::LastAdmin).await;
+    }
+    // With a second admin, the first may step down.
+    let second = admin(&app).await;
+    let response = patch(
+        &app,
+        &second.session.access_token,
+        &id,
+        json!({"role": "user"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = patch(
+        &app,
+        &second.session.access_token,
+        &second.session.user.id,
+        json!({"active": false}),
+    )
+    .await;
+    assert_error(response, StatusCode::CONFLICT, ErrorCode::LastAdmin).await;
+}
+
+#[tokio::test]
+async fn revoking_a_persons_sessions_ends_their_tokens() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let person = app.register(&unique_email()).await;
+    app.clock.advance(1);
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/api/admin/users/{}/revoke-sessions",
+            person.session.user.id
+        )))
+        .bearer_auth(&root.session.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let me = app.me_raw(&person.session.access_token).await;
+    assert_error(me, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    let refresh = app.refresh_raw(&person.refresh_token()).await;
+    assert_error_clearing(refresh, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
+    app.login(&person.session.user.email).await;
+}
