@@ -68,6 +68,9 @@ test('a sign-in in one tab reaches the others', async ({ page, context }) => {
 });
 
 test('a tab closed while holding the lock does not block the others', async ({ page, context }) => {
+  // The first tab adopts the other's session on reload and holds the lock at its next
+  // (proactive) refresh, some seconds later.
+  test.setTimeout(60_000);
   const email = uniqueEmail();
   await register(page, email);
   const [other] = await moreTabs(context, 1);
@@ -82,6 +85,7 @@ test('a tab closed while holding the lock does not block the others', async ({ p
 });
 
 test('a frozen tab holding the lock is overtaken after the wait', async ({ page, context }) => {
+  test.setTimeout(60_000);
   const email = uniqueEmail();
   await register(page, email);
   const [other] = await moreTabs(context, 1);
