@@ -12,6 +12,7 @@ use crate::{
     auth::{password::Passwords, tokens, validate},
     config::Settings,
     db::{
+        audit,
         users::{self, InsertUserError, NewUser},
         Db,
     },
@@ -136,6 +137,18 @@ pub async fn admin_create(
         InsertUserError::EmailTaken => CliError::EmailTaken,
         InsertUserError::Db(e) => CliError::Sql(e),
     })?;
+    audit::record(
+        db.pool(),
+        audit::Event {
+            action: audit::Action::AdminCreated,
+            actor_id: None,
+            subject_id: Some(&id),
+            ip: None,
+            detail: Some("created by the command line"),
+            now,
+        },
+    )
+    .await?;
     db.close().await;
     Ok(Created {
         id,
@@ -150,6 +163,18 @@ pub async fn admin_promote(settings: &Settings, email: &str, now: i64) -> Result
         .await?
         .ok_or(CliError::UnknownEmail)?;
     users::set_role(db.pool(), &user.id, Role::Admin.as_str(), now).await?;
+    audit::record(
+        db.pool(),
+        audit::Event {
+            action: audit::Action::AccessChanged,
+            actor_id: None,
+            subject_id: Some(&user.id),
+            ip: None,
+            detail: Some("promoted to admin by the command line"),
+            now,
+        },
+    )
+    .await?;
     db.close().await;
     Ok(user.id)
 }

@@ -121,3 +121,18 @@ pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
+
+/// One security event, as `GET /api/admin/audit` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// `login_succeeded`, `login_failed`, `refresh_reused`, `logout`, `password_changed`,
+    /// `session_revoked`, `access_changed`, `sessions_revoked_by_admin`, `admin_created`.
+    pub action: String,
+    pub actor_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}

@@ -5,7 +5,7 @@ use super::{
     refresh::{decide, Decision, Policy, ReuseCause},
     tokens::{self, ServerSecret},
 };
-use crate::db::{sessions, Db};
+use crate::db::{audit, sessions, Db};
 
 /// A refresh token handed to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +130,18 @@ pub async fn refresh(
             }
             Decision::Reuse(cause) => {
                 sessions::revoke(&mut *tx, &family.id, now, cause.as_str()).await?;
+                audit::record(
+                    &mut *tx,
+                    audit::Event {
+                        action: audit::Action::RefreshReused,
+                        actor_id: None,
+                        subject_id: Some(&family.user_id),
+                        ip: None,
+                        detail: Some(cause.as_str()),
+                        now,
+                    },
+                )
+                .await?;
                 Err(RefreshFailure::Reused(cause))
             }
             Decision::Invalid => Err(RefreshFailure::Invalid),
@@ -157,7 +169,21 @@ pub async fn logout(db: &Db, presented: &str, now: i64) -> Result<(), sqlx::Erro
         return Ok(());
     }
     if let Some(found) = sessions::find_presented(db.pool(), &tokens::hash(presented)).await? {
-        sessions::revoke(db.pool(), &found.family.id, now, "logout").await?;
+        if sessions::revoke(db.pool(), &found.family.id, now, "logout").await? {
+            let user = Some(found.family.user_id.as_str());
+            audit::record(
+                db.pool(),
+                audit::Event {
+                    action: audit::Action::Logout,
+                    actor_id: user,
+                    subject_id: user,
+                    ip: None,
+                    detail: None,
+                    now,
+                },
+            )
+            .await?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! `$n` placeholders (which both accept), ids are stored as text and times as Unix
 //! seconds, so no backend-specific type ever crosses the boundary.
 
+pub mod audit;
 pub mod sessions;
 pub mod users;
 
@@ -52,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "session_epoch",
         include_str!("../../migrations/0003_session_epoch.sql"),
+    ),
+    (
+        4,
+        "audit_log",
+        include_str!("../../migrations/0004_audit_log.sql"),
     ),
 ];
 

@@ -2,11 +2,11 @@
 
 use crate::{
     auth::extract::{Admin, RequireRole},
-    db::{sessions, users},
+    db::{audit, sessions, users},
     error::{ApiError, ApiJson},
     state::AppState,
 };
-use app::api::{AdminUser, Role, UpdateUserRequest, UserPage};
+use app::api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
             "/api/admin/users/{id}/revoke-sessions",
             post(revoke_sessions),
         )
+        .route("/api/admin/audit", get(audit_log))
 }
 
 const PER_PAGE_MAX: u32 = 100;
@@ -34,12 +35,8 @@ fn admin_user(row: &users::UserRow) -> AdminUser {
     }
 }
 
-/// `?page=1&per_page=20&q=ada`: pages from 1, search in email and name.
-async fn list(
-    State(state): State<AppState>,
-    RequireRole(_admin, _): RequireRole<Admin>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<UserPage>, ApiError> {
+/// `page` (from 1) and `per_page` (1 to 100) of a query string.
+fn paging(query: &HashMap<String, String>) -> Result<(u32, u32), ApiError> {
     let mut errors = BTreeMap::new();
     let mut number = |name: &str, default: u32, max: u32| match query.get(name) {
         None => default,
@@ -56,9 +53,20 @@ async fn list(
     };
     let page = number("page", 1, u32::MAX);
     let per_page = number("per_page", 20, PER_PAGE_MAX);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+    if errors.is_empty() {
+        Ok((page, per_page))
+    } else {
+        Err(ApiError::Validation(errors))
     }
+}
+
+/// `?page=1&per_page=20&q=ada`: pages from 1, search in email and name.
+async fn list(
+    State(state): State<AppState>,
+    RequireRole(_admin, _): RequireRole<Admin>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<UserPage>, ApiError> {
+    let (page, per_page) = paging(&query)?;
     let q = query.get("q").map(|q| q.trim()).unwrap_or_default();
     let offset = i64::from(page - 1) * i64::from(per_page);
     let (rows, total) = users::search(state.db.pool(), q, i64::from(per_page), offset).await?;
@@ -99,6 +107,22 @@ async fn update(
             sessions::revoke_all_of_user(&mut *tx, &id, now, "account disabled by an admin")
                 .await?;
         }
+        let detail = format!(
+            "role {} to {role}, active {} to {active}",
+            target.role, target.active
+        );
+        audit::record(
+            &mut *tx,
+            audit::Event {
+                action: audit::Action::AccessChanged,
+                actor_id: Some(admin.user_id()),
+                subject_id: Some(&id),
+                ip: None,
+                detail: Some(&detail),
+                now,
+            },
+        )
+        .await?;
     }
     let updated = users::find_by_id(&mut *tx, &id)
         .await?
@@ -128,6 +152,49 @@ async fn revoke_sessions(
     .await?;
     users::bump_epoch(state.db.pool(), &target.id, now).await?;
     state.users.evict(&target.id);
+    audit::record(
+        state.db.pool(),
+        audit::Event {
+            action: audit::Action::SessionsRevokedByAdmin,
+            actor_id: Some(admin.user_id()),
+            subject_id: Some(&target.id),
+            ip: None,
+            detail: None,
+            now,
+        },
+    )
+    .await?;
     tracing::info!(admin = %admin.user_id(), user_id = %id, "sessions revoked by an admin");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?page=1&per_page=20`: the audit log, newest first.
+async fn audit_log(
+    State(state): State<AppState>,
+    RequireRole(_admin, _): RequireRole<Admin>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let (page, per_page) = paging(&query)?;
+    let offset = i64::from(page - 1) * i64::from(per_page);
+    let entries = audit::page(state.db.pool(), i64::from(per_page), offset).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| AuditEntry {
+                at: time::OffsetDateTime::from_unix_timestamp(e.at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+                id: e.id,
+                action: e.action,
+                actor_id: e.actor_id,
+                subject_id: e.subject_id,
+                ip: e.ip,
+                detail: e.detail,
+            })
+            .collect(),
+    ))
 }

@@ -9,7 +9,10 @@ use crate::{
         session::{self, ClientInfo, Issued, Lifetimes, RefreshFailure},
         throttle, tokens, validate,
     },
-    db::users::{self, email_key, InsertUserError, NewUser, UserRow},
+    db::{
+        audit,
+        users::{self, email_key, InsertUserError, NewUser, UserRow},
+    },
     error::{ApiError, ApiJson},
     state::AppState,
 };
@@ -238,9 +241,26 @@ async fn login(
         .await?;
     let user = match user {
         Some(user) if valid => user,
-        _ => {
+        other => {
             state.throttle.hit(&budgets, now);
             tracing::info!("login failed");
+            let unknown = format!("unknown account {}", email_key(&email));
+            audit::record(
+                state.db.pool(),
+                audit::Event {
+                    action: audit::Action::LoginFailed,
+                    actor_id: None,
+                    subject_id: other.as_ref().map(|u| u.id.as_str()),
+                    ip: Some(&ip),
+                    detail: Some(if other.is_some() {
+                        "wrong password"
+                    } else {
+                        &unknown
+                    }),
+                    now,
+                },
+            )
+            .await?;
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -255,6 +275,18 @@ async fn login(
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
     tracing::info!(user_id = %user.id, "logged in");
+    audit::record(
+        state.db.pool(),
+        audit::Event {
+            action: audit::Action::LoginSucceeded,
+            actor_id: Some(&user.id),
+            subject_id: Some(&user.id),
+            ip: Some(&ip),
+            detail: None,
+            now,
+        },
+    )
+    .await?;
     state
         .start_session(StatusCode::OK, &user, &headers, &ip, now)
         .await
@@ -398,5 +430,18 @@ async fn change_password(
     )
     .await?;
     tracing::info!(user_id = %row.id, other_sessions_ended = ended, "password changed");
+    let ip = addr.ip().to_string();
+    audit::record(
+        state.db.pool(),
+        audit::Event {
+            action: audit::Action::PasswordChanged,
+            actor_id: Some(&row.id),
+            subject_id: Some(&row.id),
+            ip: Some(&ip),
+            detail: None,
+            now,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 use crate::{
     auth::extract::AuthUser,
     clock::SharedClock,
-    db::{sessions, Db},
+    db::{audit, sessions, Db},
     error::ApiError,
     state::AppState,
 };
@@ -60,19 +60,14 @@ async fn revoke(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if sessions::revoke_of_user(
-        db.pool(),
-        user.user_id(),
-        &id,
-        clock.unix(),
-        "revoked by its owner",
-    )
-    .await?
+    let now = clock.unix();
+    if !sessions::revoke_of_user(db.pool(), user.user_id(), &id, now, "revoked by its owner")
+        .await?
     {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
+        return Err(ApiError::NotFound);
     }
+    record_revocation(&db, &user, &format!("session {id}"), now).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ends every session of the person but the one asking.
@@ -81,15 +76,38 @@ async fn revoke_others(
     State(clock): State<SharedClock>,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    sessions::revoke_others(
+    let now = clock.unix();
+    let ended = sessions::revoke_others(
         db.pool(),
         user.user_id(),
         user.session_id(),
-        clock.unix(),
+        now,
         "revoked by its owner from another session",
     )
     .await?;
+    record_revocation(&db, &user, &format!("{ended} other sessions"), now).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn record_revocation(
+    db: &Db,
+    user: &AuthUser,
+    detail: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    audit::record(
+        db.pool(),
+        audit::Event {
+            action: audit::Action::SessionRevoked,
+            actor_id: Some(user.user_id()),
+            subject_id: Some(user.user_id()),
+            ip: None,
+            detail: Some(detail),
+            now,
+        },
+    )
+    .await
+    .map_err(ApiError::from)
 }
 
 /// "Firefox on Linux", from a user agent: enough for a person to recognise a device.

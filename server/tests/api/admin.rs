@@ -241,3 +241,101 @@ async fn revoking_a_persons_sessions_ends_their_tokens() {
     assert_error_clearing(refresh, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
     app.login(&person.session.user.email).await;
 }
+
+#[tokio::test]
+async fn the_audit_log_records_security_events_without_secrets() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let email = unique_email();
+    let person = app.register(&email).await;
+    let _ = app.login_raw(&email, "not the password").await;
+    let _ = app.login_raw("nobody@example.com", "whatever pw").await;
+    let second = app.refresh(&person.refresh_token()).await;
+    app.clock.advance(30);
+    let _ = app.refresh_raw(&person.refresh_token()).await; // replay after grace
+    let later = app.login(&email).await;
+    let _ = app
+        .cookie_post("/api/auth/logout", Some(&later.refresh_token()), &[])
+        .await;
+    patch(
+        &app,
+        &root.session.access_token,
+        &person.session.user.id,
+        json!({"active": false}),
+    )
+    .await;
+
+    let response = page(&app, &root.session.access_token, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    for secret in [
+        crate::helpers::PASSWORD,
+        "not the password",
+        &person.refresh_token(),
+        &second.refresh_token(),
+    ] {
+        assert!(!text.contains(secret), "no secret in the log");
+    }
+    let log = app
+        .client
+        .get(app.url("/api/admin/audit?per_page=100"))
+        .bearer_auth(&root.session.access_token)
+        .send()
+        .await
+        .unwrap();
+    let text = log.text().await.unwrap();
+    for secret in [
+        crate::helpers::PASSWORD,
+        "not the password",
+        &person.refresh_token(),
+        &later.refresh_token(),
+    ] {
+        assert!(!text.contains(secret), "no secret in the audit log: {text}");
+    }
+    let entries: Vec<app::api::AuditEntry> = serde_json::from_str(&text).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    for action in [
+        "login_succeeded",
+        "login_failed",
+        "refresh_reused",
+        "logout",
+        "access_changed",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    let reuse = entries
+        .iter()
+        .find(|e| e.action == "refresh_reused")
+        .unwrap();
+    assert_eq!(
+        reuse.subject_id.as_deref(),
+        Some(person.session.user.id.as_str())
+    );
+    assert_eq!(
+        reuse.detail.as_deref(),
+        Some("replayed after the grace window")
+    );
+    let unknown = entries
+        .iter()
+        .find(|e| e.action == "login_failed" && e.subject_id.is_none())
+        .unwrap();
+    assert_eq!(
+        unknown.detail.as_deref(),
+        Some("unknown account nobody@example.com")
+    );
+    // Newest first.
+    assert!(entries.windows(2).all(|w| w[0].at >= w[1].at));
+
+    let response = app
+        .client
+        .get(app.url("/api/admin/audit"))
+        .bearer_auth(&person.session.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "disabled person, and not an admin"
+    );
+}

@@ -1,0 +1,88 @@
+//! The `audit_log` table: security events, newest first. Never a password or a token.
+
+use sqlx::{Any, Executor, FromRow};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    LoginSucceeded,
+    LoginFailed,
+    RefreshReused,
+    Logout,
+    PasswordChanged,
+    SessionRevoked,
+    AccessChanged,
+    SessionsRevokedByAdmin,
+    AdminCreated,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::LoginSucceeded => "login_succeeded",
+            Action::LoginFailed => "login_failed",
+            Action::RefreshReused => "refresh_reused",
+            Action::Logout => "logout",
+            Action::PasswordChanged => "password_changed",
+            Action::SessionRevoked => "session_revoked",
+            Action::AccessChanged => "access_changed",
+            Action::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
+            Action::AdminCreated => "admin_created",
+        }
+    }
+}
+
+pub struct Event<'a> {
+    pub action: Action,
+    pub actor_id: Option<&'a str>,
+    pub subject_id: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    pub now: i64,
+}
+
+pub async fn record<'e>(
+    db: impl Executor<'e, Database = Any>,
+    event: Event<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into audit_log (id, at, action, actor_id, subject_id, ip, detail) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(event.now)
+    .bind(event.action.as_str())
+    .bind(event.actor_id)
+    .bind(event.subject_id)
+    .bind(event.ip)
+    .bind(event.detail)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Entry {
+    pub id: String,
+    pub at: i64,
+    pub action: String,
+    pub actor_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// One page of the log, newest first.
+pub async fn page<'e>(
+    db: impl Executor<'e, Database = Any>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as::<_, Entry>(
+        "select id, at, action, actor_id, subject_id, ip, detail from audit_log \
+         order by at desc, id limit $1 offset $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await
+}
