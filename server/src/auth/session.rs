@@ -17,9 +17,14 @@ pub struct Issued {
     pub user_id: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshFailure {
     Invalid,
+    /// The family was revoked because an admin disabled the person (who may be enabled
+    /// again since: the caller checks).
+    Disabled {
+        user_id: String,
+    },
     Expired,
     Reused(ReuseCause),
 }
@@ -143,6 +148,14 @@ pub async fn refresh(
                 )
                 .await?;
                 Err(RefreshFailure::Reused(cause))
+            }
+            // Say why when an admin ended the login by disabling the person.
+            Decision::Invalid
+                if family.revoke_reason.as_deref() == Some(sessions::DISABLED_BY_ADMIN) =>
+            {
+                Err(RefreshFailure::Disabled {
+                    user_id: family.user_id.clone(),
+                })
             }
             Decision::Invalid => Err(RefreshFailure::Invalid),
             Decision::Expired => Err(RefreshFailure::Expired),

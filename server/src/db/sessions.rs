@@ -11,7 +11,11 @@ pub struct FamilyRow {
     pub generation: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
 }
+
+/// The revocation reason of the families of a person an admin disabled.
+pub const DISABLED_BY_ADMIN: &str = "account disabled by an admin";
 
 impl FamilyRow {
     pub fn record(&self) -> FamilyRecord {
@@ -44,6 +48,7 @@ impl FromRow<'_, AnyRow> for Presented {
                 generation: row.try_get("newest_generation")?,
                 expires_at: row.try_get("family_expires_at")?,
                 revoked_at: row.try_get("revoked_at")?,
+                revoke_reason: row.try_get("revoke_reason")?,
             },
         })
     }
@@ -94,7 +99,7 @@ pub async fn find_presented<'e>(
     sqlx::query_as::<_, Presented>(
         "select t.generation, t.expires_at as token_expires_at, t.used_at, \
                 f.id as family_id, f.user_id, f.generation as newest_generation, \
-                f.expires_at as family_expires_at, f.revoked_at \
+                f.expires_at as family_expires_at, f.revoked_at, f.revoke_reason \
          from refresh_tokens t join refresh_families f on f.id = t.family_id \
          where t.token_hash = $1",
     )

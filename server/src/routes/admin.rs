@@ -104,8 +104,7 @@ async fn update(
     if role != target.role || active != target.active {
         users::update_access(&mut *tx, &id, &role, active, now).await?;
         if !active {
-            sessions::revoke_all_of_user(&mut *tx, &id, now, "account disabled by an admin")
-                .await?;
+            sessions::revoke_all_of_user(&mut *tx, &id, now, sessions::DISABLED_BY_ADMIN).await?;
         }
         let detail = format!(
             "role {} to {role}, active {} to {active}",

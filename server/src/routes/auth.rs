@@ -328,18 +328,30 @@ async fn refresh_inner(
         now,
         state.lifetimes().policy,
     )
-    .await?
-    .map_err(|failure| match failure {
-        RefreshFailure::Invalid => ApiError::RefreshInvalid,
-        RefreshFailure::Expired => ApiError::RefreshExpired,
-        RefreshFailure::Reused(cause) => {
+    .await?;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(RefreshFailure::Invalid) => return Err(ApiError::RefreshInvalid),
+        Err(RefreshFailure::Expired) => return Err(ApiError::RefreshExpired),
+        Err(RefreshFailure::Reused(cause)) => {
             tracing::warn!(
                 cause = cause.as_str(),
                 "refresh token reused: session revoked"
             );
-            ApiError::RefreshReused
+            return Err(ApiError::RefreshReused);
         }
-    })?;
+        // Revoked when an admin disabled the person: say so while they still are.
+        Err(RefreshFailure::Disabled { user_id }) => {
+            let still_disabled = users::find_by_id(state.db.pool(), &user_id)
+                .await?
+                .is_some_and(|u| !u.active);
+            return Err(if still_disabled {
+                ApiError::AccountDisabled
+            } else {
+                ApiError::RefreshInvalid
+            });
+        }
+    };
     let user = users::find_by_id(state.db.pool(), &issued.user_id)
         .await?
         .ok_or(ApiError::RefreshInvalid)?;

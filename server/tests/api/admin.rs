@@ -128,10 +128,11 @@ async fn disabling_takes_effect_at_once_and_revokes_sessions() {
 
     let me = app.me_raw(&person.session.access_token).await;
     assert_error(me, StatusCode::UNAUTHORIZED, ErrorCode::TokenInvalid).await;
+    // The refresh says why, and clears the cookie.
     let refresh = app.refresh_raw(&person.refresh_token()).await;
-    assert_error_clearing(refresh, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
+    assert_error_clearing(refresh, StatusCode::FORBIDDEN, ErrorCode::AccountDisabled).await;
 
-    // Enabled again, the person signs in anew.
+    // Enabled again, the person signs in anew; the old login stays ended.
     let response = patch(
         &app,
         &root.session.access_token,
@@ -140,6 +141,8 @@ async fn disabling_takes_effect_at_once_and_revokes_sessions() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let refresh = app.refresh_raw(&person.refresh_token()).await;
+    assert_error_clearing(refresh, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
     app.login(&person.session.user.email).await;
 }
 
