@@ -22,6 +22,17 @@ impl Clock for SystemClock {
 
 pub type SharedClock = Arc<dyn Clock>;
 
+/// Unix seconds as RFC 3339, the form of every time in the API.
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// A clock that moves only when told: for tests of expiry and grace windows.
 #[derive(Clone, Debug)]
 pub struct ManualClock(Arc<std::sync::atomic::AtomicI64>);

@@ -80,13 +80,6 @@ pub fn use_auth() -> Auth {
 }
 
 impl Auth {
-    pub fn user(&self) -> Option<User> {
-        match self.state.get() {
-            AuthState::SignedIn(user) => Some(user),
-            _ => None,
-        }
-    }
-
     /// `GET` with the access token, refreshing once on an expired or invalid token.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiFailure> {
         self.call::<(), T>("GET", path, None).await

@@ -132,20 +132,13 @@ pub async fn set_password_hash<'e>(
 impl UserRow {
     /// The contract's `User`.
     pub fn to_api(&self) -> app::api::User {
-        let created_at = time::OffsetDateTime::from_unix_timestamp(self.created_at)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
         app::api::User {
             id: self.id.clone(),
             email: self.email.clone(),
             name: self.name.clone(),
             role: app::api::Role::parse(&self.role).unwrap_or(app::api::Role::User),
             email_verified: self.email_verified,
-            created_at,
+            created_at: crate::clock::rfc3339(self.created_at),
         }
     }
 }

@@ -180,13 +180,7 @@ async fn audit_log(
         entries
             .into_iter()
             .map(|e| AuditEntry {
-                at: time::OffsetDateTime::from_unix_timestamp(e.at)
-                    .ok()
-                    .and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .unwrap_or_default(),
+                at: crate::clock::rfc3339(e.at),
                 id: e.id,
                 action: e.action,
                 actor_id: e.actor_id,

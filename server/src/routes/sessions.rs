@@ -2,7 +2,7 @@
 
 use crate::{
     auth::extract::AuthUser,
-    clock::SharedClock,
+    clock::{rfc3339, SharedClock},
     db::{audit, sessions, Db},
     error::ApiError,
     state::AppState,
@@ -20,16 +20,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions", get(list))
         .route("/api/sessions/revoke-others", post(revoke_others))
         .route("/api/sessions/{id}", delete(revoke))
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 async fn list(
