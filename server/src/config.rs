@@ -24,6 +24,13 @@ pub struct Settings {
     /// Normalised origins (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub rate_limit_enabled: bool,
+    /// `smtp://…` or `smtps://…` (may carry a password, hence secret); unset, mail goes to
+    /// the log in full (the development backend).
+    pub smtp_url: Option<SecretString>,
+    /// The `From` of every message, e.g. `Example <no-reply@example.com>`.
+    pub mail_from: lettre::message::Mailbox,
+    /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
+    pub require_verified_email: bool,
     pub rust_log: String,
 }
 
@@ -141,6 +148,34 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         };
 
+        let smtp_url = match var("SMTP_URL") {
+            None => None,
+            Some(url) => {
+                let url = url.trim().to_string();
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    return Err(err("SMTP_URL", "must start with smtp:// or smtps://"));
+                }
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
+                    .map_err(|e| err("SMTP_URL", e.to_string()))?;
+                Some(SecretString::from(url))
+            }
+        };
+        let mail_from = var("MAIL_FROM")
+            .unwrap_or_else(|| "JWT Auth <no-reply@localhost>".into())
+            .trim()
+            .parse()
+            .map_err(|_| {
+                err(
+                    "MAIL_FROM",
+                    "expected an address such as Example <no-reply@example.com>",
+                )
+            })?;
+        let require_verified_email = parse_bool(
+            "REQUIRE_VERIFIED_EMAIL",
+            var("REQUIRE_VERIFIED_EMAIL"),
+            false,
+        )?;
+
         let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
@@ -160,6 +195,9 @@ impl Settings {
             cookie_secure,
             allowed_origins,
             rate_limit_enabled,
+            smtp_url,
+            mail_from,
+            require_verified_email,
             rust_log,
         })
     }
@@ -259,6 +297,29 @@ mod tests {
         assert!(s.allowed_origins.is_empty());
         assert!(s.rate_limit_enabled);
         assert_eq!(s.rust_log, "info");
+        assert!(s.smtp_url.is_none(), "mail goes to the log by default");
+        assert_eq!(s.mail_from.email.to_string(), "no-reply@localhost");
+        assert!(!s.require_verified_email);
+    }
+
+    #[test]
+    fn mail_settings_parse() {
+        let s = settings(&[
+            ("SMTP_URL", "smtp://user:pw@127.0.0.1:1025"),
+            ("MAIL_FROM", "Example <hello@example.com>"),
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.smtp_url.as_ref().map(|u| u.expose_secret().to_string()),
+            Some("smtp://user:pw@127.0.0.1:1025".into())
+        );
+        assert_eq!(s.mail_from.to_string(), "Example <hello@example.com>");
+        assert!(s.require_verified_email);
+        assert!(
+            !format!("{s:?}").contains("pw@"),
+            "the SMTP password never shows in Debug"
+        );
     }
 
     #[test]
@@ -295,6 +356,10 @@ mod tests {
             ("RATE_LIMIT_ENABLED", "2"),
             ("ALLOWED_ORIGINS", "https://ok.example, not a url"),
             ("RUST_LOG", "info,[[["),
+            ("SMTP_URL", "mail.example.com:25"),
+            ("SMTP_URL", "smtp://"),
+            ("MAIL_FROM", "not an address"),
+            ("REQUIRE_VERIFIED_EMAIL", "sometimes"),
         ];
         for (var, value) in cases {
             let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));

@@ -53,6 +53,20 @@ pub enum ApiError {
     Forbidden,
     #[error("last active admin")]
     LastAdmin,
+    #[error("email not verified")]
+    EmailUnverified,
+    #[error("email already verified")]
+    AlreadyVerified,
+    #[error("wrong verification code")]
+    CodeInvalid { attempts_left: i64 },
+    #[error("verification code expired or none pending")]
+    CodeExpired,
+    #[error("verification code attempts exhausted")]
+    CodeAttemptsExceeded,
+    #[error("reset token invalid")]
+    ResetTokenInvalid,
+    #[error("reset token expired")]
+    ResetTokenExpired,
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -65,13 +79,21 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_)
+            | ApiError::InvalidJson(_)
+            | ApiError::CodeInvalid { .. }
+            | ApiError::CodeExpired
+            | ApiError::CodeAttemptsExceeded
+            | ApiError::ResetTokenInvalid
+            | ApiError::ResetTokenExpired => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::EmailTaken | ApiError::LastAdmin => StatusCode::CONFLICT,
+            ApiError::EmailTaken | ApiError::LastAdmin | ApiError::AlreadyVerified => {
+                StatusCode::CONFLICT
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidCredentials
             | ApiError::RefreshMissing
@@ -81,9 +103,10 @@ impl ApiError {
             | ApiError::TokenMissing
             | ApiError::TokenInvalid
             | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
-            ApiError::AccountDisabled | ApiError::OriginForbidden | ApiError::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::AccountDisabled
+            | ApiError::OriginForbidden
+            | ApiError::Forbidden
+            | ApiError::EmailUnverified => StatusCode::FORBIDDEN,
         }
     }
 
@@ -111,6 +134,13 @@ impl ApiError {
             ApiError::TokenExpired => ErrorCode::TokenExpired,
             ApiError::Forbidden => ErrorCode::Forbidden,
             ApiError::LastAdmin => ErrorCode::LastAdmin,
+            ApiError::EmailUnverified => ErrorCode::EmailUnverified,
+            ApiError::AlreadyVerified => ErrorCode::AlreadyVerified,
+            ApiError::CodeInvalid { .. } => ErrorCode::CodeInvalid,
+            ApiError::CodeExpired => ErrorCode::CodeExpired,
+            ApiError::CodeAttemptsExceeded => ErrorCode::CodeAttemptsExceeded,
+            ApiError::ResetTokenInvalid => ErrorCode::ResetTokenInvalid,
+            ApiError::ResetTokenExpired => ErrorCode::ResetTokenExpired,
         }
     }
 
@@ -141,6 +171,18 @@ impl ApiError {
             ApiError::TokenExpired => "The access token has expired.".into(),
             ApiError::Forbidden => "You are not allowed to do this.".into(),
             ApiError::LastAdmin => "The last active admin cannot be demoted or disabled.".into(),
+            ApiError::EmailUnverified => "Verify your email address first.".into(),
+            ApiError::AlreadyVerified => "This email address is already verified.".into(),
+            ApiError::CodeInvalid { attempts_left } => match attempts_left {
+                1 => "The code is not correct. 1 attempt left.".into(),
+                n => format!("The code is not correct. {n} attempts left."),
+            },
+            ApiError::CodeExpired => "This code has expired. Request a new one.".into(),
+            ApiError::CodeAttemptsExceeded => "Too many wrong codes. Request a new one.".into(),
+            ApiError::ResetTokenInvalid => {
+                "This reset link is not valid or was already used. Request a new one.".into()
+            }
+            ApiError::ResetTokenExpired => "This reset link has expired. Request a new one.".into(),
         }
     }
 }

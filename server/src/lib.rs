@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod mail;
 pub mod routes;
 pub mod security;
 pub mod state;
@@ -37,6 +38,8 @@ pub enum StartupError {
     Key(#[from] auth::keys::KeyError),
     #[error(transparent)]
     Password(#[from] auth::password::PasswordError),
+    #[error("mail: {0}")]
+    Mail(#[from] mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -89,6 +92,7 @@ impl Application {
             passwords: auth::password::Passwords::for_this_machine()?,
             throttle: Arc::new(auth::throttle::Throttle::new(settings.rate_limit_enabled)),
             users: Arc::new(auth::user_cache::UserCache::default()),
+            mailer: mail::Mailer::from_settings(&settings)?,
             settings: Arc::new(settings),
             clock: clock.clone(),
         };
@@ -129,12 +133,17 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         pruner.abort();
+        // Mail queued by the last requests (a code, a reset link) still goes out.
+        self.state
+            .mailer
+            .flush(std::time::Duration::from_secs(30))
+            .await;
         self.db.close().await;
         served
     }
 }
 
-/// Deletes dead sessions every ten minutes, off the request path.
+/// Deletes dead sessions, codes and reset links every ten minutes, off the request path.
 async fn prune_sessions(db: Db, clock: SharedClock) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
     /// Revoked families are kept a day, for the record.
@@ -146,6 +155,12 @@ async fn prune_sessions(db: Db, clock: SharedClock) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
             Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
+        }
+        let day_ago = clock.unix() - KEEP_REVOKED_SECS;
+        let codes = db::email_codes::prune(db.pool(), day_ago).await;
+        let resets = db::password_resets::prune(db.pool(), day_ago).await;
+        if let Err(e) = codes.and(resets) {
+            tracing::warn!(error = %e, "pruning codes and reset links failed");
         }
     }
 }

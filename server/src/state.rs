@@ -6,6 +6,7 @@ use crate::{
     clock::SharedClock,
     config::Settings,
     db::Db,
+    mail::Mailer,
 };
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -23,4 +24,5 @@ pub struct AppState {
     pub passwords: Passwords,
     pub throttle: Arc<Throttle>,
     pub users: Arc<UserCache>,
+    pub mailer: Mailer,
 }

@@ -26,6 +26,14 @@ pub enum ErrorCode {
     Forbidden,
     /// The last active admin cannot be demoted or disabled.
     LastAdmin,
+    /// `REQUIRE_VERIFIED_EMAIL` is on and this person has not verified their email yet.
+    EmailUnverified,
+    AlreadyVerified,
+    CodeInvalid,
+    CodeExpired,
+    CodeAttemptsExceeded,
+    ResetTokenInvalid,
+    ResetTokenExpired,
     Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
@@ -57,6 +65,13 @@ impl ErrorCode {
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::LastAdmin => "last_admin",
+            ErrorCode::EmailUnverified => "email_unverified",
+            ErrorCode::AlreadyVerified => "already_verified",
+            ErrorCode::CodeInvalid => "code_invalid",
+            ErrorCode::CodeExpired => "code_expired",
+            ErrorCode::CodeAttemptsExceeded => "code_attempts_exceeded",
+            ErrorCode::ResetTokenInvalid => "reset_token_invalid",
+            ErrorCode::ResetTokenExpired => "reset_token_expired",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -83,7 +98,7 @@ pub struct ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 22] = [
+    const ALL: [ErrorCode; 29] = [
         ErrorCode::ValidationFailed,
         ErrorCode::InvalidJson,
         ErrorCode::PayloadTooLarge,
@@ -104,6 +119,13 @@ mod tests {
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
         ErrorCode::LastAdmin,
+        ErrorCode::EmailUnverified,
+        ErrorCode::AlreadyVerified,
+        ErrorCode::CodeInvalid,
+        ErrorCode::CodeExpired,
+        ErrorCode::CodeAttemptsExceeded,
+        ErrorCode::ResetTokenInvalid,
+        ErrorCode::ResetTokenExpired,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];

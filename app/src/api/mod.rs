@@ -96,6 +96,25 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// `POST /api/auth/verify-email`: the 6-digit code from the email.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyEmailRequest {
+    pub code: String,
+}
+
+/// `POST /api/auth/password/forgot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+/// `POST /api/auth/password/reset`: the token from the emailed link and the new password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub password: String,
+}
+
 /// A person as admins see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUser {

@@ -1,5 +1,9 @@
 //! Request guards: `AuthUser` (a valid access token is required), `MaybeAuthUser` (one is
 //! parsed when present) and `RequireRole` (a role on top of `AuthUser`).
+//!
+//! With `REQUIRE_VERIFIED_EMAIL=true` each of them also answers 403 `email_unverified` to a
+//! person who has not verified their email; `AllowUnverified` is the one exception, for the
+//! few routes such a person needs (`GET /api/me`, verifying the email).
 
 use super::{
     jwt::{AccessClaims, TokenError},
@@ -68,6 +72,15 @@ fn still_valid(claims: &AccessClaims, account: &CachedUser) -> bool {
     account.row.active && account.row.role == claims.role && claims.iat >= account.row.session_epoch
 }
 
+/// The email rule of `REQUIRE_VERIFIED_EMAIL`.
+fn verified_enough(user: AuthUser, state: &AppState) -> Result<AuthUser, ApiError> {
+    if state.settings.require_verified_email && !user.account.row.email_verified {
+        Err(ApiError::EmailUnverified)
+    } else {
+        Ok(user)
+    }
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
@@ -76,7 +89,23 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::TokenMissing)?;
-        authenticate(token, state).await
+        verified_enough(authenticate(token, state).await?, state)
+    }
+}
+
+/// `AuthUser` without the `REQUIRE_VERIFIED_EMAIL` rule: for the routes an unverified
+/// person needs in order to verify.
+pub struct AllowUnverified(pub AuthUser);
+
+impl FromRequestParts<AppState> for AllowUnverified {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::TokenMissing)?;
+        authenticate(token, state).await.map(AllowUnverified)
     }
 }
 
@@ -92,9 +121,10 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
             None => Ok(MaybeAuthUser(None)),
-            Some(token) => authenticate(token, state)
-                .await
-                .map(|u| MaybeAuthUser(Some(u))),
+            Some(token) => {
+                let user = verified_enough(authenticate(token, state).await?, state)?;
+                Ok(MaybeAuthUser(Some(user)))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod cookie;
 pub mod csrf;
+pub mod email_code;
 pub mod extract;
 pub mod jwt;
 pub mod keys;

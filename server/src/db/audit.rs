@@ -13,6 +13,9 @@ pub enum Action {
     AccessChanged,
     SessionsRevokedByAdmin,
     AdminCreated,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
 }
 
 impl Action {
@@ -27,6 +30,9 @@ impl Action {
             Action::AccessChanged => "access_changed",
             Action::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
             Action::AdminCreated => "admin_created",
+            Action::EmailVerified => "email_verified",
+            Action::PasswordResetRequested => "password_reset_requested",
+            Action::PasswordReset => "password_reset",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! seconds, so no backend-specific type ever crosses the boundary.
 
 pub mod audit;
+pub mod email_codes;
+pub mod password_resets;
 pub mod sessions;
 pub mod users;
 
@@ -58,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "audit_log",
         include_str!("../../migrations/0004_audit_log.sql"),
+    ),
+    (
+        5,
+        "email_codes_and_resets",
+        include_str!("../../migrations/0005_email_codes_and_resets.sql"),
     ),
 ];
 

@@ -251,3 +251,17 @@ pub async fn update_access<'e>(
         .await
         .map(|_| ())
 }
+
+/// Records that the person proved they read mail at their address.
+pub async fn mark_email_verified<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set email_verified = 1, updated_at = $1 where id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}

@@ -178,8 +178,9 @@ async fn register(
     let password = SecretString::from(body.password);
     let password_hash = state.passwords.hash(&password).await?;
     let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = state.db.begin_write().await?;
     let user = users::insert(
-        state.db.pool(),
+        &mut *tx,
         NewUser {
             id: &id,
             email: &email,
@@ -194,6 +195,9 @@ async fn register(
         InsertUserError::EmailTaken => ApiError::EmailTaken,
         InsertUserError::Db(e) => ApiError::from(e),
     })?;
+    let code_mail = super::verify::new_code(&mut *tx, &state, &user, now).await?;
+    tx.commit().await?;
+    state.mailer.queue(code_mail);
     tracing::info!(user_id = %user.id, "registered");
     state
         .start_session(StatusCode::CREATED, &user, &headers, &ip, now)

@@ -4,7 +4,9 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod recovery;
 pub mod sessions;
+pub mod verify;
 
 use crate::{config::Settings, error::ApiError, state::AppState};
 use axum::{
@@ -26,6 +28,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn mount_api(router: Router<AppState>, cors: Option<CorsLayer>) -> Router<AppState> {
     let api = Router::new()
         .merge(auth::router())
+        .merge(verify::router())
+        .merge(recovery::router())
         .merge(me::router())
         .merge(sessions::router())
         .merge(admin::router())

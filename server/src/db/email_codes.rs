@@ -1,0 +1,84 @@
+//! The `email_codes` table: one pending verification code a person.
+
+use crate::auth::email_code::Pending;
+use sqlx::{Any, Executor, Row};
+
+/// Stores a new code for the person, replacing any earlier one (its tries start again).
+pub async fn replace<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    digest: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into email_codes (user_id, code_digest, expires_at, attempts, sent_at) \
+         values ($1, $2, $3, 0, $4) \
+         on conflict (user_id) do update set code_digest = excluded.code_digest, \
+         expires_at = excluded.expires_at, attempts = 0, sent_at = excluded.sent_at",
+    )
+    .bind(user_id)
+    .bind(digest)
+    .bind(expires_at)
+    .bind(now)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// Counts one try against the person's code and returns the code as it now stands; the
+/// count is made in the same statement, so parallel guesses cannot exceed the limit.
+pub async fn count_attempt<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<Option<Pending>, sqlx::Error> {
+    let row = sqlx::query(
+        "update email_codes set attempts = attempts + 1 where user_id = $1 \
+         returning code_digest, expires_at, attempts",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(Pending {
+            digest: r.try_get("code_digest")?,
+            expires_at: r.try_get("expires_at")?,
+            attempts: r.try_get("attempts")?,
+        })
+    })
+    .transpose()
+}
+
+/// When the person's current code was sent, if one is pending.
+pub async fn sent_at<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("select sent_at from email_codes where user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn delete<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from email_codes where user_id = $1")
+        .bind(user_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes codes that expired before `before`.
+pub async fn prune<'e>(
+    db: impl Executor<'e, Database = Any>,
+    before: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("delete from email_codes where expires_at <= $1")
+        .bind(before)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}

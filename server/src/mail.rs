@@ -1,0 +1,162 @@
+//! Outgoing mail: SMTP through lettre when `SMTP_URL` is set, else a development backend
+//! that writes each message in full to the log.
+//!
+//! A message is never dropped silently. [`Mailer::queue`] sends in the background (so a
+//! request never waits on, or reveals timing through, the mail server), retries a failed
+//! send, and logs an error naming the recipient and subject when it finally gives up.
+//! Shutdown waits for messages still in flight ([`Mailer::flush`]).
+
+use crate::config::Settings;
+use lettre::{
+    message::{header::ContentType, Mailbox},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use secrecy::ExposeSecret;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::sync::Notify;
+
+/// One plain-text message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the recipient {0:?} is not a deliverable address")]
+    Recipient(String),
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+enum Backend {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Log,
+}
+
+/// Waits between attempts of a failed send; one more attempt than delays.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(10)];
+
+#[derive(Clone)]
+pub struct Mailer {
+    backend: Arc<Backend>,
+    from: Mailbox,
+    in_flight: Arc<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    done: Notify,
+}
+
+impl Mailer {
+    /// The backend the settings name (their `SMTP_URL` was checked when they were read).
+    pub fn from_settings(settings: &Settings) -> Result<Mailer, MailError> {
+        let backend = match &settings.smtp_url {
+            Some(url) => Backend::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?
+                    .timeout(Some(Duration::from_secs(15)))
+                    .build(),
+            ),
+            None => {
+                tracing::warn!("SMTP_URL is unset: mail is written to the log, not sent");
+                Backend::Log
+            }
+        };
+        Ok(Mailer {
+            backend: Arc::new(backend),
+            from: settings.mail_from.clone(),
+            in_flight: Arc::default(),
+        })
+    }
+
+    /// Sends `email` in the background, with retries; failures are logged, never lost
+    /// without a trace.
+    pub fn queue(&self, email: Email) {
+        self.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        let mailer = self.clone();
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            loop {
+                match mailer.send(&email).await {
+                    Ok(()) => break,
+                    Err(e)
+                        if attempt < RETRY_DELAYS.len()
+                            && !matches!(e, MailError::Recipient(_)) =>
+                    {
+                        tracing::warn!(to = %email.to, subject = %email.subject, error = %e, "mail not sent yet; retrying");
+                        tokio::time::sleep(RETRY_DELAYS[attempt]).await;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(to = %email.to, subject = %email.subject, error = %e, "mail could not be sent");
+                        break;
+                    }
+                }
+            }
+            if mailer.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                mailer.in_flight.done.notify_waiters();
+            }
+        });
+    }
+
+    /// Sends now, once.
+    pub async fn send(&self, email: &Email) -> Result<(), MailError> {
+        match &*self.backend {
+            Backend::Log => {
+                tracing::info!(
+                    to = %email.to,
+                    subject = %email.subject,
+                    "mail (development backend, SMTP_URL unset), not sent:\n{}",
+                    email.body
+                );
+                Ok(())
+            }
+            Backend::Smtp(transport) => {
+                let to: Mailbox = email
+                    .to
+                    .parse()
+                    .map_err(|_| MailError::Recipient(email.to.clone()))?;
+                let message = Message::builder()
+                    .from(self.from.clone())
+                    .to(to)
+                    .subject(&email.subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(email.body.clone())?;
+                transport.send(message).await?;
+                tracing::info!(to = %email.to, subject = %email.subject, "mail sent");
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) until every queued message was sent or given up on.
+    pub async fn flush(&self, limit: Duration) {
+        let wait = async {
+            loop {
+                let done = self.in_flight.done.notified();
+                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            tracing::error!(
+                messages = self.in_flight.count.load(Ordering::SeqCst),
+                "shutting down with mail still unsent"
+            );
+        }
+    }
+}
