@@ -14,8 +14,15 @@ use leptos_router::{
     path,
 };
 use pages::{
-    account::AccountPage, home::HomePage, login::LoginPage, not_found::NotFound,
-    register::RegisterPage, sessions::SessionsPage,
+    account::AccountPage,
+    admin::AdminPage,
+    home::HomePage,
+    login::LoginPage,
+    not_found::NotFound,
+    password_reset::{ForgotPasswordPage, ResetPasswordPage},
+    register::RegisterPage,
+    sessions::SessionsPage,
+    verify_email::VerifyEmailPage,
 };
 
 /// True once the WASM app has hydrated the page (set by an effect, which runs only then).
@@ -67,6 +74,10 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/register") view=RegisterPage/>
                         <Route path=path!("/account") view=AccountPage/>
                         <Route path=path!("/account/sessions") view=SessionsPage/>
+                        <Route path=path!("/verify-email") view=VerifyEmailPage/>
+                        <Route path=path!("/forgot-password") view=ForgotPasswordPage/>
+                        <Route path=path!("/reset-password") view=ResetPasswordPage/>
+                        <Route path=path!("/admin") view=AdminPage/>
                     </Routes>
                 </main>
             </div>

@@ -148,10 +148,14 @@ pub struct AuditEntry {
     /// RFC 3339.
     pub at: String,
     /// `login_succeeded`, `login_failed`, `refresh_reused`, `logout`, `password_changed`,
-    /// `session_revoked`, `access_changed`, `sessions_revoked_by_admin`, `admin_created`.
+    /// `session_revoked`, `access_changed`, `sessions_revoked_by_admin`, `admin_created`,
+    /// `email_verified`, `password_reset_requested`, `password_reset`.
     pub action: String,
     pub actor_id: Option<String>,
     pub subject_id: Option<String>,
+    /// The emails of `actor_id` and `subject_id`, as they are now.
+    pub actor_email: Option<String>,
+    pub subject_email: Option<String>,
     pub ip: Option<String>,
     pub detail: Option<String>,
 }

@@ -90,6 +90,15 @@ impl Auth {
         self.call::<(), ()>("DELETE", path, None).await
     }
 
+    /// `PATCH` with a JSON body and the access token, refreshing once as `get` does.
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiFailure> {
+        self.call("PATCH", path, Some(body)).await
+    }
+
     /// `POST` with a JSON body and the access token, refreshing once as `get` does.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -443,8 +452,8 @@ mod browser {
                 None => builder.send().await,
             };
             let response = sent.map_err(|_| ApiFailure::Network)?;
-            if response.status() == 204 {
-                // No content: only `()` (or an `Option`) reads from it.
+            if response.status() == 204 || response.status() == 202 {
+                // No content (202: accepted, nothing to say): only `()` reads from it.
                 return serde_json::from_str("null").map_err(|_| ApiFailure::Network);
             }
             if response.ok() {

@@ -9,6 +9,9 @@ pub fn Field(
     autocomplete: &'static str,
     value: RwSignal<String>,
     #[prop(into)] error: Signal<Option<String>>,
+    /// The on-screen keyboard to offer (`numeric` for codes).
+    #[prop(optional)]
+    inputmode: Option<&'static str>,
 ) -> impl IntoView {
     let id = format!("field-{name}");
     let error_id = format!("field-{name}-error");
@@ -21,6 +24,7 @@ pub fn Field(
                 name=name
                 type=input_type
                 autocomplete=autocomplete
+                inputmode=inputmode
                 required
                 prop:value=move || value.get()
                 on:input=move |ev| value.set(event_target_value(&ev))

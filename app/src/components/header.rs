@@ -44,7 +44,10 @@ pub fn Header() -> impl IntoView {
                     }),
                     AuthState::SignedIn(user) => {
                         let logout = logout.clone();
+                        let admin = (user.role == crate::api::Role::Admin)
+                            .then(|| view! { <A href="/admin">"Admin"</A> });
                         EitherOf3::C(view! {
+                            {admin}
                             <A href="/account" attr:class="user-name">{user.name}</A>
                             <button type="button" on:click=logout disabled=move || pending.get()>"Log out"</button>
                         })

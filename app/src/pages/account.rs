@@ -83,7 +83,14 @@ fn panel_body(kind: PanelKind, u: &User) -> impl IntoView {
         PanelKind::Access => EitherOf3::B(view! {
             <dl>
                 <dt>"Role"</dt><dd data-testid="account-role">{u.role.as_str()}</dd>
-                <dt>"Email verified"</dt><dd>{if u.email_verified { "yes" } else { "not yet" }}</dd>
+                <dt>"Email verified"</dt>
+                <dd data-testid="account-verified">
+                    {if u.email_verified {
+                        Either::Left("yes")
+                    } else {
+                        Either::Right(view! { "not yet · " <A href="/verify-email">"Verify your email"</A> })
+                    }}
+                </dd>
             </dl>
         }),
         PanelKind::Membership => EitherOf3::C(view! {

@@ -42,6 +42,11 @@ impl FormState {
         true
     }
 
+    /// Ends a submission that succeeded while the form stays on screen.
+    pub fn done(&self) {
+        self.pending.set(false);
+    }
+
     pub fn fail(&self, failure: ApiFailure) {
         self.fields.set(failure.fields());
         self.form_error.set(Some(failure.message()));

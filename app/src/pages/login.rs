@@ -32,6 +32,7 @@ pub fn LoginPage() -> impl IntoView {
                     value=password error=form.field("password")/>
                 <button type="submit" disabled=move || !form.ready()>"Log in"</button>
             </form>
+            <p class="aside"><A href="/forgot-password">"Forgot your password?"</A></p>
             <p class="aside">"New here? " <A href="/register">"Register"</A></p>
         </section>
     }

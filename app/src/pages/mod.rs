@@ -1,7 +1,10 @@
 pub mod account;
+pub mod admin;
 mod form;
 pub mod home;
 pub mod login;
 pub mod not_found;
+pub mod password_reset;
 pub mod register;
 pub mod sessions;
+pub mod verify_email;

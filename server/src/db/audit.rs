@@ -73,6 +73,9 @@ pub struct Entry {
     pub action: String,
     pub actor_id: Option<String>,
     pub subject_id: Option<String>,
+    /// The emails of actor and subject, as they are now.
+    pub actor_email: Option<String>,
+    pub subject_email: Option<String>,
     pub ip: Option<String>,
     pub detail: Option<String>,
 }
@@ -84,8 +87,11 @@ pub async fn page<'e>(
     offset: i64,
 ) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as::<_, Entry>(
-        "select id, at, action, actor_id, subject_id, ip, detail from audit_log \
-         order by at desc, id limit $1 offset $2",
+        "select a.id, a.at, a.action, a.actor_id, a.subject_id, actor.email as actor_email, \
+         subject.email as subject_email, a.ip, a.detail from audit_log a \
+         left join users actor on actor.id = a.actor_id \
+         left join users subject on subject.id = a.subject_id \
+         order by a.at desc, a.id limit $1 offset $2",
     )
     .bind(limit)
     .bind(offset)

@@ -185,6 +185,8 @@ async fn audit_log(
                 action: e.action,
                 actor_id: e.actor_id,
                 subject_id: e.subject_id,
+                actor_email: e.actor_email,
+                subject_email: e.subject_email,
                 ip: e.ip,
                 detail: e.detail,
             })

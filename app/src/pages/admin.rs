@@ -1,0 +1,236 @@
+//! `/admin`: people (search, role, enable or disable, sign out everywhere) and the audit
+//! log. The server enforces every rule (admins only, the last active admin); this page
+//! shows its answers.
+
+use crate::{
+    api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage},
+    auth::{use_auth, ApiFailure, AuthState},
+    components::field::FormError,
+    pages::account::require_sign_in,
+};
+use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
+
+const PER_PAGE: u32 = 20;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let signed_in = require_sign_in("/admin");
+    let auth = use_auth();
+    let is_admin = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.role == Role::Admin);
+    view! {
+        <section class="card wide">
+            <h1>"Admin"</h1>
+            {move || if !signed_in.get() {
+                EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
+            } else if is_admin() {
+                EitherOf3::B(view! { <People/> <AuditLog/> })
+            } else {
+                EitherOf3::C(view! { <p class="form-error" role="alert">"Only admins can see this page."</p> })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn People() -> impl IntoView {
+    let auth = use_auth();
+    let query = RwSignal::new(String::new());
+    let page_number = RwSignal::new(1u32);
+    let people = RwSignal::new(None::<Result<UserPage, ApiFailure>>);
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let load = move || {
+        let path = format!(
+            "/api/admin/users?page={}&per_page={PER_PAGE}&q={}",
+            page_number.get_untracked(),
+            encode(&query.get_untracked())
+        );
+        spawn_local(async move {
+            people.set(Some(auth.get::<UserPage>(&path).await));
+        });
+    };
+    load();
+    let search = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        page_number.set(1);
+        load();
+    };
+    let turn = move |by: i32| {
+        page_number.update(|p| *p = p.saturating_add_signed(by).max(1));
+        load();
+    };
+    // One change at a time; the answer (or the refusal, e.g. `last_admin`) is shown.
+    let act = move |path: String, change: Option<UpdateUserRequest>| {
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let done = match change {
+                Some(change) => auth.patch::<_, AdminUser>(&path, &change).await.map(|_| ()),
+                None => auth.post::<_, ()>(&path, &()).await,
+            };
+            if let Err(failure) = done {
+                error.set(Some(failure.message()));
+            }
+            pending.set(false);
+            load();
+        });
+    };
+
+    view! {
+        <h2>"People"</h2>
+        <form class="search" role="search" on:submit=search>
+            <label for="people-search">"Search people"</label>
+            <input id="people-search" type="search" name="q"
+                prop:value=move || query.get() on:input=move |ev| query.set(event_target_value(&ev))/>
+            <button type="submit">"Search"</button>
+        </form>
+        <FormError message=error/>
+        {move || match people.get() {
+            None => EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
+            Some(Err(failure)) => EitherOf3::B(view! { <p class="form-error" role="alert">{failure.message()}</p> }),
+            Some(Ok(page)) => {
+                let shown_to = (page.page - 1) * page.per_page + page.users.len() as u32;
+                let more = u64::from(shown_to) < page.total;
+                let first = page.page == 1;
+                EitherOf3::C(view! {
+                    <div class="table-wrap">
+                        <table class="people">
+                            <thead><tr>
+                                <th scope="col">"Email"</th><th scope="col">"Name"</th>
+                                <th scope="col">"Role"</th><th scope="col">"Status"</th>
+                                <th scope="col">"Actions"</th>
+                            </tr></thead>
+                            <tbody>
+                                {page.users.into_iter().map(|person| person_row(person, act, pending)).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                    <p class="pager">
+                        <span>{format!("{} people", page.total)}</span>
+                        <button type="button" disabled=first on:click=move |_| turn(-1)>"Previous"</button>
+                        <button type="button" disabled=!more on:click=move |_| turn(1)>"Next"</button>
+                    </p>
+                })
+            }
+        }}
+    }
+}
+
+fn person_row(
+    person: AdminUser,
+    act: impl Fn(String, Option<UpdateUserRequest>) + Copy + 'static,
+    pending: RwSignal<bool>,
+) -> impl IntoView {
+    let id = person.user.id.clone();
+    let email = person.user.email.clone();
+    let is_admin = person.user.role == Role::Admin;
+    let path = format!("/api/admin/users/{id}");
+    let role_change = UpdateUserRequest {
+        role: Some(if is_admin { Role::User } else { Role::Admin }),
+        active: None,
+    };
+    let active_change = UpdateUserRequest {
+        role: None,
+        active: Some(!person.active),
+    };
+    let role_label = if is_admin { "Make user" } else { "Make admin" };
+    let active_label = if person.active { "Disable" } else { "Enable" };
+    let revoke_path = format!("{path}/revoke-sessions");
+    let path_for_active = path.clone();
+    view! {
+        <tr data-email=email.clone()>
+            <td>{email.clone()}</td>
+            <td>{person.user.name.clone()}</td>
+            <td>{person.user.role.as_str()}</td>
+            <td>
+                {if person.active { "active" } else { "disabled" }}
+                {if person.user.email_verified { "" } else { " · unverified" }}
+            </td>
+            <td class="actions">
+                <button type="button" aria-label=format!("{role_label} {email}") disabled=move || pending.get()
+                    on:click=move |_| act(path.clone(), Some(role_change.clone()))>{role_label}</button>
+                <button type="button" aria-label=format!("{active_label} {email}") disabled=move || pending.get()
+                    on:click=move |_| act(path_for_active.clone(), Some(active_change.clone()))>{active_label}</button>
+                <button type="button" aria-label=format!("Sign out {email} everywhere") disabled=move || pending.get()
+                    on:click=move |_| act(revoke_path.clone(), None)>"Sign out everywhere"</button>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn AuditLog() -> impl IntoView {
+    let auth = use_auth();
+    let entries = RwSignal::new(None::<Result<Vec<AuditEntry>, ApiFailure>>);
+    let load = move || {
+        spawn_local(async move {
+            entries.set(Some(
+                auth.get::<Vec<AuditEntry>>("/api/admin/audit?per_page=50")
+                    .await,
+            ));
+        })
+    };
+    load();
+    view! {
+        <h2>"Audit log"</h2>
+        <p class="aside"><button type="button" class="link" on:click=move |_| load()>"Refresh the log"</button></p>
+        {move || match entries.get() {
+            None => EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
+            Some(Err(failure)) => EitherOf3::B(view! { <p class="form-error" role="alert">{failure.message()}</p> }),
+            Some(Ok(list)) => EitherOf3::C(view! {
+                <div class="table-wrap">
+                    <table class="audit" aria-label="Audit log">
+                        <thead><tr>
+                            <th scope="col">"When"</th><th scope="col">"Event"</th>
+                            <th scope="col">"By"</th><th scope="col">"Account"</th>
+                            <th scope="col">"IP"</th><th scope="col">"Detail"</th>
+                        </tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|e| view! {
+                                <tr>
+                                    <td>{e.at.replace('T', " ").trim_end_matches('Z').to_string()}</td>
+                                    <td>{e.action.replace('_', " ")}</td>
+                                    <td>{who(e.actor_email, e.actor_id)}</td>
+                                    <td>{who(e.subject_email, e.subject_id)}</td>
+                                    <td>{e.ip.unwrap_or_default()}</td>
+                                    <td>{e.detail.unwrap_or_default()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }),
+        }}
+    }
+}
+
+/// An email when the account still exists, else its id, else nothing.
+fn who(email: Option<String>, id: Option<String>) -> String {
+    email.or(id).unwrap_or_default()
+}
+
+/// Percent-encodes a query value (letters, digits and `-._~` pass as they are).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(super::encode("ada lovelace"), "ada%20lovelace");
+        assert_eq!(super::encode("a+b&c=d"), "a%2Bb%26c%3Dd");
+        assert_eq!(super::encode("zoë"), "zo%C3%AB");
+    }
+}

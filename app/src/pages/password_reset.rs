@@ -1,0 +1,150 @@
+//! `/forgot-password` and `/reset-password`: a reset link by mail, then a new password.
+
+use crate::{
+    api::{ErrorCode, ForgotPasswordRequest, ResetPasswordRequest},
+    auth::{use_auth, ApiFailure},
+    components::field::{Field, FormError},
+    pages::form::FormState,
+};
+use leptos::{either::Either, prelude::*, task::spawn_local};
+use leptos_router::components::A;
+
+#[component]
+pub fn ForgotPasswordPage() -> impl IntoView {
+    let auth = use_auth();
+    let email = RwSignal::new(String::new());
+    let form = FormState::new();
+    let sent_to = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        let request = ForgotPasswordRequest {
+            email: email.get_untracked(),
+        };
+        spawn_local(async move {
+            match auth
+                .post::<_, ()>("/api/auth/password/forgot", &request)
+                .await
+            {
+                Ok(()) => {
+                    form.done();
+                    sent_to.set(Some(request.email));
+                }
+                Err(failure) => form.fail(failure),
+            }
+        });
+    };
+
+    view! {
+        <section class="card auth-card">
+            <h1>"Reset your password"</h1>
+            {move || match sent_to.get() {
+                Some(address) => Either::Left(view! {
+                    <p role="status">
+                        "If an account exists for " <strong>{address}</strong>
+                        ", we sent it a link to choose a new password. The link works for 30 minutes."
+                    </p>
+                }),
+                None => Either::Right(view! {
+                    <p>"Enter the email address of your account and we will send you a link."</p>
+                    <form method="post" on:submit=submit novalidate>
+                        <FormError message=form.form_error/>
+                        <Field label="Email" name="email" input_type="email" autocomplete="email"
+                            value=email error=form.field("email")/>
+                        <button type="submit" disabled=move || !form.ready()>"Send reset link"</button>
+                    </form>
+                }),
+            }}
+            <p class="aside"><A href="/login">"Back to log in"</A></p>
+        </section>
+    }
+}
+
+/// The token arrives in the URL fragment (`#token=…`), which browsers never send to a
+/// server; it is read once in the browser and the fragment removed from the address bar.
+fn take_token_from_fragment() -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        let window = window();
+        let hash = window.location().hash().ok()?;
+        let token = hash.strip_prefix("#token=")?.to_string();
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(
+                &wasm_bindgen::JsValue::NULL,
+                "",
+                Some("/reset-password"),
+            );
+        }
+        Some(token)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
+}
+
+#[component]
+pub fn ResetPasswordPage() -> impl IntoView {
+    let auth = use_auth();
+    let token = StoredValue::new(None::<String>);
+    Effect::new(move |_| token.set_value(take_token_from_fragment()));
+    let password = RwSignal::new(String::new());
+    let form = FormState::new();
+    let done = RwSignal::new(false);
+    let link_dead = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        let request = ResetPasswordRequest {
+            token: token.get_value().unwrap_or_default(),
+            password: password.get_untracked(),
+        };
+        spawn_local(async move {
+            match auth
+                .post::<_, ()>("/api/auth/password/reset", &request)
+                .await
+            {
+                Ok(()) => {
+                    form.done();
+                    done.set(true);
+                }
+                Err(failure) => {
+                    if let ApiFailure::Api {
+                        code: ErrorCode::ResetTokenInvalid | ErrorCode::ResetTokenExpired,
+                        ..
+                    } = failure
+                    {
+                        link_dead.set(true);
+                    }
+                    form.fail(failure);
+                }
+            }
+        });
+    };
+
+    view! {
+        <section class="card auth-card">
+            <h1>"Choose a new password"</h1>
+            {move || if done.get() {
+                Either::Left(view! {
+                    <p role="status">"Your password has been changed and every device was signed out."</p>
+                    <p class="aside"><A href="/login">"Log in with your new password"</A></p>
+                })
+            } else {
+                Either::Right(view! {
+                    <form method="post" on:submit=submit novalidate>
+                        <FormError message=form.form_error/>
+                        <Field label="New password" name="password" input_type="password"
+                            autocomplete="new-password" value=password error=form.field("password")/>
+                        <button type="submit" disabled=move || !form.ready()>"Set new password"</button>
+                    </form>
+                    <p class="aside" hidden=move || !link_dead.get()>
+                        <A href="/forgot-password">"Get a new link"</A>
+                    </p>
+                })
+            }}
+        </section>
+    }
+}

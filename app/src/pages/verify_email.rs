@@ -1,0 +1,99 @@
+use crate::{
+    api::{User, VerifyEmailRequest},
+    auth::{use_auth, AuthState},
+    components::field::{Field, FormError},
+    pages::{account::require_sign_in, form::FormState},
+};
+use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_navigate};
+
+/// `/verify-email`: the 6-digit code mailed at registration, and a way to get a new one.
+#[component]
+pub fn VerifyEmailPage() -> impl IntoView {
+    let signed_in = require_sign_in("/verify-email");
+    let auth = use_auth();
+    let verified = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.email_verified);
+    view! {
+        <section class="card auth-card">
+            <h1>"Verify your email"</h1>
+            {move || if !signed_in.get() {
+                EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
+            } else if verified() {
+                EitherOf3::B(view! {
+                    <p role="status">"Your email address is verified."</p>
+                    <p class="aside"><A href="/account">"Back to your account"</A></p>
+                })
+            } else {
+                EitherOf3::C(view! { <CodeForm/> })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn CodeForm() -> impl IntoView {
+    let auth = use_auth();
+    let navigate = use_navigate();
+    let code = RwSignal::new(String::new());
+    let form = FormState::new();
+    let resent = RwSignal::new(None::<String>);
+    let email = move || match auth.state.get() {
+        AuthState::SignedIn(u) => u.email,
+        _ => String::new(),
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        resent.set(None);
+        let request = VerifyEmailRequest {
+            code: code.get_untracked(),
+        };
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match auth.post::<_, User>("/api/auth/verify-email", &request).await {
+                Ok(user) => {
+                    auth.state.set(AuthState::SignedIn(user));
+                    navigate("/account", Default::default());
+                }
+                Err(failure) => form.fail(failure),
+            }
+        });
+    };
+    let resend = move |_| {
+        if !form.begin() {
+            return;
+        }
+        resent.set(None);
+        spawn_local(async move {
+            match auth
+                .post::<_, ()>("/api/auth/verify-email/resend", &())
+                .await
+            {
+                Ok(()) => {
+                    form.done();
+                    resent.set(Some("A new code is on its way.".into()));
+                }
+                Err(failure) => form.fail(failure),
+            }
+        });
+    };
+
+    view! {
+        <p>"We sent a 6-digit code to " <strong>{email}</strong> ". It works for 10 minutes."</p>
+        <form method="post" on:submit=submit novalidate>
+            <FormError message=form.form_error/>
+            <Field label="Code" name="code" input_type="text" autocomplete="one-time-code"
+                inputmode="numeric" value=code error=form.field("code")/>
+            <button type="submit" disabled=move || !form.ready()>"Verify email"</button>
+        </form>
+        <p class="aside">
+            "No code? "
+            <button type="button" class="link" on:click=resend disabled=move || !form.ready()>
+                "Send a new code"
+            </button>
+        </p>
+        <p role="status">{move || resent.get()}</p>
+    }
+}
