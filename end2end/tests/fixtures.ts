@@ -1,4 +1,6 @@
 import { test as base, expect, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { maildevURL, serverEnv } from '../server-env';
 
 /**
  * The API's 4xx answers, which the auth runtime handles and the pages show, but which
@@ -55,6 +57,52 @@ export async function register(page: Page, email: string, name = 'Ada Lovelace')
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+}
+
+/** A message as maildev's HTTP API lists it. */
+export interface Mail {
+  subject: string;
+  text: string;
+  to: { address: string }[];
+}
+
+/** Waits for a message to `to` whose subject matches, read from maildev. */
+export async function waitForMail(to: string, subject: RegExp): Promise<Mail> {
+  let found: Mail | undefined;
+  await expect
+    .poll(
+      async () => {
+        const all = (await (await fetch(`${maildevURL}/email`)).json()) as Mail[];
+        found = all.find(
+          (m) => m.to.some((a) => a.address.toLowerCase() === to.toLowerCase()) && subject.test(m.subject),
+        );
+        return found !== undefined;
+      },
+      { message: `a message "${subject}" to ${to}`, timeout: 10_000 },
+    )
+    .toBe(true);
+  return found!;
+}
+
+/** Runs the server's command line (e.g. `admin create`) against the suite's database. */
+export function serverCli(args: string[], input = ''): string {
+  return execFileSync('target/release/server', args, {
+    cwd: '..',
+    env: { ...process.env, ...serverEnv },
+    input,
+    encoding: 'utf8',
+  });
+}
+
+/** Logs in through the page and waits for the account page. */
+export async function logIn(page: Page, email: string, password = PASSWORD) {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId('account-email')).toHaveText(email);
 }

@@ -110,7 +110,12 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         run(cargo().args(["leptos", "build", "--release"]))
     })?;
     steps.run("Playwright against the release build", || {
-        run(util::npx(["playwright", "test"]).env("E2E_PORT", util::free_port()?.to_string()))
+        // The app, and maildev's SMTP and HTTP sides (Playwright starts both servers).
+        let ports = util::free_ports::<3>()?;
+        run(util::npx(["playwright", "test"])
+            .env("E2E_PORT", ports[0].to_string())
+            .env("E2E_SMTP_PORT", ports[1].to_string())
+            .env("E2E_MAILDEV_PORT", ports[2].to_string()))
     })?;
     Ok(())
 }

@@ -347,6 +347,11 @@ mod browser {
     fn sign_out_and_redirect(auth: Auth) {
         end_everywhere(auth);
         let location = window().location();
+        // Already there: a page's own guard (or another failed call) got there first, and
+        // its `next` is the page the person was on.
+        if location.pathname().is_ok_and(|p| p == "/login") {
+            return;
+        }
         let here = format!(
             "{}{}",
             location.pathname().unwrap_or_default(),

@@ -1,7 +1,10 @@
 use crate::{
-    api::User,
+    api::{ChangePasswordRequest, User},
     auth::{logic::login_url, use_auth, ApiFailure, AuthState},
+    components::field::{Field, FormError},
+    pages::form::FormState,
 };
+use leptos::task::spawn_local;
 use leptos::{
     either::{Either, EitherOf3},
     prelude::*,
@@ -40,6 +43,7 @@ pub fn AccountPage() -> impl IntoView {
                 Either::Left(view! {
                     <AccountPanels/>
                     <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
+                    <ChangePassword/>
                 })
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
@@ -130,5 +134,54 @@ fn Panel(kind: PanelKind) -> impl IntoView {
                 Some(Err(failure)) => EitherOf3::C(view! { <p class="form-error" role="alert">{failure.message()}</p> }),
             }}
         </article>
+    }
+}
+
+/// Changing the password needs the current one; every other session ends, this one goes on.
+#[component]
+fn ChangePassword() -> impl IntoView {
+    let auth = use_auth();
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let form = FormState::new();
+    let changed = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !form.begin() {
+            return;
+        }
+        changed.set(false);
+        let request = ChangePasswordRequest {
+            current_password: current.get_untracked(),
+            new_password: new.get_untracked(),
+        };
+        spawn_local(async move {
+            match auth
+                .post::<_, ()>("/api/auth/password/change", &request)
+                .await
+            {
+                Ok(()) => {
+                    form.done();
+                    current.set(String::new());
+                    new.set(String::new());
+                    changed.set(true);
+                }
+                Err(failure) => form.fail(failure),
+            }
+        });
+    };
+    view! {
+        <h2>"Change password"</h2>
+        <form class="narrow" method="post" on:submit=submit novalidate>
+            <FormError message=form.form_error/>
+            <Field label="Current password" name="current_password" input_type="password"
+                autocomplete="current-password" value=current error=form.field("current_password")/>
+            <Field label="New password" name="new_password" input_type="password"
+                autocomplete="new-password" value=new error=form.field("new_password")/>
+            <button type="submit" disabled=move || !form.ready()>"Change password"</button>
+            <p role="status">
+                {move || changed.get().then_some("Your password was changed. Your other sessions were signed out.")}
+            </p>
+        </form>
     }
 }

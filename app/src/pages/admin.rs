@@ -16,7 +16,8 @@ const PER_PAGE: u32 = 20;
 pub fn AdminPage() -> impl IntoView {
     let signed_in = require_sign_in("/admin");
     let auth = use_auth();
-    let is_admin = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.role == Role::Admin);
+    let is_admin =
+        move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.role == Role::Admin);
     view! {
         <section class="card wide">
             <h1>"Admin"</h1>

@@ -52,7 +52,10 @@ fn CodeForm() -> impl IntoView {
         };
         let navigate = navigate.clone();
         spawn_local(async move {
-            match auth.post::<_, User>("/api/auth/verify-email", &request).await {
+            match auth
+                .post::<_, User>("/api/auth/verify-email", &request)
+                .await
+            {
                 Ok(user) => {
                     auth.state.set(AuthState::SignedIn(user));
                     navigate("/account", Default::default());

@@ -1,0 +1,30 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Ports: `cargo xtask test` picks free ones; run alone, 3917 and the two after it.
+export const port = Number(process.env.E2E_PORT ?? 3917);
+export const smtpPort = Number(process.env.E2E_SMTP_PORT ?? port + 1);
+export const maildevPort = Number(process.env.E2E_MAILDEV_PORT ?? port + 2);
+export const baseURL = `http://127.0.0.1:${port}`;
+export const maildevURL = `http://127.0.0.1:${maildevPort}`;
+
+// Set once in the main process; workers inherit it.
+process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'jwt-auth-e2e-'));
+const dataDir = process.env.E2E_DATA_DIR;
+
+/** The release server's settings: the suite's server, and the admin CLI the tests run. */
+export const serverEnv: Record<string, string> = {
+  LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+  LEPTOS_SITE_ROOT: 'target/site',
+  DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
+  AUTH_KEY_FILE: `${dataDir}/jwt-ed25519.pem`,
+  AUTH_SECRET_FILE: `${dataDir}/secret.key`,
+  RATE_LIMIT_ENABLED: 'false',
+  // Short-lived access tokens, so the suite sees them expire (plus the 5 s leeway).
+  AUTH_ACCESS_TTL_SECS: '2',
+  // Mail goes to maildev, which the tests read.
+  SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+  MAIL_FROM: 'JWT Auth <no-reply@example.com>',
+  RUST_LOG: 'warn',
+};

@@ -1,0 +1,123 @@
+import {
+  test,
+  expect,
+  register,
+  logIn,
+  uniqueEmail,
+  waitForHydration,
+  waitForMail,
+  PASSWORD,
+} from './fixtures';
+
+test('register, then the code from the email verifies the address', async ({ page }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  const verified = page.getByTestId('account-verified');
+  await expect(verified).toContainText('not yet');
+  await verified.getByRole('link', { name: 'Verify your email' }).click();
+  await expect(page).toHaveURL(/\/verify-email$/);
+  await expect(page.getByText(email)).toBeVisible();
+
+  const mail = await waitForMail(email, /is your verification code$/);
+  const code = mail.subject.slice(0, 6);
+  expect(code).toMatch(/^\d{6}$/);
+
+  // A wrong code is refused in words, with the tries left.
+  const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+  await page.getByLabel('Code').fill(wrong);
+  await page.getByRole('button', { name: 'Verify email' }).click();
+  await expect(page.getByRole('alert')).toHaveText('The code is not correct. 4 attempts left.');
+
+  await page.getByLabel('Code').fill(code);
+  await page.getByLabel('Code').press('Enter');
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+  // Still verified after a reload (it is the server's record, not the page's).
+  await page.reload();
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+});
+
+test('a new code can be asked for, once a minute', async ({ page }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await page.goto('/verify-email');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Send a new code' }).click();
+  // Registration sent one a moment ago: the server asks to wait.
+  await expect(page.getByRole('alert')).toHaveText('Too many attempts. Try again later.');
+});
+
+test('forgot password: the emailed link sets a new one and signs out every device', async ({
+  browser,
+}) => {
+  const email = uniqueEmail();
+  // A device that stays signed in with the old password.
+  const laptop = await browser.newPage();
+  await register(laptop, email);
+
+  const phone = await browser.newPage();
+  await phone.goto('/login');
+  await waitForHydration(phone);
+  await phone.getByRole('link', { name: 'Forgot your password?' }).click();
+  await expect(phone).toHaveURL(/\/forgot-password$/);
+  await phone.getByLabel('Email').fill(email);
+  await phone.getByRole('button', { name: 'Send reset link' }).click();
+  await expect(phone.getByRole('status')).toContainText(`If an account exists for ${email}`);
+
+  const mail = await waitForMail(email, /^Reset your password$/);
+  const link = mail.text.match(/https?:\/\/\S+\/reset-password#token=[\w-]+/)?.[0];
+  expect(link, mail.text).toBeTruthy();
+  await phone.goto(link!);
+  await waitForHydration(phone);
+  // The token leaves the address bar once read.
+  await expect.poll(() => phone.url()).not.toContain('#token=');
+  const newPassword = 'a brand new passphrase';
+  await phone.getByLabel('New password').fill(newPassword);
+  await phone.getByRole('button', { name: 'Set new password' }).click();
+  await expect(phone.getByRole('status')).toHaveText(
+    'Your password has been changed and every device was signed out.',
+  );
+
+  // The laptop's session is over at its next visit.
+  await laptop.reload();
+  await expect(laptop).toHaveURL(/\/login\?next=\/account$/);
+
+  // The same link does not work twice (a fresh load: from /reset-password itself, going to
+  // the link would only change the fragment).
+  await phone.goto('/');
+  await phone.goto(link!);
+  await waitForHydration(phone);
+  await phone.getByLabel('New password').fill('yet another passphrase');
+  await phone.getByRole('button', { name: 'Set new password' }).click();
+  await expect(phone.getByRole('alert')).toContainText('not valid or was already used');
+  await expect(phone.getByRole('link', { name: 'Get a new link' })).toBeVisible();
+
+  // The new password works, the old one does not.
+  await phone.goto('/login');
+  await waitForHydration(phone);
+  await phone.getByLabel('Email').fill(email);
+  await phone.getByLabel('Password').fill(PASSWORD);
+  await phone.getByRole('button', { name: 'Log in' }).click();
+  await expect(phone.getByRole('alert')).toHaveText('The email or password is not correct.');
+  await logIn(phone, email, newPassword);
+});
+
+test('changing the password keeps this session and ends the others', async ({ browser }) => {
+  const email = uniqueEmail();
+  const here = await browser.newPage();
+  await register(here, email);
+  const elsewhere = await browser.newPage();
+  await logIn(elsewhere, email);
+
+  await here.getByLabel('Current password', { exact: true }).fill(PASSWORD);
+  await here.getByLabel('New password', { exact: true }).fill('a changed passphrase');
+  await here.getByRole('button', { name: 'Change password' }).click();
+  await expect(here.getByRole('status').filter({ hasText: 'password was changed' })).toBeVisible();
+
+  // This device goes on (its token refreshes transparently)...
+  await here.reload();
+  await expect(here.getByTestId('account-email')).toHaveText(email);
+  // ...the other one is signed out.
+  await elsewhere.reload();
+  await expect(elsewhere).toHaveURL(/\/login\?next=\/account$/);
+});
