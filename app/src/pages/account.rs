@@ -4,7 +4,6 @@ use crate::{
     components::field::{Field, FormError},
     pages::form::FormState,
 };
-use leptos::task::spawn_local;
 use leptos::{
     either::{Either, EitherOf3},
     prelude::*,
@@ -147,28 +146,22 @@ fn ChangePassword() -> impl IntoView {
     let changed = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !form.begin() {
-            return;
-        }
         changed.set(false);
         let request = ChangePasswordRequest {
             current_password: current.get_untracked(),
             new_password: new.get_untracked(),
         };
-        spawn_local(async move {
-            match auth
-                .post::<_, ()>("/api/auth/password/change", &request)
-                .await
-            {
-                Ok(()) => {
-                    form.done();
-                    current.set(String::new());
-                    new.set(String::new());
-                    changed.set(true);
-                }
-                Err(failure) => form.fail(failure),
-            }
-        });
+        form.send(
+            move || async move {
+                auth.post::<_, ()>("/api/auth/password/change", &request)
+                    .await
+            },
+            move |()| {
+                current.set(String::new());
+                new.set(String::new());
+                changed.set(true);
+            },
+        );
     };
     view! {
         <h2>"Change password"</h2>

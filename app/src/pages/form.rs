@@ -47,6 +47,28 @@ impl FormState {
         self.pending.set(false);
     }
 
+    /// Sends one request for the form (nothing when one is in flight): its errors are shown
+    /// beside the form, its answer goes to `on_ok`.
+    pub fn send<T, Fut>(self, request: impl FnOnce() -> Fut, on_ok: impl FnOnce(T) + 'static)
+    where
+        T: 'static,
+        Fut: Future<Output = Result<T, ApiFailure>> + 'static,
+    {
+        if !self.begin() {
+            return;
+        }
+        let request = request();
+        spawn_local(async move {
+            match request.await {
+                Ok(answer) => {
+                    self.done();
+                    on_ok(answer);
+                }
+                Err(failure) => self.fail(failure),
+            }
+        });
+    }
+
     pub fn fail(&self, failure: ApiFailure) {
         self.fields.set(failure.fields());
         self.form_error.set(Some(failure.message()));

@@ -6,7 +6,7 @@ use crate::{
     components::field::{Field, FormError},
     pages::form::FormState,
 };
-use leptos::{either::Either, prelude::*, task::spawn_local};
+use leptos::{either::Either, prelude::*};
 use leptos_router::components::A;
 
 #[component]
@@ -17,24 +17,17 @@ pub fn ForgotPasswordPage() -> impl IntoView {
     let sent_to = RwSignal::new(None::<String>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !form.begin() {
-            return;
-        }
         let request = ForgotPasswordRequest {
             email: email.get_untracked(),
         };
-        spawn_local(async move {
-            match auth
-                .post::<_, ()>("/api/auth/password/forgot", &request)
-                .await
-            {
-                Ok(()) => {
-                    form.done();
-                    sent_to.set(Some(request.email));
-                }
-                Err(failure) => form.fail(failure),
-            }
-        });
+        let address = request.email.clone();
+        form.send(
+            move || async move {
+                auth.post::<_, ()>("/api/auth/password/forgot", &request)
+                    .await
+            },
+            move |()| sent_to.set(Some(address)),
+        );
     };
 
     view! {
@@ -94,34 +87,26 @@ pub fn ResetPasswordPage() -> impl IntoView {
     let link_dead = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !form.begin() {
-            return;
-        }
         let request = ResetPasswordRequest {
             token: token.get_value().unwrap_or_default(),
             password: password.get_untracked(),
         };
-        spawn_local(async move {
-            match auth
-                .post::<_, ()>("/api/auth/password/reset", &request)
-                .await
-            {
-                Ok(()) => {
-                    form.done();
-                    done.set(true);
+        form.send(
+            move || async move {
+                let answer = auth
+                    .post::<_, ()>("/api/auth/password/reset", &request)
+                    .await;
+                if let Err(ApiFailure::Api {
+                    code: ErrorCode::ResetTokenInvalid | ErrorCode::ResetTokenExpired,
+                    ..
+                }) = answer
+                {
+                    link_dead.set(true);
                 }
-                Err(failure) => {
-                    if let ApiFailure::Api {
-                        code: ErrorCode::ResetTokenInvalid | ErrorCode::ResetTokenExpired,
-                        ..
-                    } = failure
-                    {
-                        link_dead.set(true);
-                    }
-                    form.fail(failure);
-                }
-            }
-        });
+                answer
+            },
+            move |()| done.set(true),
+        );
     };
 
     view! {

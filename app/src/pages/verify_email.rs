@@ -4,7 +4,7 @@ use crate::{
     components::field::{Field, FormError},
     pages::{account::require_sign_in, form::FormState},
 };
-use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
+use leptos::{either::EitherOf3, prelude::*};
 use leptos_router::{components::A, hooks::use_navigate};
 
 /// `/verify-email`: the 6-digit code mailed at registration, and a way to get a new one.
@@ -43,44 +43,31 @@ fn CodeForm() -> impl IntoView {
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !form.begin() {
-            return;
-        }
         resent.set(None);
         let request = VerifyEmailRequest {
             code: code.get_untracked(),
         };
         let navigate = navigate.clone();
-        spawn_local(async move {
-            match auth
-                .post::<_, User>("/api/auth/verify-email", &request)
-                .await
-            {
-                Ok(user) => {
-                    auth.state.set(AuthState::SignedIn(user));
-                    navigate("/account", Default::default());
-                }
-                Err(failure) => form.fail(failure),
-            }
-        });
+        form.send(
+            move || async move {
+                auth.post::<_, User>("/api/auth/verify-email", &request)
+                    .await
+            },
+            move |user| {
+                auth.state.set(AuthState::SignedIn(user));
+                navigate("/account", Default::default());
+            },
+        );
     };
     let resend = move |_| {
-        if !form.begin() {
-            return;
-        }
         resent.set(None);
-        spawn_local(async move {
-            match auth
-                .post::<_, ()>("/api/auth/verify-email/resend", &())
-                .await
-            {
-                Ok(()) => {
-                    form.done();
-                    resent.set(Some("A new code is on its way.".into()));
-                }
-                Err(failure) => form.fail(failure),
-            }
-        });
+        form.send(
+            move || async move {
+                auth.post::<_, ()>("/api/auth/verify-email/resend", &())
+                    .await
+            },
+            move |()| resent.set(Some("A new code is on its way.".into())),
+        );
     };
 
     view! {
