@@ -160,3 +160,52 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailer(smtp_url: Option<&str>) -> Mailer {
+        let settings = Settings::from_lookup(|name| match name {
+            "SMTP_URL" => smtp_url.map(str::to_string),
+            _ => None,
+        })
+        .unwrap();
+        Mailer::from_settings(&settings).unwrap()
+    }
+
+    fn email(to: &str) -> Email {
+        Email {
+            to: to.into(),
+            subject: "Hello".into(),
+            body: "Body".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_smtp_url_mail_goes_to_the_log() {
+        assert!(mailer(None).send(&email("a@example.com")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_is_an_error_not_silence() {
+        // Nothing listens on port 1: the SMTP backend says so.
+        let smtp = mailer(Some("smtp://127.0.0.1:1"));
+        assert!(matches!(
+            smtp.send(&email("a@example.com")).await,
+            Err(MailError::Smtp(_))
+        ));
+        assert!(matches!(
+            smtp.send(&email("not an address")).await,
+            Err(MailError::Recipient(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn flush_returns_once_nothing_is_in_flight() {
+        let log = mailer(None);
+        log.queue(email("a@example.com"));
+        log.flush(Duration::from_secs(5)).await;
+        assert_eq!(log.in_flight.count.load(Ordering::SeqCst), 0);
+    }
+}

@@ -84,6 +84,16 @@ async fn a_mailed_link_resets_the_password_and_ends_every_session() {
             .await
             .unwrap();
     assert_eq!(actions.len(), 2, "{actions:?}");
+    let details: Vec<Option<String>> = sqlx::query_scalar("select detail from audit_log")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    for detail in details.into_iter().flatten() {
+        assert!(
+            !detail.contains(&token) && !detail.contains(NEW_PASSWORD),
+            "{detail}"
+        );
+    }
 }
 
 #[tokio::test]
