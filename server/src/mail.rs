@@ -84,31 +84,46 @@ impl Mailer {
     /// Sends `email` in the background, with retries; failures are logged, never lost
     /// without a trace.
     pub fn queue(&self, email: Email) {
+        self.compose_and_queue(async move { Ok::<_, std::convert::Infallible>(Some(email)) });
+    }
+
+    /// Runs `compose` in the background and sends the message it makes, if any, as `queue`
+    /// does; for work that must not delay the answer (or show in its timing). Shutdown
+    /// waits for it too.
+    pub fn compose_and_queue<E: std::fmt::Display + Send + 'static>(
+        &self,
+        compose: impl std::future::Future<Output = Result<Option<Email>, E>> + Send + 'static,
+    ) {
         self.in_flight.count.fetch_add(1, Ordering::SeqCst);
         let mailer = self.clone();
         tokio::spawn(async move {
-            let mut attempt = 0;
-            loop {
-                match mailer.send(&email).await {
-                    Ok(()) => break,
-                    Err(e)
-                        if attempt < RETRY_DELAYS.len()
-                            && !matches!(e, MailError::Recipient(_)) =>
-                    {
-                        tracing::warn!(to = %email.to, subject = %email.subject, error = %e, "mail not sent yet; retrying");
-                        tokio::time::sleep(RETRY_DELAYS[attempt]).await;
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(to = %email.to, subject = %email.subject, error = %e, "mail could not be sent");
-                        break;
-                    }
-                }
+            match compose.await {
+                Ok(Some(email)) => mailer.send_with_retries(&email).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot compose a message"),
             }
             if mailer.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
                 mailer.in_flight.done.notify_waiters();
             }
         });
+    }
+
+    async fn send_with_retries(&self, email: &Email) {
+        let mut attempt = 0;
+        loop {
+            match self.send(email).await {
+                Ok(()) => return,
+                Err(e) if attempt < RETRY_DELAYS.len() && !matches!(e, MailError::Recipient(_)) => {
+                    tracing::warn!(to = %email.to, subject = %email.subject, error = %e, "mail not sent yet; retrying");
+                    tokio::time::sleep(RETRY_DELAYS[attempt]).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(to = %email.to, subject = %email.subject, error = %e, "mail could not be sent");
+                    return;
+                }
+            }
+        }
     }
 
     /// Sends now, once.
