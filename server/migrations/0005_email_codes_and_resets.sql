@@ -5,7 +5,10 @@ create table email_codes (
     expires_at bigint not null,
     -- Tries made against this code, counted before each is judged.
     attempts bigint not null default 0,
-    sent_at bigint not null
+    sent_at bigint not null,
+    -- Tries across codes in a day from day_started: a new code does not renew them.
+    day_started bigint not null,
+    day_attempts bigint not null default 0
 );
 
 -- Password reset links: single use, stored only as SHA-256 of the 256-bit token.

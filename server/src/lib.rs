@@ -134,10 +134,7 @@ impl Application {
             .await;
         pruner.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
-        self.state
-            .mailer
-            .flush(std::time::Duration::from_secs(30))
-            .await;
+        self.state.mailer.flush(mail::LONGEST_SEND).await;
         self.db.close().await;
         served
     }

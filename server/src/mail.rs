@@ -46,6 +46,14 @@ enum Backend {
 
 /// Waits between attempts of a failed send; one more attempt than delays.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(10)];
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a queued message can take, all attempts and delays included: what shutdown
+/// waits for at most.
+pub const LONGEST_SEND: Duration = Duration::from_secs(
+    SMTP_TIMEOUT.as_secs() * (RETRY_DELAYS.len() as u64 + 1)
+        + RETRY_DELAYS[0].as_secs()
+        + RETRY_DELAYS[1].as_secs(),
+);
 
 #[derive(Clone)]
 pub struct Mailer {
@@ -66,7 +74,7 @@ impl Mailer {
         let backend = match &settings.smtp_url {
             Some(url) => Backend::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?
-                    .timeout(Some(Duration::from_secs(15)))
+                    .timeout(Some(SMTP_TIMEOUT))
                     .build(),
             ),
             None => {

@@ -40,14 +40,22 @@ fn People() -> impl IntoView {
     let people = RwSignal::new(None::<Result<UserPage, ApiFailure>>);
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    // Answers can come back out of order (a search typed while a page loads): only the
+    // latest request's answer is shown.
+    let latest = StoredValue::new(0u32);
     let load = move || {
         let path = format!(
             "/api/admin/users?page={}&per_page={PER_PAGE}&q={}",
             page_number.get_untracked(),
             encode(&query.get_untracked())
         );
+        latest.update_value(|n| *n += 1);
+        let this = latest.get_value();
         spawn_local(async move {
-            people.set(Some(auth.get::<UserPage>(&path).await));
+            let answer = auth.get::<UserPage>(&path).await;
+            if latest.get_value() == this {
+                people.set(Some(answer));
+            }
         });
     };
     load();

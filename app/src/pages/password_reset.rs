@@ -2,7 +2,7 @@
 
 use crate::{
     api::{ErrorCode, ForgotPasswordRequest, ResetPasswordRequest},
-    auth::{use_auth, ApiFailure},
+    auth::{use_auth, ApiFailure, AuthState},
     components::field::{Field, FormError},
     pages::form::FormState,
 };
@@ -80,11 +80,21 @@ fn take_token_from_fragment() -> Option<String> {
 pub fn ResetPasswordPage() -> impl IntoView {
     let auth = use_auth();
     let token = StoredValue::new(None::<String>);
-    Effect::new(move |_| token.set_value(take_token_from_fragment()));
     let password = RwSignal::new(String::new());
     let form = FormState::new();
     let done = RwSignal::new(false);
     let link_dead = RwSignal::new(false);
+    // In the browser, once: a link without its token is said to be incomplete at once.
+    Effect::new(move |_| match take_token_from_fragment() {
+        Some(found) => token.set_value(Some(found)),
+        None => {
+            link_dead.set(true);
+            form.form_error.set(Some(
+                "This link is incomplete: open the whole link from the email, or ask for a new one."
+                    .into(),
+            ));
+        }
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let request = ResetPasswordRequest {
@@ -105,7 +115,13 @@ pub fn ResetPasswordPage() -> impl IntoView {
                 }
                 answer
             },
-            move |()| done.set(true),
+            move |()| {
+                done.set(true);
+                // This browser's session (if any) ended with the others: forget it here too.
+                if matches!(auth.state.get_untracked(), AuthState::SignedIn(_)) {
+                    leptos::task::spawn_local(async move { auth.logout().await });
+                }
+            },
         );
     };
 

@@ -1,6 +1,7 @@
 //! The rules of email verification codes, apart from HTTP and SQL: six digits, valid ten
-//! minutes, at most five tries, a new one at most once a minute. Codes are stored only as
-//! keyed digests (an unkeyed hash of a million possible values is no protection).
+//! minutes, at most five tries a code and twenty a day, a new one at most once a minute.
+//! Codes are stored only as keyed digests (an unkeyed hash of a million possible values is
+//! no protection).
 
 use super::tokens::ServerSecret;
 use rand::Rng;
@@ -8,6 +9,10 @@ use rand::Rng;
 pub const TTL_SECS: i64 = 10 * 60;
 pub const MAX_ATTEMPTS: i64 = 5;
 pub const RESEND_INTERVAL_SECS: i64 = 60;
+/// Tries a person may make in a day whatever the number of codes, so new codes do not
+/// renew the guesses: at most 20 in a million a day.
+pub const DAILY_ATTEMPTS: i64 = 20;
+pub const DAY_SECS: i64 = 24 * 60 * 60;
 
 /// A fresh code: six decimal digits, uniformly drawn.
 pub fn generate(rng: &mut impl Rng) -> String {
@@ -26,12 +31,15 @@ pub fn normalise(code: &str) -> Option<String> {
     (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
-/// A pending code as stored, with `attempts` already counting the try being judged.
+/// A pending code as stored, with `attempts` and `day_attempts` already counting the try
+/// being judged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
     pub digest: String,
     pub expires_at: i64,
     pub attempts: i64,
+    pub day_started: i64,
+    pub day_attempts: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +50,10 @@ pub enum Check {
     },
     Expired,
     AttemptsExceeded,
+    /// The day's tries are spent, whatever the code: wait this many seconds.
+    TooManyToday {
+        retry_after: i64,
+    },
     /// No code was ever sent, or it was used.
     NonePending,
 }
@@ -51,7 +63,11 @@ pub fn check(pending: Option<&Pending>, matches: bool, now: i64) -> Check {
     let Some(p) = pending else {
         return Check::NonePending;
     };
-    if p.attempts > MAX_ATTEMPTS {
+    if p.day_attempts > DAILY_ATTEMPTS {
+        Check::TooManyToday {
+            retry_after: (p.day_started + DAY_SECS - now).max(1),
+        }
+    } else if p.attempts > MAX_ATTEMPTS {
         Check::AttemptsExceeded
     } else if now >= p.expires_at {
         Check::Expired
@@ -81,6 +97,8 @@ mod tests {
             digest: "d".into(),
             expires_at: 1_600,
             attempts,
+            day_started: 0,
+            day_attempts: attempts,
         }
     }
 
@@ -135,6 +153,29 @@ mod tests {
             check(Some(&pending(MAX_ATTEMPTS + 1)), true, 1_000),
             Check::AttemptsExceeded,
             "after five tries even the right code is refused"
+        );
+    }
+
+    #[test]
+    fn new_codes_do_not_renew_the_day_s_tries() {
+        let fresh_code_late_in_the_day = Pending {
+            attempts: 1,
+            day_attempts: DAILY_ATTEMPTS + 1,
+            ..pending(1)
+        };
+        assert_eq!(
+            check(Some(&fresh_code_late_in_the_day), true, 1_000),
+            Check::TooManyToday {
+                retry_after: DAY_SECS - 1_000
+            }
+        );
+        let last_try_of_the_day = Pending {
+            day_attempts: DAILY_ATTEMPTS,
+            ..pending(1)
+        };
+        assert_eq!(
+            check(Some(&last_try_of_the_day), true, 1_000),
+            Check::Verified
         );
     }
 

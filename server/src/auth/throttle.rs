@@ -58,6 +58,26 @@ impl Throttle {
             return Ok(());
         }
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        Self::refusal(&windows, keys, now)
+    }
+
+    /// For budgets of attempts (not failures): refuses, or counts the attempt, under one
+    /// lock, so a burst of parallel requests cannot all pass a nearly spent budget.
+    pub fn check_and_hit(&self, keys: &[(&str, Budget)], now: i64) -> Result<(), u64> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        Self::refusal(&windows, keys, now)?;
+        Self::count(&mut windows, keys, now);
+        Ok(())
+    }
+
+    fn refusal(
+        windows: &HashMap<String, Window>,
+        keys: &[(&str, Budget)],
+        now: i64,
+    ) -> Result<(), u64> {
         let retry_after = keys
             .iter()
             .filter_map(|(key, budget)| {
@@ -78,6 +98,10 @@ impl Throttle {
             return;
         }
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        Self::count(&mut windows, keys, now);
+    }
+
+    fn count(windows: &mut HashMap<String, Window>, keys: &[(&str, Budget)], now: i64) {
         if windows.len() >= SWEEP_AT {
             windows.retain(|_, w| now < w.started + w.window_secs);
         }
@@ -126,6 +150,21 @@ mod tests {
         assert_eq!(t.check(&[("k", B)], 1010), Err(90));
         assert_eq!(t.check(&[("other", B)], 1010), Ok(()));
         assert_eq!(t.check(&[("k", B)], 1100), Ok(()));
+    }
+
+    #[test]
+    fn check_and_hit_counts_only_what_it_lets_through() {
+        let t = Throttle::new(true);
+        for i in 0..3 {
+            assert_eq!(t.check_and_hit(&[("k", B)], 1000 + i), Ok(()));
+        }
+        assert_eq!(t.check_and_hit(&[("k", B)], 1010), Err(90));
+        assert_eq!(t.check_and_hit(&[("k", B)], 1100), Ok(()));
+        assert_eq!(
+            Throttle::new(false).check_and_hit(&[("k", B)], 0),
+            Ok(()),
+            "disabled"
+        );
     }
 
     #[test]

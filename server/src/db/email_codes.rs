@@ -3,27 +3,33 @@
 use crate::auth::email_code::Pending;
 use sqlx::{Any, Executor, Row};
 
-/// Stores a new code for the person, replacing any earlier one (its tries start again).
+/// Stores a new code for the person, replacing an earlier one sent at or before
+/// `sent_before` (its tries start again; the day's do not). False when the earlier one is
+/// more recent: nothing was stored. Decided in one statement, so parallel requests cannot
+/// both send a code.
 pub async fn replace<'e>(
     db: impl Executor<'e, Database = Any>,
     user_id: &str,
     digest: &str,
     expires_at: i64,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into email_codes (user_id, code_digest, expires_at, attempts, sent_at) \
-         values ($1, $2, $3, 0, $4) \
+    sent_before: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "insert into email_codes (user_id, code_digest, expires_at, attempts, sent_at, day_started) \
+         values ($1, $2, $3, 0, $4, $4) \
          on conflict (user_id) do update set code_digest = excluded.code_digest, \
-         expires_at = excluded.expires_at, attempts = 0, sent_at = excluded.sent_at",
+         expires_at = excluded.expires_at, attempts = 0, sent_at = excluded.sent_at \
+         where email_codes.sent_at <= $5",
     )
     .bind(user_id)
     .bind(digest)
     .bind(expires_at)
     .bind(now)
+    .bind(sent_before)
     .execute(db)
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Counts one try against the person's code and returns the code as it now stands; the
@@ -31,12 +37,18 @@ pub async fn replace<'e>(
 pub async fn count_attempt<'e>(
     db: impl Executor<'e, Database = Any>,
     user_id: &str,
+    now: i64,
 ) -> Result<Option<Pending>, sqlx::Error> {
-    let row = sqlx::query(
-        "update email_codes set attempts = attempts + 1 where user_id = $1 \
-         returning code_digest, expires_at, attempts",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update email_codes set attempts = attempts + 1, \
+         day_attempts = case when day_started + {day} <= $2 then 1 else day_attempts + 1 end, \
+         day_started = case when day_started + {day} <= $2 then $2 else day_started end \
+         where user_id = $1 \
+         returning code_digest, expires_at, attempts, day_started, day_attempts",
+        day = crate::auth::email_code::DAY_SECS
+    )))
     .bind(user_id)
+    .bind(now)
     .fetch_optional(db)
     .await?;
     row.map(|r| {
@@ -44,6 +56,8 @@ pub async fn count_attempt<'e>(
             digest: r.try_get("code_digest")?,
             expires_at: r.try_get("expires_at")?,
             attempts: r.try_get("attempts")?,
+            day_started: r.try_get("day_started")?,
+            day_attempts: r.try_get("day_attempts")?,
         })
     })
     .transpose()

@@ -105,6 +105,7 @@ async fn update(
         users::update_access(&mut *tx, &id, &role, active, now).await?;
         if !active {
             sessions::revoke_all_of_user(&mut *tx, &id, now, sessions::DISABLED_BY_ADMIN).await?;
+            crate::db::password_resets::delete_for_user(&mut *tx, &id).await?;
         }
         let detail = format!(
             "role {} to {role}, active {} to {active}",

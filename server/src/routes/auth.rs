@@ -164,9 +164,8 @@ async fn register(
     let budget = [(ip_key.as_str(), throttle::IP_REGISTER)];
     state
         .throttle
-        .check(&budget, now)
+        .check_and_hit(&budget, now)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    state.throttle.hit(&budget, now);
 
     let mut errors = validate::FieldErrors::new();
     let name = validate::name(&body.name, &mut errors);
@@ -195,9 +194,12 @@ async fn register(
         InsertUserError::EmailTaken => ApiError::EmailTaken,
         InsertUserError::Db(e) => ApiError::from(e),
     })?;
+    // A new account has no code yet, so this always makes one.
     let code_mail = super::verify::new_code(&mut *tx, &state, &user, now).await?;
     tx.commit().await?;
-    state.mailer.queue(code_mail);
+    if let Some(mail) = code_mail {
+        state.mailer.queue(mail);
+    }
     tracing::info!(user_id = %user.id, "registered");
     state
         .start_session(StatusCode::CREATED, &user, &headers, &ip, now)

@@ -66,25 +66,28 @@ async fn forgot(
     ];
     state
         .throttle
-        .check(&budgets, now)
+        .check_and_hit(&budgets, now)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    state.throttle.hit(&budgets, now);
-    tokio::spawn(async move {
-        if let Err(e) = send_link(&state, &email, &ip, now).await {
-            tracing::error!(error = %e, "cannot prepare a password reset link");
-        }
-    });
+    // Composed through the mailer, so shutdown waits for it as for queued mail.
+    let mailer = state.mailer.clone();
+    mailer.compose_and_queue(async move { reset_link(&state, &email, &ip, now).await });
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn send_link(state: &AppState, email: &str, ip: &str, now: i64) -> Result<(), sqlx::Error> {
+/// The message with a new link, when `email` is an active account's.
+async fn reset_link(
+    state: &AppState,
+    email: &str,
+    ip: &str,
+    now: i64,
+) -> Result<Option<Email>, sqlx::Error> {
     let Some(user) = users::find_by_email(state.db.pool(), email).await? else {
         tracing::info!("password reset asked for an unknown address");
-        return Ok(());
+        return Ok(None);
     };
     if !user.active {
         tracing::info!(user_id = %user.id, "password reset asked for a disabled account");
-        return Ok(());
+        return Ok(None);
     }
     let token = tokens::random_token(&mut rand::rng());
     password_resets::insert(
@@ -109,20 +112,20 @@ async fn send_link(state: &AppState, email: &str, ip: &str, now: i64) -> Result<
     .await?;
     // In the fragment, so the token never reaches a server log or a `Referer`.
     let link = format!("{}/reset-password#token={token}", state.settings.public_url);
-    state.mailer.queue(Email {
+    tracing::info!(user_id = %user.id, "password reset link queued");
+    // No free text of the account (its name) in the message: whoever registered an address
+    // chose it, and it would reach that address's owner.
+    Ok(Some(Email {
         to: user.email.clone(),
         subject: "Reset your password".into(),
         body: format!(
-            "Hello {name},\n\n\
+            "Hello,\n\n\
              Someone (we hope you) asked to reset the password of your account.\n\
              Open this link within 30 minutes to choose a new one:\n\n{link}\n\n\
              The link works once. Every device signed in to your account will be signed out.\n\
-             If you did not ask for this, ignore this message: your password stays as it is.\n",
-            name = user.name,
+             If you did not ask for this, ignore this message: your password stays as it is.\n"
         ),
-    });
-    tracing::info!(user_id = %user.id, "password reset link sent");
-    Ok(())
+    }))
 }
 
 /// Sets a new password with a live link, and signs the person out everywhere.
@@ -151,6 +154,13 @@ async fn reset(
         Claim::Expired => return Err(ApiError::ResetTokenExpired),
         Claim::Invalid => return Err(ApiError::ResetTokenInvalid),
     };
+    // A link sent before an admin disabled the person does not bring the account back.
+    if !users::find_by_id(&mut *tx, &user_id)
+        .await?
+        .is_some_and(|u| u.active)
+    {
+        return Err(ApiError::ResetTokenInvalid);
+    }
     users::set_password_hash(&mut *tx, &user_id, &password_hash, now).await?;
     users::bump_epoch(&mut *tx, &user_id, now).await?;
     // The link came by mail to the address: that proves it as well as a code would.

@@ -35,29 +35,35 @@ const RESEND_BUDGET: throttle::Budget = throttle::Budget {
     window_secs: 60 * 60,
 };
 
-/// Stores a fresh code for `user` (in the caller's transaction, if any) and returns the
-/// message carrying it, to be queued once the code is committed.
+/// Stores a fresh code for `user` (in the caller's transaction, if any) unless one was
+/// sent less than a minute ago, and returns the message carrying it, to be queued once the
+/// code is committed; `None` when it is too early.
 pub async fn new_code<'e>(
     db: impl Executor<'e, Database = Any>,
     state: &AppState,
     user: &UserRow,
     now: i64,
-) -> Result<Email, sqlx::Error> {
+) -> Result<Option<Email>, sqlx::Error> {
     let code = email_code::generate(&mut rand::rng());
     let digest = email_code::digest(&state.secret, &user.id, &code);
-    email_codes::replace(db, &user.id, &digest, now + email_code::TTL_SECS, now).await?;
-    Ok(Email {
+    let expires_at = now + email_code::TTL_SECS;
+    let sent_before = now - email_code::RESEND_INTERVAL_SECS;
+    if !email_codes::replace(db, &user.id, &digest, expires_at, now, sent_before).await? {
+        return Ok(None);
+    }
+    // The code is in the body only: subjects are logged (see `mail`). No free text of the
+    // account (its name) either: whoever registers chooses it, and it reaches the address.
+    Ok(Some(Email {
         to: user.email.clone(),
-        subject: format!("{code} is your verification code"),
+        subject: "Your verification code".into(),
         body: format!(
-            "Hello {name},\n\n\
+            "Hello,\n\n\
              Your verification code is {code}\n\n\
              Enter it at {url}/verify-email within 10 minutes.\n\n\
              If you did not create an account, ignore this message.\n",
-            name = user.name,
             url = state.settings.public_url,
         ),
-    })
+    }))
 }
 
 async fn verify(
@@ -66,6 +72,11 @@ async fn verify(
     AllowUnverified(user): AllowUnverified,
     ApiJson(body): ApiJson<VerifyEmailRequest>,
 ) -> Result<Json<User>, ApiError> {
+    let now = state.clock.unix();
+    let id = user.user_id();
+    if user.account.row.email_verified {
+        return current(&state, id).await.map(Json);
+    }
     let Some(code) = email_code::normalise(&body.code) else {
         let mut errors = validate::FieldErrors::new();
         errors.insert(
@@ -74,12 +85,7 @@ async fn verify(
         );
         return Err(ApiError::Validation(errors));
     };
-    let now = state.clock.unix();
-    let id = user.user_id();
-    if user.account.row.email_verified {
-        return current(&state, id).await.map(Json);
-    }
-    let pending = email_codes::count_attempt(state.db.pool(), id).await?;
+    let pending = email_codes::count_attempt(state.db.pool(), id, now).await?;
     let presented = email_code::digest(&state.secret, id, &code);
     let matches = pending
         .as_ref()
@@ -89,6 +95,11 @@ async fn verify(
         Check::Wrong { attempts_left } => return Err(ApiError::CodeInvalid { attempts_left }),
         Check::Expired | Check::NonePending => return Err(ApiError::CodeExpired),
         Check::AttemptsExceeded => return Err(ApiError::CodeAttemptsExceeded),
+        Check::TooManyToday { retry_after } => {
+            return Err(ApiError::RateLimited {
+                retry_after: retry_after as u64,
+            })
+        }
     }
     let mut tx = state.db.begin_write().await?;
     users::mark_email_verified(&mut *tx, id, now).await?;
@@ -137,13 +148,16 @@ async fn resend(
         });
     }
     let key = format!("verify-resend:{}", row.id);
-    let budget = [(key.as_str(), RESEND_BUDGET)];
     state
         .throttle
-        .check(&budget, now)
+        .check_and_hit(&[(key.as_str(), RESEND_BUDGET)], now)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    state.throttle.hit(&budget, now);
-    let email = new_code(state.db.pool(), &state, &row, now).await?;
+    // Decided again in the statement that stores the code: a parallel request got in first.
+    let Some(email) = new_code(state.db.pool(), &state, &row, now).await? else {
+        return Err(ApiError::RateLimited {
+            retry_after: email_code::RESEND_INTERVAL_SECS as u64,
+        });
+    };
     state.mailer.queue(email);
     tracing::info!(user_id = %row.id, "verification code sent again");
     Ok(StatusCode::ACCEPTED)

@@ -213,3 +213,23 @@ async fn a_disabled_account_gets_no_link() {
         "only the code"
     );
 }
+
+#[tokio::test]
+async fn a_link_sent_before_the_account_was_disabled_does_not_work() {
+    let app = spawn_app_with_mail(&[]).await;
+    let (_, signed, token) = person_with_link(&app).await;
+    server::db::users::set_active(
+        app.db.pool(),
+        &signed.session.user.id,
+        false,
+        app.clock.now_unix(),
+    )
+    .await
+    .unwrap();
+    assert_error(
+        reset(&app, &token, NEW_PASSWORD).await,
+        StatusCode::BAD_REQUEST,
+        ErrorCode::ResetTokenInvalid,
+    )
+    .await;
+}

@@ -59,8 +59,9 @@ async fn registration_mails_a_code_that_verifies_the_email() {
     assert!(user.email_verified);
     assert!(me(&app, &signed).await.email_verified, "seen at once");
 
-    // Again: still verified, nothing to resend.
+    // Again: still verified (whatever is sent), nothing to resend.
     assert_eq!(verify(&app, &signed, &code).await.status(), StatusCode::OK);
+    assert_eq!(verify(&app, &signed, "x").await.status(), StatusCode::OK);
     assert_error(
         resend(&app, &signed).await,
         StatusCode::CONFLICT,
@@ -277,4 +278,74 @@ async fn without_the_setting_unverified_people_use_the_api() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn new_codes_do_not_renew_the_day_s_tries() {
+    let app = spawn_app_with_mail(&[]).await;
+    let email = unique_email();
+    let signed = app.register(&email).await;
+    // Four codes, five wrong tries each: the day's twenty.
+    for n in 1..=4 {
+        if n > 1 {
+            app.clock.advance(60);
+            assert_eq!(resend(&app, &signed).await.status(), StatusCode::ACCEPTED);
+        }
+        let code = code_in(&mail_server().nth_message_to(&email, n).await);
+        for _ in 0..5 {
+            let response = verify(&app, &signed, &other_than(&code)).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        }
+    }
+    app.clock.advance(60);
+    assert_eq!(resend(&app, &signed).await.status(), StatusCode::ACCEPTED);
+    let code = code_in(&mail_server().nth_message_to(&email, 5).await);
+    let response = verify(&app, &signed, &code).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+    )
+    .await;
+    // A day after the first try (signed in anew), the right code works again.
+    app.clock.advance(24 * 3600);
+    let signed = app.login(&email).await;
+    assert_eq!(resend(&app, &signed).await.status(), StatusCode::ACCEPTED);
+    let code = code_in(&mail_server().nth_message_to(&email, 6).await);
+    assert_eq!(verify(&app, &signed, &code).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn parallel_resends_send_one_code() {
+    let app = spawn_app_with_mail(&[]).await;
+    let email = unique_email();
+    let signed = app.register(&email).await;
+    mail_server().nth_message_to(&email, 1).await;
+    app.clock.advance(60);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/api/auth/verify-email/resend"))
+                .bearer_auth(&signed.session.access_token)
+                .json(&json!({}));
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    assert_eq!(accepted, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::ACCEPTED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
 }
