@@ -81,18 +81,26 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// The `next` query value for a path (percent-encoded).
+/// The login page coming back to `next_path` (percent-encoded, its slashes kept readable).
 pub fn login_url(next_path: &str) -> String {
+    format!(
+        "/login?next={}",
+        percent_encode(next_path).replace("%2F", "/")
+    )
+}
+
+/// A query value, percent-encoded: letters, digits and `-._~` pass as they are.
+pub fn percent_encode(value: &str) -> String {
     let mut encoded = String::new();
-    for byte in next_path.bytes() {
+    for byte in value.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 encoded.push(byte as char)
             }
             _ => encoded.push_str(&format!("%{byte:02X}")),
         }
     }
-    format!("/login?next={encoded}")
+    encoded
 }
 
 #[cfg(test)]
@@ -173,5 +181,12 @@ mod tests {
     fn login_urls_encode_the_path() {
         assert_eq!(login_url("/account"), "/login?next=/account");
         assert_eq!(login_url("/a?b=c&d"), "/login?next=/a%3Fb%3Dc%26d");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(percent_encode("ada lovelace"), "ada%20lovelace");
+        assert_eq!(percent_encode("a+b&c=d/e"), "a%2Bb%26c%3Dd%2Fe");
+        assert_eq!(percent_encode("zoë"), "zo%C3%AB");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::{
     api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage},
-    auth::{use_auth, ApiFailure, AuthState},
+    auth::{logic::percent_encode, use_auth, ApiFailure, AuthState},
     components::field::FormError,
     pages::account::require_sign_in,
 };
@@ -47,7 +47,7 @@ fn People() -> impl IntoView {
         let path = format!(
             "/api/admin/users?page={}&per_page={PER_PAGE}&q={}",
             page_number.get_untracked(),
-            encode(&query.get_untracked())
+            percent_encode(&query.get_untracked())
         );
         latest.update_value(|n| *n += 1);
         let this = latest.get_value();
@@ -219,27 +219,4 @@ fn AuditLog() -> impl IntoView {
 /// An email when the account still exists, else its id, else nothing.
 fn who(email: Option<String>, id: Option<String>) -> String {
     email.or(id).unwrap_or_default()
-}
-
-/// Percent-encodes a query value (letters, digits and `-._~` pass as they are).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(super::encode("ada lovelace"), "ada%20lovelace");
-        assert_eq!(super::encode("a+b&c=d"), "a%2Bb%26c%3Dd");
-        assert_eq!(super::encode("zoë"), "zo%C3%AB");
-    }
 }
