@@ -147,6 +147,35 @@ async fn disabling_takes_effect_at_once_and_revokes_sessions() {
 }
 
 #[tokio::test]
+async fn disabling_deletes_the_person_s_reset_links() {
+    let app = spawn_app().await;
+    let root = admin(&app).await;
+    let person = app.register(&unique_email()).await;
+    let id = person.session.user.id.clone();
+    let now = app.clock.now_unix();
+    let links = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from password_resets where user_id = $1")
+            .bind(&id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap()
+    };
+    server::db::password_resets::insert(app.db.pool(), "some-hash", &id, now, now + 1800)
+        .await
+        .unwrap();
+    assert_eq!(links().await, 1);
+    let response = patch(
+        &app,
+        &root.session.access_token,
+        &id,
+        json!({"active": false}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(links().await, 0);
+}
+
+#[tokio::test]
 async fn promoting_and_demoting() {
     let app = spawn_app().await;
     let root = admin(&app).await;
