@@ -4,6 +4,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod email_code;
 pub mod extract;
+mod hash_threads;
 pub mod jwt;
 pub mod keys;
 pub mod password;

@@ -4,12 +4,9 @@
 //! to the cores: a login flood queues there instead of stalling the async workers, and a
 //! login that cannot get a permit within a short wait is told to come back (503).
 //!
-//! The hashing threads also run as `SCHED_BATCH` at nice 19: they take every idle cycle
-//! of the cores, so logins still use the whole machine, but never preempt the threads
-//! serving other requests and weigh little against them. Measured here (Linux 6.18, EEVDF,
-//! two cores, `/healthz` p99 with two CPU burners that sleep between 14 ms bursts, as
-//! hashing threads do): 30 µs idle, ~2 ms with the burners at nice 0, nice 19 or
-//! `SCHED_IDLE`, 0.26 ms with `SCHED_BATCH` at nice 19.
+//! The hashing threads run at low priority, with a long slice, one to a core
+//! (`auth/hash_threads.rs` says why): logins still use the whole machine,
+//! and the threads serving other requests run as soon as they wake.
 
 use argon2::{
     password_hash::{
@@ -23,6 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 use std::cell::RefCell;
 use std::{sync::Arc, time::Duration};
 use subtle::ConstantTimeEq;
+
+use super::hash_threads::{give_way_to_requests, Cores};
 use tokio::sync::Semaphore;
 
 /// OWASP: m=19456 KiB, t=2, p=1.
@@ -52,6 +51,7 @@ pub struct Passwords {
     wait: Duration,
     /// Verified against when the email is unknown, so both failures cost the same.
     dummy_hash: Arc<str>,
+    cores: Cores,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -134,27 +134,6 @@ fn verify_blocking(password: &str, phc: &str) -> Verified {
     }
 }
 
-/// Makes the calling (blocking-pool) thread `SCHED_BATCH` at nice 19. Lowering one's own
-/// priority needs no privilege; the thread stays there, which suits the blocking pool
-/// (file I/O, hashing) and leaves the async workers and SQLite's threads as they are.
-#[cfg(target_os = "linux")]
-fn give_way_to_requests() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscalls on the calling thread (pid 0, or its own thread id: Linux
-    // applies PRIO_PROCESS with a thread id to that thread alone).
-    let failed = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) != 0
-            || libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0
-    };
-    if failed {
-        tracing::debug!("could not lower the priority of a hashing thread");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn give_way_to_requests() {}
-
 /// Median wall time of one hash on this machine, in milliseconds (for the benchmark).
 pub fn median_hash_ms(samples: usize) -> f64 {
     let mut times: Vec<f64> = (0..samples.max(1))
@@ -176,6 +155,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             wait,
             dummy_hash: dummy.into(),
+            cores: Cores::of_this_process(),
         })
     }
 
@@ -193,9 +173,15 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Overloaded)?
             .map_err(|_| PasswordError::Overloaded)?;
+        // Permits never outnumber the cores for_this_machine counts, so a core is free
+        // whenever a permit is held (with more permits, the rest hash unpinned).
+        let core = self.cores.lend();
         tokio::task::spawn_blocking(move || {
             give_way_to_requests();
-            f()
+            match &core {
+                Some(core) => core.run_pinned(f),
+                None => f(),
+            }
         })
         .await
         .map_err(|e| PasswordError::Hash(e.to_string()))
