@@ -434,12 +434,31 @@ mod browser {
         }
     }
 
+    /// The typed ends of [`exchange`]: JSON in, JSON out. Kept thin, since a copy is
+    /// compiled for every pair of types (the exchange itself is compiled once).
     pub async fn call<B: Serialize, T: DeserializeOwned>(
         auth: Auth,
         method: &str,
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ApiFailure> {
+        let body = match body {
+            Some(body) => Some(serde_json::to_string(body).map_err(|_| ApiFailure::Network)?),
+            None => None,
+        };
+        // No content (204, or 202: accepted, nothing to say): only `()` reads from it.
+        let text = exchange(auth, method, path, body).await?;
+        serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
+    }
+
+    /// One call with the access token, refreshing once on an expired or invalid token:
+    /// the answer's body, `None` when it has none.
+    async fn exchange(
+        auth: Auth,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Option<String>, ApiFailure> {
         let mut retried = false;
         loop {
             let token = auth
@@ -449,8 +468,11 @@ mod browser {
             if let Some(token) = token {
                 builder = builder.header("Authorization", &format!("Bearer {token}"));
             }
-            let sent = match body {
-                Some(body) => match builder.json(body) {
+            let sent = match &body {
+                Some(body) => match builder
+                    .header("Content-Type", "application/json")
+                    .body(body.as_str())
+                {
                     Ok(request) => request.send().await,
                     Err(_) => return Err(ApiFailure::Network),
                 },
@@ -458,11 +480,14 @@ mod browser {
             };
             let response = sent.map_err(|_| ApiFailure::Network)?;
             if response.status() == 204 || response.status() == 202 {
-                // No content (202: accepted, nothing to say): only `()` reads from it.
-                return serde_json::from_str("null").map_err(|_| ApiFailure::Network);
+                return Ok(None);
             }
             if response.ok() {
-                return response.json::<T>().await.map_err(|_| ApiFailure::Network);
+                return response
+                    .text()
+                    .await
+                    .map(Some)
+                    .map_err(|_| ApiFailure::Network);
             }
             let failure = failure(response).await;
             let (status, code) = match &failure {
