@@ -19,7 +19,7 @@ function countRefreshes(context: BrowserContext) {
   return seen;
 }
 
-test('three tabs reloading at once share one refresh', async ({ page, context }) => {
+test('three tabs reloading at once share at most one refresh', async ({ page, context }) => {
   const email = uniqueEmail();
   await register(page, email);
   const tabs = [page, ...(await moreTabs(context, 2))];
@@ -30,7 +30,10 @@ test('three tabs reloading at once share one refresh', async ({ page, context })
   for (const tab of tabs) {
     await expect(tab.getByTestId('account-email')).toHaveText(email);
   }
-  expect(refreshes).toHaveLength(1);
+  // One tab refreshes and the others take its result; or none does, when a tab that had
+  // not unloaded yet answered a reloaded tab's hello with its live token (seen in CI).
+  // Never one refresh a tab.
+  expect(refreshes.length).toBeLessThanOrEqual(1);
 });
 
 test('without Web Locks every tab still recovers, with at most one refresh each', async ({ page, context }) => {

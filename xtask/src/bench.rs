@@ -373,20 +373,30 @@ fn paced_probe(server: &Server) -> Result<f64, String> {
     let mut reader = BufReader::new(stream.try_clone().map_err(io)?);
     let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let started = Instant::now();
-    let mut next = started;
+    let mut due = started;
     let mut latencies = Vec::new();
     while started.elapsed() < PROBE_FOR {
-        let sent = Instant::now();
+        // On time: the clock starts at the send. Behind (a slow answer kept the probe
+        // past the time this request was due): it starts when the request was due, so a
+        // stall counts in every request it delays, not once.
+        let start = match due.checked_duration_since(Instant::now()) {
+            Some(wait) => {
+                thread::sleep(wait);
+                Instant::now()
+            }
+            None => due,
+        };
         stream.write_all(request).map_err(io)?;
         read_ok_response(&mut reader)?;
-        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-        next += PROBE_EVERY;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            thread::sleep(wait);
-        }
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        due += PROBE_EVERY;
     }
     latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    // Nearest rank.
+    let at = |q: f64| {
+        let rank = (latencies.len() as f64 * q).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1]
+    };
     println!(
         "    paced probe: {} requests, p50 {:.3} ms, p99 {:.3} ms",
         latencies.len(),
@@ -423,6 +433,8 @@ fn read_ok_response(reader: &mut impl BufRead) -> Result<(), String> {
                     .trim()
                     .parse()
                     .map_err(|_| "probe: bad Content-Length")?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err("probe: a chunked answer; the probe reads Content-Length only".into());
             }
         }
     }

@@ -1,8 +1,10 @@
-//! How the threads that hash passwords share the machine with the threads serving
-//! requests (Linux; elsewhere these do nothing).
+//! The threads that hash passwords, and how they share the machine with the threads
+//! serving requests (the scheduling parts are Linux only; elsewhere they do nothing).
 //!
-//! Three measured rules, from `perf sched` traces of a login flood on two cores
-//! (Linux 6.18, EEVDF, HZ=250):
+//! Hashing has a blocking pool of its own (`spawn_blocking` on a runtime used for nothing
+//! else), so what its threads are set to never reaches other blocking work such as the
+//! file reads behind static assets. Three measured rules, from `perf sched` traces of a
+//! login flood on two cores (Linux 6.18, EEVDF, HZ=250):
 //!
 //! - **Low priority** (`SCHED_BATCH`, nice 19): hashing takes every cycle nothing else
 //!   wants and weighs little against request threads.
@@ -13,14 +15,68 @@
 //!   shorter, so it runs at once.
 //! - **One hash a core** (affinity): left free, the kernel sometimes moved both hashes onto
 //!   one core and left the other idle for milliseconds, with request threads queued behind
-//!   them. Each running hash is pinned to its own core of the process's allowed set, and
-//!   unpinned when it ends (the blocking pool serves other work too).
+//!   them. When the pool has one thread per allowed core, each hash runs pinned to a core
+//!   no other hash holds.
 
 use std::sync::{Arc, Mutex};
+use tokio::{runtime::Runtime, task::JoinHandle};
+
+/// A blocking pool for hashing: `threads` threads at most, each lowered by
+/// [`give_way_to_requests`] when it starts.
+pub struct HashingPool {
+    /// Never driven: only its blocking pool is used. `None` once shut down.
+    runtime: Option<Runtime>,
+    cores: Cores,
+}
+
+impl HashingPool {
+    pub fn new(threads: usize) -> std::io::Result<HashingPool> {
+        let threads = threads.max(1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(threads)
+            .thread_name("argon2")
+            .on_thread_start(give_way_to_requests)
+            .build()?;
+        // Pinning spreads hashes over every core only when there is one thread a core.
+        let allowed = allowed_cpus();
+        let cores = Cores::new(if allowed.len() == threads {
+            allowed
+        } else {
+            Vec::new()
+        });
+        Ok(HashingPool {
+            runtime: Some(runtime),
+            cores,
+        })
+    }
+
+    /// Runs `f` on a hashing thread, pinned to a core of its own when one is known.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<JoinHandle<T>> {
+        let core = self.cores.lend();
+        let runtime = self.runtime.as_ref()?;
+        Some(runtime.spawn_blocking(move || {
+            if let Some(core) = &core {
+                pin_to(core.cpu);
+            }
+            f()
+        }))
+    }
+}
+
+impl Drop for HashingPool {
+    fn drop(&mut self) {
+        // Dropping a runtime may block, which is refused inside async code.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
 
 /// Lowers the calling thread to `SCHED_BATCH`, nice 19, with a 100 ms slice. Lowering
-/// one's own priority needs no privilege. The thread stays so, which suits the blocking
-/// pool (hashing, file I/O) and leaves the async workers and SQLite's threads as they are.
+/// one's own priority needs no privilege (and raising it back would).
 #[cfg(target_os = "linux")]
 pub fn give_way_to_requests() {
     const SLICE_NS: u64 = 100_000_000;
@@ -52,28 +108,21 @@ pub fn give_way_to_requests() {
 #[cfg(not(target_os = "linux"))]
 pub fn give_way_to_requests() {}
 
-/// The cores this process may run on, each lent to one hash at a time.
+/// Cores, each lent to one hash at a time.
 #[derive(Clone)]
-pub struct Cores {
-    all: Arc<[usize]>,
+struct Cores {
     free: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Cores {
-    pub fn new(all: Vec<usize>) -> Cores {
+    fn new(all: Vec<usize>) -> Cores {
         Cores {
-            free: Arc::new(Mutex::new(all.iter().rev().copied().collect())),
-            all: all.into(),
+            free: Arc::new(Mutex::new(all.into_iter().rev().collect())),
         }
     }
 
-    /// The CPUs of the process's affinity mask (none known: no pinning).
-    pub fn of_this_process() -> Cores {
-        Cores::new(allowed_cpus())
-    }
-
-    /// Lends a free core, or `None` when every core is lent (or none is known).
-    pub fn lend(&self) -> Option<LentCore> {
+    /// A free core, or `None` when every core is lent (or none is known).
+    fn lend(&self) -> Option<LentCore> {
         let cpu = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
         Some(LentCore {
             cpu,
@@ -83,27 +132,9 @@ impl Cores {
 }
 
 /// A core lent to one hash; given back on drop.
-pub struct LentCore {
+struct LentCore {
     cpu: usize,
     cores: Cores,
-}
-
-impl LentCore {
-    #[cfg(test)]
-    fn cpu(&self) -> usize {
-        self.cpu
-    }
-
-    /// Runs `f` on the calling thread pinned to this core, then lets the thread run
-    /// anywhere it may again.
-    pub fn run_pinned<T>(&self, f: impl FnOnce() -> T) -> T {
-        let pinned = set_affinity(&[self.cpu]);
-        let out = f();
-        if pinned {
-            set_affinity(&self.cores.all);
-        }
-        out
-    }
 }
 
 impl Drop for LentCore {
@@ -135,23 +166,23 @@ fn allowed_cpus() -> Vec<usize> {
     Vec::new()
 }
 
+/// Pins the calling thread to `cpu` (a number `allowed_cpus` gave, so below CPU_SETSIZE).
 #[cfg(target_os = "linux")]
-fn set_affinity(cpus: &[usize]) -> bool {
-    // SAFETY: cpu_set_t is plain data; CPU_SET ignores numbers past its size; the
-    // syscall reads at most its size and applies to the calling thread (pid 0).
-    unsafe {
+fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; the syscall reads at most its size and applies to
+    // the calling thread (pid 0).
+    let failed = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+    };
+    if failed {
+        tracing::debug!(cpu, "could not pin a hashing thread");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_affinity(_cpus: &[usize]) -> bool {
-    false
-}
+fn pin_to(_cpu: usize) {}
 
 #[cfg(test)]
 mod tests {
@@ -162,11 +193,11 @@ mod tests {
         let cores = Cores::new(vec![3, 5]);
         let first = cores.lend().unwrap();
         let second = cores.lend().unwrap();
-        assert_ne!(first.cpu(), second.cpu());
+        assert_ne!(first.cpu, second.cpu);
         assert!(cores.lend().is_none(), "both cores are lent");
-        let given_back = first.cpu();
+        let given_back = first.cpu;
         drop(first);
-        assert_eq!(cores.lend().unwrap().cpu(), given_back);
+        assert_eq!(cores.lend().unwrap().cpu, given_back);
     }
 
     #[test]
@@ -174,21 +205,43 @@ mod tests {
         assert!(Cores::new(Vec::new()).lend().is_none());
     }
 
+    /// What a hashing thread looks like from inside: its name, its CPUs, its niceness.
     #[cfg(target_os = "linux")]
-    #[test]
-    fn a_pinned_run_ends_with_the_thread_free_again() {
-        let cores = Cores::of_this_process();
-        let before = allowed_cpus();
-        let lent = cores.lend().expect("this process may run somewhere");
-        let during = std::thread::scope(|s| {
-            s.spawn(|| {
-                let during = lent.run_pinned(allowed_cpus);
-                (during, allowed_cpus())
-            })
-            .join()
-            .unwrap()
-        });
-        assert_eq!(during.0, vec![lent.cpu()]);
-        assert_eq!(during.1, before);
+    fn inside() -> (Option<String>, Vec<usize>, i32) {
+        // SAFETY: getpriority on the calling thread's id.
+        let nice = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        };
+        let name = std::thread::current().name().map(str::to_string);
+        (name, allowed_cpus(), nice)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_low_priority_threads_of_their_own_pinned_to_one_core() {
+        let all = allowed_cpus();
+        let caller_nice = inside().2;
+        let pool = HashingPool::new(all.len()).unwrap();
+        let (name, cpus, nice) = pool.spawn(inside).unwrap().await.unwrap();
+        assert_eq!(name.as_deref(), Some("argon2"));
+        assert_eq!(cpus.len(), 1, "pinned to one core");
+        assert!(all.contains(&cpus[0]));
+        assert_eq!(nice, 19);
+        // The caller's thread is left as it was.
+        assert_eq!(inside().2, caller_nice);
+        assert_eq!(allowed_cpus(), all);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn fewer_threads_than_cores_hash_unpinned() {
+        let all = allowed_cpus();
+        if all.len() < 2 {
+            return; // one core: the pool always has a thread a core
+        }
+        let pool = HashingPool::new(1).unwrap();
+        let (_, cpus, _) = pool.spawn(inside).unwrap().await.unwrap();
+        assert_eq!(cpus, all);
     }
 }

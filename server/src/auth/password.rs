@@ -1,12 +1,12 @@
 //! Password hashing: Argon2id with OWASP's parameters, in PHC strings.
 //!
-//! Hashing is deliberately slow, so it runs on the blocking pool behind a semaphore sized
+//! Hashing is deliberately slow, so it runs on a blocking pool behind a semaphore sized
 //! to the cores: a login flood queues there instead of stalling the async workers, and a
 //! login that cannot get a permit within a short wait is told to come back (503).
 //!
-//! The hashing threads run at low priority, with a long slice, one to a core
-//! (`auth/hash_threads.rs` says why): logins still use the whole machine,
-//! and the threads serving other requests run as soon as they wake.
+//! That pool is hashing's own, its threads at low priority, with a long slice, one to a
+//! core (`auth/hash_threads.rs` says why): logins still use the whole machine, and the
+//! threads serving other requests run as soon as they wake.
 
 use argon2::{
     password_hash::{
@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use std::{sync::Arc, time::Duration};
 use subtle::ConstantTimeEq;
 
-use super::hash_threads::{give_way_to_requests, Cores};
+use super::hash_threads::HashingPool;
 use tokio::sync::Semaphore;
 
 /// OWASP: m=19456 KiB, t=2, p=1.
@@ -51,7 +51,7 @@ pub struct Passwords {
     wait: Duration,
     /// Verified against when the email is unknown, so both failures cost the same.
     dummy_hash: Arc<str>,
-    cores: Cores,
+    pool: Arc<HashingPool>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -151,11 +151,13 @@ impl Passwords {
     /// `permits` concurrent hashes at most; callers wait up to `wait` for one.
     pub fn new(permits: usize, wait: Duration) -> Result<Passwords, PasswordError> {
         let dummy = hash_blocking("dummy password that matches nothing")?;
+        let permits = permits.max(1);
+        let pool = HashingPool::new(permits).map_err(|e| PasswordError::Hash(e.to_string()))?;
         Ok(Passwords {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
             wait,
             dummy_hash: dummy.into(),
-            cores: Cores::of_this_process(),
+            pool: Arc::new(pool),
         })
     }
 
@@ -169,22 +171,20 @@ impl Passwords {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = tokio::time::timeout(self.wait, self.permits.acquire())
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Overloaded)?
             .map_err(|_| PasswordError::Overloaded)?;
-        // Permits never outnumber the cores for_this_machine counts, so a core is free
-        // whenever a permit is held (with more permits, the rest hash unpinned).
-        let core = self.cores.lend();
-        tokio::task::spawn_blocking(move || {
-            give_way_to_requests();
-            match &core {
-                Some(core) => core.run_pinned(f),
-                None => f(),
-            }
-        })
-        .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+        // The permit goes with the hash: a caller that gives up (a client gone) does not
+        // free it while the hash still runs.
+        self.pool
+            .spawn(move || {
+                let _permit = permit;
+                f()
+            })
+            .ok_or_else(|| PasswordError::Hash("the hashing pool is shut down".into()))?
+            .await
+            .map_err(|e| PasswordError::Hash(e.to_string()))
     }
 
     pub async fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
@@ -310,5 +310,30 @@ mod tests {
         let _held = passwords.permits.clone().acquire_owned().await.unwrap();
         let e = passwords.hash(&secret("password")).await.unwrap_err();
         assert!(matches!(e, PasswordError::Overloaded), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_holds_the_permit_until_its_hash_ends() {
+        let passwords = Passwords::new(1, Duration::from_millis(50)).unwrap();
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let (finish, may_finish) = std::sync::mpsc::channel::<()>();
+        let caller = tokio::spawn({
+            let passwords = passwords.clone();
+            async move {
+                passwords
+                    .blocking(move || {
+                        let _ = started.send(());
+                        let _ = may_finish.recv();
+                    })
+                    .await
+            }
+        });
+        has_started.await.unwrap();
+        caller.abort(); // the client went away; its hash still runs
+        let _ = caller.await;
+        let e = passwords.blocking(|| ()).await.unwrap_err();
+        assert!(matches!(e, PasswordError::Overloaded), "{e}");
+        finish.send(()).unwrap();
+        assert!(passwords.blocking(|| ()).await.is_ok());
     }
 }
