@@ -19,7 +19,7 @@
 //!   no other hash holds.
 
 use std::sync::{Arc, Mutex};
-use tokio::{runtime::Runtime, task::JoinHandle};
+use tokio::{runtime::Runtime, sync::OwnedSemaphorePermit, task::JoinHandle};
 
 /// A blocking pool for hashing: `threads` threads at most, each lowered by
 /// [`give_way_to_requests`] when it starts.
@@ -50,9 +50,14 @@ impl HashingPool {
         })
     }
 
-    /// Runs `f` on a hashing thread, pinned to a core of its own when one is known.
+    /// Runs `f` on a hashing thread, pinned to a core of its own when one is known, and
+    /// holding `permit` until it ends (a caller that gives up does not free it early).
+    /// The core is given back before the permit, so whoever gets the permit next finds a
+    /// free core: a thread left pinned where it last ran would otherwise hash beside
+    /// another on one core.
     pub fn spawn<T: Send + 'static>(
         &self,
+        permit: OwnedSemaphorePermit,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<JoinHandle<T>> {
         let core = self.cores.lend();
@@ -61,7 +66,10 @@ impl HashingPool {
             if let Some(core) = &core {
                 pin_to(core.cpu);
             }
-            f()
+            let out = f();
+            drop(core);
+            drop(permit);
+            out
         }))
     }
 }
@@ -205,6 +213,12 @@ mod tests {
         assert!(Cores::new(Vec::new()).lend().is_none());
     }
 
+    fn permit() -> OwnedSemaphorePermit {
+        Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap()
+    }
+
     /// What a hashing thread looks like from inside: its name, its CPUs, its niceness.
     #[cfg(target_os = "linux")]
     fn inside() -> (Option<String>, Vec<usize>, i32) {
@@ -223,7 +237,7 @@ mod tests {
         let all = allowed_cpus();
         let caller_nice = inside().2;
         let pool = HashingPool::new(all.len()).unwrap();
-        let (name, cpus, nice) = pool.spawn(inside).unwrap().await.unwrap();
+        let (name, cpus, nice) = pool.spawn(permit(), inside).unwrap().await.unwrap();
         assert_eq!(name.as_deref(), Some("argon2"));
         assert_eq!(cpus.len(), 1, "pinned to one core");
         assert!(all.contains(&cpus[0]));
@@ -241,7 +255,7 @@ mod tests {
             return; // one core: the pool always has a thread a core
         }
         let pool = HashingPool::new(1).unwrap();
-        let (_, cpus, _) = pool.spawn(inside).unwrap().await.unwrap();
+        let (_, cpus, _) = pool.spawn(permit(), inside).unwrap().await.unwrap();
         assert_eq!(cpus, all);
     }
 }

@@ -175,13 +175,8 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Overloaded)?
             .map_err(|_| PasswordError::Overloaded)?;
-        // The permit goes with the hash: a caller that gives up (a client gone) does not
-        // free it while the hash still runs.
         self.pool
-            .spawn(move || {
-                let _permit = permit;
-                f()
-            })
+            .spawn(permit, f)
             .ok_or_else(|| PasswordError::Hash("the hashing pool is shut down".into()))?
             .await
             .map_err(|e| PasswordError::Hash(e.to_string()))
