@@ -19,13 +19,18 @@
 //!   no other hash holds.
 
 use std::sync::{Arc, Mutex};
-use tokio::{runtime::Runtime, sync::OwnedSemaphorePermit, task::JoinHandle};
+use tokio::{
+    runtime::{Handle, Runtime},
+    sync::OwnedSemaphorePermit,
+    task::JoinHandle,
+};
 
 /// A blocking pool for hashing: `threads` threads at most, each lowered by
 /// [`give_way_to_requests`] when it starts.
 pub struct HashingPool {
-    /// Never driven: only its blocking pool is used. `None` once shut down.
+    /// Never driven: only its blocking pool is used. Taken when the pool is dropped.
     runtime: Option<Runtime>,
+    handle: Handle,
     cores: Cores,
 }
 
@@ -45,6 +50,7 @@ impl HashingPool {
             Vec::new()
         });
         Ok(HashingPool {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
             cores,
         })
@@ -59,10 +65,9 @@ impl HashingPool {
         &self,
         permit: OwnedSemaphorePermit,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<JoinHandle<T>> {
+    ) -> JoinHandle<T> {
         let core = self.cores.lend();
-        let runtime = self.runtime.as_ref()?;
-        Some(runtime.spawn_blocking(move || {
+        self.handle.spawn_blocking(move || {
             if let Some(core) = &core {
                 pin_to(core.cpu);
             }
@@ -70,7 +75,7 @@ impl HashingPool {
             drop(core);
             drop(permit);
             out
-        }))
+        })
     }
 }
 
@@ -237,7 +242,7 @@ mod tests {
         let all = allowed_cpus();
         let caller_nice = inside().2;
         let pool = HashingPool::new(all.len()).unwrap();
-        let (name, cpus, nice) = pool.spawn(permit(), inside).unwrap().await.unwrap();
+        let (name, cpus, nice) = pool.spawn(permit(), inside).await.unwrap();
         assert_eq!(name.as_deref(), Some("argon2"));
         assert_eq!(cpus.len(), 1, "pinned to one core");
         assert!(all.contains(&cpus[0]));
@@ -255,7 +260,7 @@ mod tests {
             return; // one core: the pool always has a thread a core
         }
         let pool = HashingPool::new(1).unwrap();
-        let (_, cpus, _) = pool.spawn(permit(), inside).unwrap().await.unwrap();
+        let (_, cpus, _) = pool.spawn(permit(), inside).await.unwrap();
         assert_eq!(cpus, all);
     }
 }

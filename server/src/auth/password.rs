@@ -177,7 +177,6 @@ impl Passwords {
             .map_err(|_| PasswordError::Overloaded)?;
         self.pool
             .spawn(permit, f)
-            .ok_or_else(|| PasswordError::Hash("the hashing pool is shut down".into()))?
             .await
             .map_err(|e| PasswordError::Hash(e.to_string()))
     }

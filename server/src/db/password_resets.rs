@@ -61,7 +61,7 @@ pub async fn claim(
     })
 }
 
-/// Ends every other link of the person (after a reset, or when pruning).
+/// Ends every link of the person (after a reset, or when an admin disables them).
 pub async fn delete_for_user<'e>(
     db: impl Executor<'e, Database = Any>,
     user_id: &str,
@@ -73,7 +73,7 @@ pub async fn delete_for_user<'e>(
         .map(|_| ())
 }
 
-/// Deletes links that ended (used or expired) before `before`.
+/// Deletes links that expired at or before `before`, used or not.
 pub async fn prune<'e>(
     db: impl Executor<'e, Database = Any>,
     before: i64,
