@@ -9,15 +9,12 @@
 //! ```
 
 use crate::{
-    auth::{password::Passwords, tokens, validate},
+    auth::{keys, tokens, validate},
     config::Settings,
-    db::{
-        audit,
-        users::{self, InsertUserError, NewUser},
-        Db,
-    },
+    db::Db,
+    error::ApiError,
+    service::{accounts, Core},
 };
-use app::api::Role;
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,18 +73,37 @@ pub enum CliError {
     EmailTaken,
     #[error("no account has this email")]
     UnknownEmail,
+    #[error(
+        "this email address is not verified, so whoever registered it may not own it: \
+         have the person verify it first, or use `admin create` for a new admin"
+    )]
+    Unverified,
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error(transparent)]
-    Password(#[from] crate::auth::password::PasswordError),
+    Startup(#[from] crate::StartupError),
+    #[error("{0}")]
+    Failed(ApiError),
 }
 
-async fn database(settings: &Settings) -> Result<Db, CliError> {
-    let db = Db::connect(settings.database_url.expose_secret()).await?;
-    db.migrate().await?;
-    Ok(db)
+impl From<ApiError> for CliError {
+    fn from(e: ApiError) -> CliError {
+        match e {
+            ApiError::EmailTaken => CliError::EmailTaken,
+            ApiError::NotFound => CliError::UnknownEmail,
+            ApiError::EmailUnverified => CliError::Unverified,
+            other => CliError::Failed(other),
+        }
+    }
+}
+
+/// The services, on the database and secret the settings name, as the server has them.
+async fn core(settings: &Settings) -> Result<Core, CliError> {
+    let db = Db::connect(settings.database_url.expose_secret())
+        .await
+        .map_err(crate::StartupError::from)?;
+    db.migrate().await.map_err(crate::StartupError::from)?;
+    let secret = keys::load_or_create_secret(&settings.secret_file, &mut rand::rng())
+        .map_err(crate::StartupError::from)?;
+    Ok(Core::new(settings, db, secret)?)
 }
 
 /// What `admin create` did: the new id, and the password when it was generated.
@@ -117,66 +133,26 @@ pub async fn admin_create(
         let why: Vec<String> = errors.iter().map(|(f, e)| format!("{f}: {e}")).collect();
         return Err(CliError::Invalid(why.join("; ")));
     }
-    let db = database(settings).await?;
-    let secret = SecretString::from(password.clone());
-    let hash = Passwords::for_this_machine()?.hash(&secret).await?;
-    let id = uuid::Uuid::new_v4().to_string();
-    users::insert(
-        db.pool(),
-        NewUser {
-            id: &id,
-            email: &email,
-            name: &name,
-            password_hash: &hash,
-            role: Role::Admin.as_str(),
-            now,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        InsertUserError::EmailTaken => CliError::EmailTaken,
-        InsertUserError::Db(e) => CliError::Sql(e),
-    })?;
-    audit::record(
-        db.pool(),
-        audit::Event {
-            action: audit::Action::AdminCreated,
-            actor_id: None,
-            subject_id: Some(&id),
-            ip: None,
-            detail: Some("created by the command line"),
-            now,
-        },
-    )
-    .await?;
-    db.close().await;
+    let core = core(settings).await?;
+    let account = accounts::NewAccount {
+        email,
+        name,
+        password: SecretString::from(password.clone()),
+    };
+    let created = accounts::create_admin(&core, account, now).await;
+    core.db.close().await;
     Ok(Created {
-        id,
+        id: created?.id,
         generated_password: generated.then_some(password),
     })
 }
 
-/// Makes an existing person an admin.
+/// Makes an existing person with a verified address an admin.
 pub async fn admin_promote(settings: &Settings, email: &str, now: i64) -> Result<String, CliError> {
-    let db = database(settings).await?;
-    let user = users::find_by_email(db.pool(), email)
-        .await?
-        .ok_or(CliError::UnknownEmail)?;
-    users::set_role(db.pool(), &user.id, Role::Admin.as_str(), now).await?;
-    audit::record(
-        db.pool(),
-        audit::Event {
-            action: audit::Action::AccessChanged,
-            actor_id: None,
-            subject_id: Some(&user.id),
-            ip: None,
-            detail: Some("promoted to admin by the command line"),
-            now,
-        },
-    )
-    .await?;
-    db.close().await;
-    Ok(user.id)
+    let core = core(settings).await?;
+    let promoted = accounts::promote(&core, email, now).await;
+    core.db.close().await;
+    Ok(promoted?.id)
 }
 
 #[cfg(test)]

@@ -410,3 +410,16 @@ mod tests {
         assert!(parse_origin("https://").is_err());
     }
 }
+
+impl Settings {
+    /// The lifetimes of sessions and their refresh tokens, as the services use them.
+    pub fn lifetimes(&self) -> crate::service::sessions::Lifetimes {
+        crate::service::sessions::Lifetimes {
+            policy: crate::auth::refresh::Policy {
+                refresh_ttl: self.refresh_ttl.as_secs() as i64,
+                grace: self.refresh_grace.as_secs() as i64,
+            },
+            session_max: self.session_max.as_secs() as i64,
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod error;
 pub mod mail;
 pub mod routes;
 pub mod security;
+pub mod service;
 pub mod state;
 pub mod telemetry;
 
@@ -84,15 +85,11 @@ impl Application {
             &settings.audience,
             settings.access_ttl.as_secs() as i64,
         );
+        let core = service::Core::new(&settings, db.clone(), secret)?;
         let state = AppState {
             leptos_options,
-            db: db.clone(),
             jwt: Arc::new(jwt),
-            secret: Arc::new(auth::tokens::ServerSecret::new(secret)),
-            passwords: auth::password::Passwords::for_this_machine()?,
-            throttle: Arc::new(auth::throttle::Throttle::new(settings.rate_limit_enabled)),
-            users: Arc::new(auth::user_cache::UserCache::default()),
-            mailer: mail::Mailer::from_settings(&settings)?,
+            core,
             settings: Arc::new(settings),
             clock: clock.clone(),
         };
@@ -134,7 +131,7 @@ impl Application {
             .await;
         pruner.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
-        self.state.mailer.flush(mail::LONGEST_SEND).await;
+        self.state.core.mailer.flush(mail::LONGEST_SEND).await;
         self.db.close().await;
         served
     }
@@ -143,23 +140,29 @@ impl Application {
 /// Deletes dead sessions, codes and reset links every ten minutes, off the request path.
 async fn prune_sessions(db: Db, clock: SharedClock) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-    /// Revoked families are kept a day, for the record.
-    const KEEP_REVOKED_SECS: i64 = 24 * 3600;
     let mut ticker = tokio::time::interval(EVERY);
     loop {
         ticker.tick().await;
-        match db::sessions::prune(db.pool(), clock.unix(), KEEP_REVOKED_SECS).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "pruned dead sessions"),
-            Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
-        }
-        let day_ago = clock.unix() - KEEP_REVOKED_SECS;
-        let codes = db::email_codes::prune(db.pool(), day_ago).await;
-        let resets = db::password_resets::prune(db.pool(), day_ago).await;
-        if let Err(e) = codes.and(resets) {
-            tracing::warn!(error = %e, "pruning codes and reset links failed");
+        if let Err(e) = prune_once(&db, clock.unix()).await {
+            tracing::warn!(error = %e, "pruning failed");
         }
     }
+}
+
+/// One round of pruning at `now`: sessions that ended more than a week ago, codes and
+/// reset links that ended more than a day ago.
+pub async fn prune_once(db: &Db, now: i64) -> Result<(), sqlx::Error> {
+    /// Used codes and reset links are kept a day, for the record.
+    const KEEP_USED_SECS: i64 = 24 * 3600;
+    let ended_before = now - service::sessions::KEEP_ENDED_SECS;
+    let sessions = db::sessions::prune(db.pool(), ended_before).await?;
+    if sessions > 0 {
+        tracing::info!(sessions, "pruned ended sessions");
+    }
+    let day_ago = now - KEEP_USED_SECS;
+    db::email_codes::prune(db.pool(), day_ago).await?;
+    db::password_resets::prune(db.pool(), day_ago).await?;
+    Ok(())
 }
 
 /// The whole app: pages (SSR + hydration), the API, health checks and static files.

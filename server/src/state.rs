@@ -1,13 +1,4 @@
-use crate::{
-    auth::{
-        jwt::JwtKeys, password::Passwords, throttle::Throttle, tokens::ServerSecret,
-        user_cache::UserCache,
-    },
-    clock::SharedClock,
-    config::Settings,
-    db::Db,
-    mail::Mailer,
-};
+use crate::{auth::jwt::JwtKeys, config::Settings, service::Core};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -16,13 +7,16 @@ use std::sync::Arc;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub db: Db,
     pub settings: Arc<Settings>,
-    pub clock: SharedClock,
+    pub clock: crate::clock::SharedClock,
     pub jwt: Arc<JwtKeys>,
-    pub secret: Arc<ServerSecret>,
-    pub passwords: Passwords,
-    pub throttle: Arc<Throttle>,
-    pub users: Arc<UserCache>,
-    pub mailer: Mailer,
+    /// What the services work with.
+    pub core: Core,
+}
+
+/// For handlers that need only the database (the readiness check).
+impl FromRef<AppState> for crate::db::Db {
+    fn from_ref(state: &AppState) -> crate::db::Db {
+        state.core.db.clone()
+    }
 }

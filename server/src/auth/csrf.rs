@@ -2,33 +2,38 @@
 //! keeps the cookie off cross-site requests; this refuses them outright, before any token
 //! is read, so a refused request never consumes one.
 
-use crate::config::{parse_origin, Settings};
-use axum::http::{header, request::Parts};
+use crate::config::parse_origin;
 
-/// True when the request may use the refresh cookie.
-pub fn origin_allowed(parts: &Parts, settings: &Settings) -> bool {
-    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+/// What a request says about where it comes from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestOrigin<'a> {
+    /// The `Origin` header.
+    pub origin: Option<&'a str>,
+    /// The `Sec-Fetch-Site` header.
+    pub fetch_site: Option<&'a str>,
+    /// The host and port the request was addressed to (`Host`).
+    pub host: Option<&'a str>,
+}
+
+/// True when the request may use the refresh cookie. `trusted` holds the origins allowed
+/// besides the one the request was addressed to (normalised: `PUBLIC_URL`'s origin and
+/// `ALLOWED_ORIGINS`).
+pub fn origin_allowed(request: RequestOrigin<'_>, trusted: &[String]) -> bool {
+    let Some(origin) = request.origin else {
         // No Origin: only a browser's own word that the request is cross-site refuses it.
-        return parts
-            .headers
-            .get("sec-fetch-site")
-            .is_none_or(|v| v.as_bytes() != b"cross-site");
+        return request.fetch_site != Some("cross-site");
     };
     // `Origin: null` (sandboxed frames, some redirects) fails to parse and is refused.
-    let Some(origin) = origin.to_str().ok().and_then(|o| parse_origin(o).ok()) else {
+    let Ok(origin) = parse_origin(origin) else {
         return false;
     };
-    if origin == settings.public_url || settings.allowed_origins.contains(&origin) {
+    if trusted.contains(&origin) {
         return true;
     }
     // The host and port the request was addressed to, whatever the scheme in front of us.
-    let addressed = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let scheme = origin.split_once("://").map_or("http", |(s, _)| s);
-    addressed
+    request
+        .host
         .and_then(|host| parse_origin(&format!("{scheme}://{host}")).ok())
         .is_some_and(|addressed| addressed == origin)
 }
@@ -36,23 +41,21 @@ pub fn origin_allowed(parts: &Parts, settings: &Settings) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::Request;
 
-    fn parts(headers: &[(&str, &str)]) -> Parts {
-        let mut request = Request::builder().uri("/api/auth/refresh");
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        request.body(()).unwrap().into_parts().0
+    fn allowed(headers: &[(&str, &str)], trusted: &[String]) -> bool {
+        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        origin_allowed(
+            RequestOrigin {
+                origin: get("origin"),
+                fetch_site: get("sec-fetch-site"),
+                host: get("host"),
+            },
+            trusted,
+        )
     }
 
-    fn settings() -> Settings {
-        Settings::from_lookup(|name| match name {
-            "PUBLIC_URL" => Some("https://app.example".into()),
-            "ALLOWED_ORIGINS" => Some("https://admin.example".into()),
-            _ => None,
-        })
-        .unwrap()
+    fn settings() -> Vec<String> {
+        vec!["https://app.example".into(), "https://admin.example".into()]
     }
 
     #[test]
@@ -77,7 +80,7 @@ mod tests {
             vec![("host", "internal:8080")],
             vec![("host", "internal:8080"), ("sec-fetch-site", "same-origin")],
         ] {
-            assert!(origin_allowed(&parts(&headers), &s), "{headers:?}");
+            assert!(allowed(&headers, &s), "{headers:?}");
         }
     }
 
@@ -101,7 +104,7 @@ mod tests {
             vec![("origin", "http://127.0.0.1:3000")],
             vec![("host", "127.0.0.1:3000"), ("sec-fetch-site", "cross-site")],
         ] {
-            assert!(!origin_allowed(&parts(&headers), &s), "{headers:?}");
+            assert!(!allowed(&headers, &s), "{headers:?}");
         }
     }
 }

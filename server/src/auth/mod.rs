@@ -1,16 +1,15 @@
-//! Authentication: passwords, access tokens, refresh-token rotation and the request guards.
+//! Rules and mechanisms of authentication, knowing neither the database nor HTTP nor the
+//! settings: passwords, access tokens, refresh-token rotation, email codes, input rules,
+//! the Origin rule, who may do what, and the brute-force limits.
 
-pub mod cookie;
+pub mod access;
 pub mod csrf;
 pub mod email_code;
-pub mod extract;
 mod hash_threads;
 pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod refresh;
-pub mod session;
 pub mod throttle;
 pub mod tokens;
-pub mod user_cache;
 pub mod validate;

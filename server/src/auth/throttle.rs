@@ -1,11 +1,16 @@
-//! Brute-force throttling of login and register: failures counted per key in fixed
-//! windows, in process memory (shared state comes with the scale-out work).
+//! Brute-force limits: how many attempts a key (an account, an address, both) may make in
+//! a window, decided and counted in one step *before* any password is hashed, so a
+//! parallel burst cannot get more attempts than the budget.
 //!
-//! Why not a crate such as `governor`: those limit request *rates* (GCRA). Here the unit
-//! is a *failure* (a wrong password), a success resets the account's count, and the
-//! answer must carry `Retry-After`; a counter per key in a window says exactly that.
+//! [`Limiter`] is the interface; [`MemoryLimiter`] keeps the counts in this process (one
+//! instance), bounded in memory. A store shared by several instances implements the same
+//! trait.
+//!
+//! Why not a crate such as `governor`: those limit request *rates* (GCRA). Here a success
+//! gives its attempt back, and the answer must carry `Retry-After`; a counter per key in
+//! a fixed window says exactly that.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{future::Future, pin::Pin, sync::Mutex};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -13,12 +18,18 @@ pub struct Budget {
     pub window_secs: i64,
 }
 
-/// Wrong passwords per account and address: 10 in 15 minutes.
+/// Password attempts per account and address: 10 in 15 minutes.
 pub const ACCOUNT_AND_IP: Budget = Budget {
     limit: 10,
     window_secs: 15 * 60,
 };
-/// Wrong passwords per address, whatever the account: 100 in 15 minutes.
+/// Password attempts per account from all addresses together: 50 in 15 minutes, so
+/// rotating source addresses does not multiply an attacker's guesses.
+pub const ACCOUNT: Budget = Budget {
+    limit: 50,
+    window_secs: 15 * 60,
+};
+/// Password attempts per address, whatever the account: 100 in 15 minutes.
 pub const IP_LOGIN: Budget = Budget {
     limit: 100,
     window_secs: 15 * 60,
@@ -29,6 +40,58 @@ pub const IP_REGISTER: Budget = Budget {
     window_secs: 60 * 60,
 };
 
+/// A key and the budget it is counted against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub key: String,
+    pub budget: Budget,
+}
+
+impl Limit {
+    pub fn new(key: impl Into<String>, budget: Budget) -> Limit {
+        Limit {
+            key: key.into(),
+            budget,
+        }
+    }
+}
+
+/// Seconds until the spent budget renews (`Retry-After`).
+pub type RetryAfter = u64;
+
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Limiter: Send + Sync {
+    /// Counts one attempt against every limit, or, when any of them is spent, refuses
+    /// with the longest wait and counts nothing. Decided atomically.
+    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64)
+        -> Pending<'a, Result<(), RetryAfter>>;
+
+    /// Gives one attempt back to every limit (it succeeded: it was not a guess).
+    fn give_back<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, ()>;
+
+    /// Forgets a key's count (a person got in from this address: their earlier typos
+    /// there are forgiven).
+    fn reset<'a>(&'a self, key: &'a str) -> Pending<'a, ()>;
+}
+
+/// No limits at all (`RATE_LIMIT_ENABLED=false`: load tests and test suites).
+pub struct Unlimited;
+
+impl Limiter for Unlimited {
+    fn attempt<'a>(&'a self, _: &'a [Limit], _: i64) -> Pending<'a, Result<(), RetryAfter>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn give_back<'a>(&'a self, _: &'a [Limit], _: i64) -> Pending<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn reset<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Window {
     started: i64,
@@ -36,98 +99,103 @@ struct Window {
     window_secs: i64,
 }
 
-/// Past this many keys, ended windows are swept out on the next write.
-const SWEEP_AT: usize = 10_000;
-
-pub struct Throttle {
-    enabled: bool,
-    windows: Mutex<HashMap<String, Window>>,
+impl Window {
+    fn ends(&self) -> i64 {
+        self.started + self.window_secs
+    }
 }
 
-impl Throttle {
-    pub fn new(enabled: bool) -> Throttle {
-        Throttle {
-            enabled,
-            windows: Mutex::new(HashMap::new()),
+/// Keys kept at most. Past it the cache evicts the least useful entries itself (CLOCK-Pro,
+/// constant time per insert), so a flood of new keys never makes a request scan the table
+/// under the lock. An evicted key starts afresh: the cap must stay well above the number
+/// of keys a window sees in normal use.
+const MAX_KEYS: usize = 100_000;
+
+/// The counts in this process's memory, behind one lock: a decision over several keys
+/// must see and change them together.
+pub struct MemoryLimiter {
+    windows: Mutex<quick_cache::unsync::Cache<String, Window>>,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter::with_capacity(MAX_KEYS)
+    }
+}
+
+impl MemoryLimiter {
+    pub fn with_capacity(keys: usize) -> MemoryLimiter {
+        MemoryLimiter {
+            windows: Mutex::new(quick_cache::unsync::Cache::new(keys)),
         }
     }
 
-    /// `Err(retry_after_secs)` when any key has spent its budget.
-    pub fn check(&self, keys: &[(&str, Budget)], now: i64) -> Result<(), u64> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        Self::refusal(&windows, keys, now)
-    }
-
-    /// For budgets of attempts (not failures): refuses, or counts the attempt, under one
-    /// lock, so a burst of parallel requests cannot all pass a nearly spent budget.
-    pub fn check_and_hit(&self, keys: &[(&str, Budget)], now: i64) -> Result<(), u64> {
-        if !self.enabled {
-            return Ok(());
-        }
+    fn decide(&self, limits: &[Limit], now: i64) -> Result<(), RetryAfter> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        Self::refusal(&windows, keys, now)?;
-        Self::count(&mut windows, keys, now);
+        let retry_after = limits
+            .iter()
+            .filter_map(|limit| {
+                let w = windows.peek(limit.key.as_str())?;
+                (now < w.ends() && w.count >= limit.budget.limit).then_some(w.ends() - now)
+            })
+            .max();
+        if let Some(secs) = retry_after {
+            return Err(secs.max(1) as u64);
+        }
+        for limit in limits {
+            let current = windows
+                .get(limit.key.as_str())
+                .copied()
+                .filter(|w| now < w.ends());
+            let mut w = current.unwrap_or(Window {
+                started: now,
+                count: 0,
+                window_secs: limit.budget.window_secs,
+            });
+            w.count += 1;
+            windows.insert(limit.key.clone(), w);
+        }
         Ok(())
     }
 
-    fn refusal(
-        windows: &HashMap<String, Window>,
-        keys: &[(&str, Budget)],
-        now: i64,
-    ) -> Result<(), u64> {
-        let retry_after = keys
-            .iter()
-            .filter_map(|(key, budget)| {
-                let w = windows.get(*key)?;
-                let ends = w.started + w.window_secs;
-                (now < ends && w.count >= budget.limit).then_some(ends - now)
-            })
-            .max();
-        match retry_after {
-            Some(secs) => Err(secs.max(1) as u64),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts one failure (or attempt) against every key.
-    pub fn hit(&self, keys: &[(&str, Budget)], now: i64) {
-        if !self.enabled {
-            return;
-        }
+    fn undo(&self, limits: &[Limit], now: i64) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        Self::count(&mut windows, keys, now);
-    }
-
-    fn count(windows: &mut HashMap<String, Window>, keys: &[(&str, Budget)], now: i64) {
-        if windows.len() >= SWEEP_AT {
-            windows.retain(|_, w| now < w.started + w.window_secs);
-        }
-        for (key, budget) in keys {
-            let w = windows.entry((*key).to_string()).or_insert(Window {
-                started: now,
-                count: 0,
-                window_secs: budget.window_secs,
-            });
-            if now >= w.started + w.window_secs {
-                *w = Window {
-                    started: now,
-                    count: 0,
-                    window_secs: budget.window_secs,
-                };
+        for limit in limits {
+            if let Some(mut w) = windows.get_mut(limit.key.as_str()) {
+                if now < w.ends() {
+                    w.count = w.count.saturating_sub(1);
+                }
             }
-            w.count += 1;
         }
     }
 
-    /// Forgets a key's failures (after a successful login).
-    pub fn clear(&self, key: &str) {
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Limiter for MemoryLimiter {
+    fn attempt<'a>(
+        &'a self,
+        limits: &'a [Limit],
+        now: i64,
+    ) -> Pending<'a, Result<(), RetryAfter>> {
+        let decided = self.decide(limits, now);
+        Box::pin(async move { decided })
+    }
+
+    fn give_back<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, ()> {
+        self.undo(limits, now);
+        Box::pin(async {})
+    }
+
+    fn reset<'a>(&'a self, key: &'a str) -> Pending<'a, ()> {
         self.windows
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+        Box::pin(async {})
     }
 }
 
@@ -140,58 +208,85 @@ mod tests {
         window_secs: 100,
     };
 
+    fn k(key: &str) -> Vec<Limit> {
+        vec![Limit::new(key, B)]
+    }
+
+    fn attempt(l: &MemoryLimiter, limits: &[Limit], now: i64) -> Result<(), RetryAfter> {
+        l.decide(limits, now)
+    }
+
     #[test]
     fn the_budget_is_spent_then_renewed_after_the_window() {
-        let t = Throttle::new(true);
+        let l = MemoryLimiter::default();
         for i in 0..3 {
-            assert_eq!(t.check(&[("k", B)], 1000 + i), Ok(()));
-            t.hit(&[("k", B)], 1000 + i);
+            assert_eq!(attempt(&l, &k("k"), 1000 + i), Ok(()));
         }
-        assert_eq!(t.check(&[("k", B)], 1010), Err(90));
-        assert_eq!(t.check(&[("other", B)], 1010), Ok(()));
-        assert_eq!(t.check(&[("k", B)], 1100), Ok(()));
+        assert_eq!(attempt(&l, &k("k"), 1010), Err(90));
+        assert_eq!(attempt(&l, &k("other"), 1010), Ok(()));
+        assert_eq!(attempt(&l, &k("k"), 1100), Ok(()));
     }
 
     #[test]
-    fn check_and_hit_counts_only_what_it_lets_through() {
-        let t = Throttle::new(true);
-        for i in 0..3 {
-            assert_eq!(t.check_and_hit(&[("k", B)], 1000 + i), Ok(()));
+    fn a_refusal_counts_nothing_on_any_key() {
+        let l = MemoryLimiter::default();
+        let spent = Budget {
+            limit: 1,
+            window_secs: 100,
+        };
+        let both = vec![Limit::new("a", B), Limit::new("b", spent)];
+        assert_eq!(attempt(&l, &both, 0), Ok(()));
+        for _ in 0..5 {
+            assert!(attempt(&l, &both, 1).is_err());
         }
-        assert_eq!(t.check_and_hit(&[("k", B)], 1010), Err(90));
-        assert_eq!(t.check_and_hit(&[("k", B)], 1100), Ok(()));
-        assert_eq!(
-            Throttle::new(false).check_and_hit(&[("k", B)], 0),
-            Ok(()),
-            "disabled"
-        );
+        // "a" was counted once, by the attempt that passed.
+        assert_eq!(attempt(&l, &k("a"), 2), Ok(()));
+        assert_eq!(attempt(&l, &k("a"), 2), Ok(()));
+        assert!(attempt(&l, &k("a"), 2).is_err());
     }
 
     #[test]
-    fn clearing_resets_a_key_and_disabled_never_refuses() {
-        let t = Throttle::new(true);
+    fn giving_back_makes_room_for_one_more() {
+        let l = MemoryLimiter::default();
         for _ in 0..3 {
-            t.hit(&[("k", B)], 0);
+            attempt(&l, &k("k"), 0).unwrap();
         }
-        t.clear("k");
-        assert_eq!(t.check(&[("k", B)], 1), Ok(()));
-        let off = Throttle::new(false);
-        for _ in 0..10 {
-            off.hit(&[("k", B)], 0);
-        }
-        assert_eq!(off.check(&[("k", B)], 1), Ok(()));
+        assert!(attempt(&l, &k("k"), 1).is_err());
+        l.undo(&k("k"), 1);
+        assert_eq!(attempt(&l, &k("k"), 1), Ok(()));
+        assert!(attempt(&l, &k("k"), 1).is_err());
     }
 
     #[test]
     fn the_longest_wait_of_all_spent_keys_is_reported() {
-        let t = Throttle::new(true);
+        let l = MemoryLimiter::default();
         let long = Budget {
             limit: 1,
             window_secs: 500,
         };
-        t.hit(&[("a", B), ("b", long)], 0);
-        t.hit(&[("a", B)], 0);
-        t.hit(&[("a", B)], 0);
-        assert_eq!(t.check(&[("a", B), ("b", long)], 10), Err(490));
+        attempt(&l, &[Limit::new("a", B), Limit::new("b", long)], 0).unwrap();
+        attempt(&l, &k("a"), 0).unwrap();
+        attempt(&l, &k("a"), 0).unwrap();
+        assert_eq!(
+            attempt(&l, &[Limit::new("a", B), Limit::new("b", long)], 10),
+            Err(490)
+        );
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_keys() {
+        let l = MemoryLimiter::with_capacity(1_000);
+        for i in 0..20_000 {
+            attempt(&l, &k(&format!("flood-{i}")), 0).unwrap();
+        }
+        assert!(l.keys() <= 1_000, "{} keys kept", l.keys());
+    }
+
+    #[tokio::test]
+    async fn unlimited_never_refuses() {
+        let limits = k("k");
+        for _ in 0..10 {
+            assert_eq!(Unlimited.attempt(&limits, 0).await, Ok(()));
+        }
     }
 }

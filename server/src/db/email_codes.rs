@@ -1,7 +1,16 @@
 //! The `email_codes` table: one pending verification code a person.
 
-use crate::auth::email_code::Pending;
 use sqlx::{Any, Executor, Row};
+
+/// A pending code as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRow {
+    pub digest: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub day_started: i64,
+    pub day_attempts: i64,
+}
 
 /// Stores a new code for the person, replacing an earlier one sent at or before
 /// `sent_before` (its tries start again; the day's do not). False when the earlier one is
@@ -38,7 +47,7 @@ pub async fn count_attempt<'e>(
     db: impl Executor<'e, Database = Any>,
     user_id: &str,
     now: i64,
-) -> Result<Option<Pending>, sqlx::Error> {
+) -> Result<Option<CodeRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "update email_codes set attempts = attempts + 1, \
          day_attempts = case when day_started + {day} <= $2 then 1 else day_attempts + 1 end, \
@@ -52,7 +61,7 @@ pub async fn count_attempt<'e>(
     .fetch_optional(db)
     .await?;
     row.map(|r| {
-        Ok(Pending {
+        Ok(CodeRow {
             digest: r.try_get("code_digest")?,
             expires_at: r.try_get("expires_at")?,
             attempts: r.try_get("attempts")?,

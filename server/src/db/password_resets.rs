@@ -24,14 +24,37 @@ pub async fn insert<'e>(
 
 /// What presenting a reset token found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// The token was live and is now used up: its person.
-    Claimed {
-        user_id: String,
-    },
+pub enum Link {
+    /// Unused and within its lifetime: its person.
+    Live { user_id: String },
     Expired,
     /// Unknown, or used before.
     Invalid,
+}
+
+/// The state of a link, changing nothing: lets a reset refuse a bad token before it
+/// spends a password hash on it.
+pub async fn find<'e>(
+    db: impl Executor<'e, Database = Any>,
+    token_hash: &str,
+    now: i64,
+) -> Result<Link, sqlx::Error> {
+    let row = sqlx::query("select user_id, expires_at, used_at from password_resets where token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(db)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Link::Invalid);
+    };
+    Ok(if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+        Link::Invalid
+    } else if row.try_get::<i64, _>("expires_at")? <= now {
+        Link::Expired
+    } else {
+        Link::Live {
+            user_id: row.try_get("user_id")?,
+        }
+    })
 }
 
 /// Uses the token up in one statement, so two parallel resets cannot both succeed.
@@ -39,7 +62,7 @@ pub async fn claim(
     conn: &mut AnyConnection,
     token_hash: &str,
     now: i64,
-) -> Result<Claim, sqlx::Error> {
+) -> Result<Link, sqlx::Error> {
     let claimed: Option<String> = sqlx::query_scalar(
         "update password_resets set used_at = $1 \
          where token_hash = $2 and used_at is null and expires_at > $1 returning user_id",
@@ -48,17 +71,10 @@ pub async fn claim(
     .bind(token_hash)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(user_id) = claimed {
-        return Ok(Claim::Claimed { user_id });
+    match claimed {
+        Some(user_id) => Ok(Link::Live { user_id }),
+        None => find(&mut *conn, token_hash, now).await,
     }
-    let row = sqlx::query("select used_at from password_resets where token_hash = $1")
-        .bind(token_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match row {
-        Some(r) if r.try_get::<Option<i64>, _>("used_at")?.is_none() => Claim::Expired,
-        _ => Claim::Invalid,
-    })
 }
 
 /// Ends every link of the person (after a reset, or when an admin disables them).

@@ -1,6 +1,5 @@
 //! The `refresh_families` and `refresh_tokens` tables.
 
-use crate::auth::refresh::{FamilyRecord, TokenRecord};
 use sqlx::{any::AnyRow, Any, AnyConnection, Executor, FromRow, Row};
 
 /// A family as the refresh path sees it.
@@ -17,27 +16,27 @@ pub struct FamilyRow {
 /// The revocation reason of the families of a person an admin disabled.
 pub const DISABLED_BY_ADMIN: &str = "account disabled by an admin";
 
-impl FamilyRow {
-    pub fn record(&self) -> FamilyRecord {
-        FamilyRecord {
-            newest_generation: self.generation,
-            expires_at: self.expires_at,
-            revoked: self.revoked_at.is_some(),
-        }
-    }
+/// One refresh token as stored (its hash aside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub generation: i64,
+    /// End of its idle lifetime.
+    pub expires_at: i64,
+    /// When a rotation consumed it.
+    pub used_at: Option<i64>,
 }
 
 /// A presented token with its family.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Presented {
-    pub token: TokenRecord,
+    pub token: TokenRow,
     pub family: FamilyRow,
 }
 
 impl FromRow<'_, AnyRow> for Presented {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Presented {
-            token: TokenRecord {
+            token: TokenRow {
                 generation: row.try_get("generation")?,
                 expires_at: row.try_get("token_expires_at")?,
                 used_at: row.try_get("used_at")?,
@@ -108,23 +107,6 @@ pub async fn find_presented<'e>(
     .await
 }
 
-/// Consumes an unused token in one atomic statement. False when another request consumed
-/// it first: then nothing was written.
-pub async fn claim(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update refresh_tokens set used_at = $1 where token_hash = $2 and used_at is null",
-    )
-    .bind(now)
-    .bind(token_hash)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 async fn insert_token(
     conn: &mut AnyConnection,
     family_id: &str,
@@ -147,36 +129,51 @@ async fn insert_token(
     .map(|_| ())
 }
 
-/// Adds the child token and makes it the family's newest.
-pub async fn advance(
-    conn: &mut AnyConnection,
-    family_id: &str,
-    child_generation: i64,
-    child_hash: &str,
-    now: i64,
-    child_expires_at: i64,
-) -> Result<(), sqlx::Error> {
+/// One rotation step: the family's newest token (`parent`) is consumed and `child` becomes
+/// the newest. False, with nothing written, when the family moved on, was revoked or ended
+/// since it was read: the first statement re-checks all of that on the family row itself
+/// and locks it, so a rotation racing a logout or a second rotation loses cleanly
+/// (PostgreSQL re-evaluates the condition on the row a concurrent transaction committed).
+pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
+    let advanced = sqlx::query(
+        "update refresh_families set generation = $1, last_used_at = $2, idle_expires_at = $3 \
+         where id = $4 and generation = $5 and revoked_at is null and expires_at > $2",
+    )
+    .bind(step.parent_generation + 1)
+    .bind(step.now)
+    .bind(step.child_expires_at)
+    .bind(step.family_id)
+    .bind(step.parent_generation)
+    .execute(&mut *conn)
+    .await?;
+    if advanced.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("update refresh_tokens set used_at = $1 where token_hash = $2 and used_at is null")
+        .bind(step.now)
+        .bind(step.parent_hash)
+        .execute(&mut *conn)
+        .await?;
     insert_token(
         conn,
-        family_id,
-        child_generation,
-        child_hash,
-        now,
-        child_expires_at,
+        step.family_id,
+        step.parent_generation + 1,
+        step.child_hash,
+        step.now,
+        step.child_expires_at,
     )
     .await?;
-    sqlx::query(
-        "update refresh_families set generation = $1, last_used_at = $2, idle_expires_at = $3 \
-         where id = $4 and generation = $5",
-    )
-    .bind(child_generation)
-    .bind(now)
-    .bind(child_expires_at)
-    .bind(family_id)
-    .bind(child_generation - 1)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    Ok(true)
+}
+
+/// What [`rotate`] changes.
+pub struct Rotation<'a> {
+    pub family_id: &'a str,
+    pub parent_generation: i64,
+    pub parent_hash: &'a str,
+    pub child_hash: &'a str,
+    pub child_expires_at: i64,
+    pub now: i64,
 }
 
 /// The stored hash and idle expiry of one generation of a family.
@@ -212,22 +209,39 @@ pub async fn revoke<'e>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes families that can never be used again (their tokens go with them): past their
-/// absolute or idle end, or revoked more than `keep_revoked_secs` ago.
+/// Deletes families that ended (past their absolute or idle end, or revoked) at or before
+/// `ended_before`, their tokens with them. Callers keep ended families a while, so a late
+/// token of one is still answered for what it is (`refresh_expired`, or reuse) rather
+/// than as unknown.
 pub async fn prune<'e>(
     db: impl Executor<'e, Database = Any>,
-    now: i64,
-    keep_revoked_secs: i64,
+    ended_before: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "delete from refresh_families \
-         where expires_at <= $1 or idle_expires_at <= $1 or revoked_at <= $2",
+         where expires_at <= $1 or idle_expires_at <= $1 or revoked_at <= $1",
     )
-    .bind(now)
-    .bind(now - keep_revoked_secs)
+    .bind(ended_before)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The ids of the person's families that can still refresh: the sessions whose access
+/// tokens are honoured.
+pub async fn live_ids_for_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from refresh_families \
+         where user_id = $1 and revoked_at is null and expires_at > $2 and idle_expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(db)
+    .await
 }
 
 /// A live family, as the sessions list shows it.

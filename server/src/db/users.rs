@@ -1,6 +1,7 @@
 //! The `users` table.
 
 use super::is_unique_violation;
+pub use app::api::Role;
 use sqlx::{any::AnyRow, Any, Executor, FromRow, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,13 +10,11 @@ pub struct UserRow {
     pub email: String,
     pub name: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub email_verified: bool,
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Access tokens issued before this (Unix seconds) are refused.
-    pub session_epoch: i64,
 }
 
 impl FromRow<'_, AnyRow> for UserRow {
@@ -25,15 +24,24 @@ impl FromRow<'_, AnyRow> for UserRow {
             email: row.try_get("email")?,
             name: row.try_get("name")?,
             password_hash: row.try_get("password_hash")?,
-            role: row.try_get("role")?,
+            role: decode_role(&row.try_get::<String, _>("role")?)?,
             // Flags are 0/1 integers: sqlx's Any driver cannot decode SQLite booleans.
             email_verified: row.try_get::<i64, _>("email_verified")? != 0,
             active: row.try_get::<i64, _>("active")? != 0,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
-            session_epoch: row.try_get("session_epoch")?,
         })
     }
+}
+
+/// A role the code does not know is an error, never silently the lowest one.
+fn decode_role(stored: &str) -> Result<Role, sqlx::Error> {
+    Role::parse(stored).ok_or_else(|| {
+        sqlx::Error::ColumnDecode {
+            index: "role".into(),
+            source: format!("unknown role {stored:?}").into(),
+        }
+    })
 }
 
 pub struct NewUser<'a> {
@@ -42,7 +50,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub now: i64,
 }
 
@@ -55,7 +63,7 @@ pub enum InsertUserError {
 }
 
 const COLUMNS: &str =
-    "id, email, name, password_hash, role, email_verified, active, created_at, updated_at, session_epoch";
+    "id, email, name, password_hash, role, email_verified, active, created_at, updated_at";
 
 /// The form under which emails are compared: Unicode lower case, identical on every backend.
 pub fn email_key(email: &str) -> String {
@@ -69,15 +77,14 @@ pub async fn insert<'e>(
     sqlx::query_as::<_, UserRow>(
         "insert into users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $7) \
-         returning id, email, name, password_hash, role, email_verified, active, created_at, updated_at, \
-         session_epoch",
+         returning id, email, name, password_hash, role, email_verified, active, created_at, updated_at",
     )
     .bind(user.id)
     .bind(user.email)
     .bind(email_key(user.email))
     .bind(user.name)
     .bind(user.password_hash)
-    .bind(user.role)
+    .bind(user.role.as_str())
     .bind(user.now)
     .fetch_one(db)
     .await
@@ -129,20 +136,6 @@ pub async fn set_password_hash<'e>(
         .map(|_| ())
 }
 
-impl UserRow {
-    /// The contract's `User`.
-    pub fn to_api(&self) -> app::api::User {
-        app::api::User {
-            id: self.id.clone(),
-            email: self.email.clone(),
-            name: self.name.clone(),
-            role: app::api::Role::parse(&self.role).unwrap_or(app::api::Role::User),
-            email_verified: self.email_verified,
-            created_at: crate::clock::rfc3339(self.created_at),
-        }
-    }
-}
-
 pub async fn set_active<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
@@ -161,25 +154,11 @@ pub async fn set_active<'e>(
 pub async fn set_role<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
-    role: &str,
+    role: Role,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
-        .bind(role)
-        .bind(now)
-        .bind(id)
-        .execute(db)
-        .await
-        .map(|_| ())
-}
-
-/// Ends every access token issued before `now` (disable, role or password change).
-pub async fn bump_epoch<'e>(
-    db: impl Executor<'e, Database = Any>,
-    id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("update users set session_epoch = $1, updated_at = $1 where id = $2")
+        .bind(role.as_str())
         .bind(now)
         .bind(id)
         .execute(db)
@@ -226,24 +205,30 @@ where
     Ok((rows, total))
 }
 
-pub async fn count_active_admins<'e>(
+/// Locks the rows of every active admin until the transaction ends, and says how many
+/// there are. The last-admin rule is decided on this count: on PostgreSQL a concurrent
+/// change of another admin waits for the lock (and is then seen), so two admins cannot
+/// disable each other at once. (`update` rather than `select … for update`, which SQLite
+/// lacks; there the write transaction already holds the database's only write lock.)
+pub async fn lock_active_admins<'e>(
     db: impl Executor<'e, Database = Any>,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from users where role = 'admin' and active = 1")
-        .fetch_one(db)
-        .await
+) -> Result<u64, sqlx::Error> {
+    let locked = sqlx::query("update users set role = role where role = 'admin' and active = 1")
+        .execute(db)
+        .await?;
+    Ok(locked.rows_affected())
 }
 
-/// Sets role and active together, and moves the epoch: older access tokens stop working.
+/// Sets role and active together.
 pub async fn update_access<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
-    role: &str,
+    role: Role,
     active: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("update users set role = $1, active = $2, session_epoch = $3, updated_at = $3 where id = $4")
-        .bind(role)
+    sqlx::query("update users set role = $1, active = $2, updated_at = $3 where id = $4")
+        .bind(role.as_str())
         .bind(i64::from(active))
         .bind(now)
         .bind(id)

@@ -1,12 +1,16 @@
 //! `/api/admin/*`: people, their roles and access. Admins only (`RequireRole<Admin>`).
 
+use super::{
+    extract::{Admin, RequireRole},
+    user_json,
+};
 use crate::{
-    auth::extract::{Admin, RequireRole},
-    db::{audit, sessions, users},
+    db::{audit, users},
     error::{ApiError, ApiJson},
+    service::accounts::{self, AccessChange},
     state::AppState,
 };
-use app::api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage};
+use app::api::{AdminUser, AuditEntry, UpdateUserRequest, UserPage};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -30,7 +34,7 @@ const PER_PAGE_MAX: u32 = 100;
 
 fn admin_user(row: &users::UserRow) -> AdminUser {
     AdminUser {
-        user: row.to_api(),
+        user: user_json(row),
         active: row.active,
     }
 }
@@ -69,7 +73,7 @@ async fn list(
     let (page, per_page) = paging(&query)?;
     let q = query.get("q").map(|q| q.trim()).unwrap_or_default();
     let offset = i64::from(page - 1) * i64::from(per_page);
-    let (rows, total) = users::search(state.db.pool(), q, i64::from(per_page), offset).await?;
+    let (rows, total) = users::search(state.core.db.pool(), q, i64::from(per_page), offset).await?;
     Ok(Json(UserPage {
         users: rows.iter().map(admin_user).collect(),
         total: total.max(0) as u64,
@@ -86,50 +90,13 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(change): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUser>, ApiError> {
-    let now = state.clock.unix();
-    let mut tx = state.db.begin_write().await?;
-    let target = users::find_by_id(&mut *tx, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let role = change
-        .role
-        .map_or(target.role.clone(), |r| r.as_str().to_string());
-    let active = change.active.unwrap_or(target.active);
-    let loses_admin = target.role == Role::Admin.as_str()
-        && target.active
-        && (role != Role::Admin.as_str() || !active);
-    if loses_admin && users::count_active_admins(&mut *tx).await? <= 1 {
-        return Err(ApiError::LastAdmin);
-    }
-    if role != target.role || active != target.active {
-        users::update_access(&mut *tx, &id, &role, active, now).await?;
-        if !active {
-            sessions::revoke_all_of_user(&mut *tx, &id, now, sessions::DISABLED_BY_ADMIN).await?;
-            crate::db::password_resets::delete_for_user(&mut *tx, &id).await?;
-        }
-        let detail = format!(
-            "role {} to {role}, active {} to {active}",
-            target.role, target.active
-        );
-        audit::record(
-            &mut *tx,
-            audit::Event {
-                action: audit::Action::AccessChanged,
-                actor_id: Some(admin.user_id()),
-                subject_id: Some(&id),
-                ip: None,
-                detail: Some(&detail),
-                now,
-            },
-        )
-        .await?;
-    }
-    let updated = users::find_by_id(&mut *tx, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
-    state.users.evict(&id);
-    tracing::info!(admin = %admin.user_id(), user_id = %id, role = %role, active, "access changed by an admin");
+    let change = AccessChange {
+        role: change.role,
+        active: change.active,
+    };
+    let updated =
+        accounts::change_access(&state.core, admin.user_id(), &id, change, state.clock.unix())
+            .await?;
     Ok(Json(admin_user(&updated)))
 }
 
@@ -139,32 +106,7 @@ async fn revoke_sessions(
     RequireRole(admin, _): RequireRole<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.clock.unix();
-    let target = users::find_by_id(state.db.pool(), &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    sessions::revoke_all_of_user(
-        state.db.pool(),
-        &target.id,
-        now,
-        "sessions revoked by an admin",
-    )
-    .await?;
-    users::bump_epoch(state.db.pool(), &target.id, now).await?;
-    state.users.evict(&target.id);
-    audit::record(
-        state.db.pool(),
-        audit::Event {
-            action: audit::Action::SessionsRevokedByAdmin,
-            actor_id: Some(admin.user_id()),
-            subject_id: Some(&target.id),
-            ip: None,
-            detail: None,
-            now,
-        },
-    )
-    .await?;
-    tracing::info!(admin = %admin.user_id(), user_id = %id, "sessions revoked by an admin");
+    accounts::end_all_sessions(&state.core, admin.user_id(), &id, state.clock.unix()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,7 +118,7 @@ async fn audit_log(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let (page, per_page) = paging(&query)?;
     let offset = i64::from(page - 1) * i64::from(per_page);
-    let entries = audit::page(state.db.pool(), i64::from(per_page), offset).await?;
+    let entries = audit::page(state.core.db.pool(), i64::from(per_page), offset).await?;
     Ok(Json(
         entries
             .into_iter()

@@ -2,16 +2,25 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cookie;
+pub mod extract;
 pub mod health;
 pub mod me;
 pub mod recovery;
 pub mod sessions;
 pub mod verify;
 
-use crate::{config::Settings, error::ApiError, state::AppState};
+use crate::{
+    auth::csrf::{self, RequestOrigin},
+    config::Settings,
+    db::users::UserRow,
+    error::ApiError,
+    service::Client,
+    state::AppState,
+};
 use axum::{
     extract::DefaultBodyLimit,
-    http::{header, HeaderName, HeaderValue, Method},
+    http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method},
     routing::any,
     Router,
 };
@@ -70,5 +79,47 @@ pub fn cors(settings: &Settings) -> Option<CorsLayer> {
                 HeaderName::from_static("x-refresh-token-delivery"),
             ])
             .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// The contract's `User` for a stored person: API types are made here, at the edge.
+pub fn user_json(row: &UserRow) -> app::api::User {
+    app::api::User {
+        id: row.id.clone(),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        role: row.role,
+        email_verified: row.email_verified,
+        created_at: crate::clock::rfc3339(row.created_at),
+    }
+}
+
+/// Where a request came from, for sessions and the audit log.
+pub fn client<'a>(headers: &'a HeaderMap, ip: &'a str) -> Client<'a> {
+    Client {
+        ip: Some(ip),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| &ua[..ua.len().min(512)]), // `to_str` admits ASCII only
+    }
+}
+
+/// The `Origin` rule of the cookie endpoints (refresh, logout), applied to a request.
+/// `SameSite=Strict` already keeps the cookie off cross-site requests; this refuses them
+/// outright, before any token is read, so a refused request never consumes one.
+pub fn origin_allowed(parts: &Parts, settings: &Settings) -> bool {
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let mut trusted = Vec::with_capacity(1 + settings.allowed_origins.len());
+    trusted.push(settings.public_url.clone());
+    trusted.extend(settings.allowed_origins.iter().cloned());
+    csrf::origin_allowed(
+        RequestOrigin {
+            origin: header(header::ORIGIN),
+            fetch_site: header(HeaderName::from_static("sec-fetch-site")),
+            // HTTP/2 requests carry the authority in the URI instead of `Host`.
+            host: header(header::HOST).or_else(|| parts.uri.authority().map(|a| a.as_str())),
+        },
+        &trusted,
     )
 }

@@ -1,10 +1,11 @@
 //! `/api/sessions`: the person's signed-in devices, and ending them.
 
+use super::extract::AuthUser;
 use crate::{
-    auth::extract::AuthUser,
-    clock::{rfc3339, SharedClock},
-    db::{audit, sessions, Db},
+    clock::rfc3339,
+    db::sessions as session_rows,
     error::ApiError,
+    service::sessions,
     state::AppState,
 };
 use app::api::SessionInfo;
@@ -23,11 +24,12 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(
-    State(db): State<Db>,
-    State(clock): State<SharedClock>,
+    State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
-    let families = sessions::live_for_user(db.pool(), user.user_id(), clock.unix()).await?;
+    let families =
+        session_rows::live_for_user(state.core.db.pool(), user.user_id(), state.clock.unix())
+            .await?;
     Ok(Json(
         families
             .into_iter()
@@ -43,61 +45,24 @@ async fn list(
     ))
 }
 
-/// Ends one of the person's sessions (its refresh tokens stop working at once).
+/// Ends one of the person's sessions (its refresh and access tokens stop working at once).
 async fn revoke(
-    State(db): State<Db>,
-    State(clock): State<SharedClock>,
+    State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = clock.unix();
-    if !sessions::revoke_of_user(db.pool(), user.user_id(), &id, now, "revoked by its owner")
-        .await?
-    {
-        return Err(ApiError::NotFound);
-    }
-    record_revocation(&db, &user, &format!("session {id}"), now).await?;
+    sessions::end_one(&state.core, user.user_id(), &id, state.clock.unix()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ends every session of the person but the one asking.
 async fn revoke_others(
-    State(db): State<Db>,
-    State(clock): State<SharedClock>,
+    State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    let now = clock.unix();
-    let ended = sessions::revoke_others(
-        db.pool(),
-        user.user_id(),
-        user.session_id(),
-        now,
-        "revoked by its owner from another session",
-    )
-    .await?;
-    record_revocation(&db, &user, &format!("{ended} other sessions"), now).await?;
+    sessions::end_others(&state.core, user.user_id(), user.session_id(), state.clock.unix())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn record_revocation(
-    db: &Db,
-    user: &AuthUser,
-    detail: &str,
-    now: i64,
-) -> Result<(), ApiError> {
-    audit::record(
-        db.pool(),
-        audit::Event {
-            action: audit::Action::SessionRevoked,
-            actor_id: Some(user.user_id()),
-            subject_id: Some(user.user_id()),
-            ip: None,
-            detail: Some(detail),
-            now,
-        },
-    )
-    .await
-    .map_err(ApiError::from)
 }
 
 /// "Firefox on Linux", from a user agent: enough for a person to recognise a device.

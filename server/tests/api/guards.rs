@@ -4,7 +4,7 @@ use crate::helpers::{spawn_app, unique_email};
 use axum::{body::Body, http::Request, routing::get, Router};
 use reqwest::StatusCode;
 use server::{
-    auth::extract::{Admin, MaybeAuthUser, RequireRole},
+    routes::extract::{Admin, MaybeAuthUser, RequireRole},
     db::users,
 };
 use tower::ServiceExt;
@@ -35,7 +35,7 @@ async fn require_role_and_maybe_auth_user() {
     let user = app.register(&unique_email()).await;
     let admin_email = unique_email();
     let admin = app.register(&admin_email).await;
-    users::set_role(app.db.pool(), &admin.session.user.id, "admin", 0)
+    users::set_role(app.db.pool(), &admin.session.user.id, server::db::users::Role::Admin, 0)
         .await
         .unwrap();
     let admin = app.login(&admin_email).await;
@@ -84,10 +84,10 @@ async fn disabling_or_demoting_takes_effect_at_once_on_this_instance() {
     let email = unique_email();
     let person = app.register(&email).await;
     let id = person.session.user.id.clone();
-    users::set_role(app.db.pool(), &id, "admin", 0)
+    users::set_role(app.db.pool(), &id, server::db::users::Role::Admin, 0)
         .await
         .unwrap();
-    app.state.users.evict(&id);
+    app.state.core.users.evict(&id);
     let admin = app.login(&email).await;
     assert_eq!(
         app.me_raw(&admin.session.access_token).await.status(),
@@ -95,10 +95,10 @@ async fn disabling_or_demoting_takes_effect_at_once_on_this_instance() {
     );
 
     // Demoted: the admin token stops working at the next request.
-    users::set_role(app.db.pool(), &id, "user", 0)
+    users::set_role(app.db.pool(), &id, server::db::users::Role::User, 0)
         .await
         .unwrap();
-    app.state.users.evict(&id);
+    app.state.core.users.evict(&id);
     let response = app.me_raw(&admin.session.access_token).await;
     assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
     assert!(response.text().await.unwrap().contains("token_invalid"));
@@ -108,7 +108,7 @@ async fn disabling_or_demoting_takes_effect_at_once_on_this_instance() {
     users::set_active(app.db.pool(), &id, false, 0)
         .await
         .unwrap();
-    app.state.users.evict(&id);
+    app.state.core.users.evict(&id);
     let response = app.me_raw(&user.session.access_token).await;
     assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
     let response = app.refresh_raw(&user.refresh_token()).await;
@@ -133,7 +133,7 @@ async fn another_instance_sees_the_change_within_the_cache_lifetime() {
         reqwest::StatusCode::OK,
         "cached"
     );
-    app.clock.advance(server::auth::user_cache::TTL_SECS);
+    app.clock.advance(server::service::user_cache::TTL_SECS);
     assert_eq!(
         app.me_raw(&token).await.status(),
         reqwest::StatusCode::UNAUTHORIZED

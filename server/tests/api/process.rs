@@ -142,7 +142,7 @@ mod admin_cli {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.role, "admin");
+        assert_eq!(row.role, server::db::users::Role::Admin);
         let passwords = Passwords::new(1, std::time::Duration::from_secs(5)).unwrap();
         let secret = secrecy::SecretString::from("a long admin password".to_string());
         assert!(
@@ -238,7 +238,7 @@ mod admin_cli {
                 email: "grace@example.com",
                 name: "Grace",
                 password_hash: "x",
-                role: "user",
+                role: server::db::users::Role::User,
                 now: 0,
             },
         )
@@ -254,7 +254,7 @@ mod admin_cli {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.role, "admin");
+        assert_eq!(row.role, server::db::users::Role::Admin);
         let (ok, _, stderr) = admin(
             dir.path(),
             &["admin", "promote", "--email", "nobody@example.com"],

@@ -18,10 +18,13 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use server::{
     auth::{
         refresh::{decide, Decision, FamilyRecord, Policy, ReuseCause, TokenRecord},
-        session::{self, ClientInfo, Issued, Lifetimes, RefreshFailure},
         tokens,
     },
     db::sessions,
+    service::{
+        sessions::{self as session, Issued, Lifetimes, RefreshFailure},
+        Client as ClientInfo,
+    },
 };
 
 const GRACE: i64 = 10;
@@ -108,7 +111,7 @@ impl Run<'_> {
     async fn present(&mut self, token: &str, now: i64) -> Result<Issued, RefreshFailure> {
         self.step += 1;
         let expected = self.model.decide(token, now);
-        let got = session::refresh(&self.app.db, &self.app.state.secret, token, now, POLICY)
+        let got = session::rotate(&self.app.db, &self.app.state.core.secret, token, now, POLICY)
             .await
             .unwrap();
         let ctx = format!(
@@ -119,7 +122,7 @@ impl Run<'_> {
             (Decision::Rotate { child, expires_at }, Ok(issued)) => {
                 assert_eq!(issued.expires_at, expires_at, "{ctx}");
                 let derived =
-                    tokens::child_token(&self.app.state.secret, &self.family_id, child, token);
+                    tokens::child_token(&self.app.state.core.secret, &self.family_id, child, token);
                 assert_eq!(issued.refresh_token, derived, "{ctx}");
             }
             (Decision::Converge { newest }, Ok(issued)) => {
@@ -188,20 +191,23 @@ impl Run<'_> {
     async fn failed_rotation(&mut self, token: &str, now: i64) {
         let snapshot = self.snapshot().await;
         let mut tx = self.app.db.begin_write().await.unwrap();
-        let claimed = sessions::claim(&mut tx, &tokens::hash(token), now)
+        let found = sessions::find_presented(&mut *tx, &tokens::hash(token))
             .await
             .unwrap();
-        if claimed {
+        if let Some(found) = found {
             let generation = self.model.record().newest_generation + 1;
             let child =
-                tokens::child_token(&self.app.state.secret, &self.family_id, generation, token);
-            sessions::advance(
+                tokens::child_token(&self.app.state.core.secret, &self.family_id, generation, token);
+            sessions::rotate(
                 &mut tx,
-                &self.family_id,
-                generation,
-                &tokens::hash(&child),
-                now,
-                now + 100,
+                sessions::Rotation {
+                    family_id: &self.family_id,
+                    parent_generation: found.token.generation,
+                    parent_hash: &tokens::hash(token),
+                    child_hash: &tokens::hash(&child),
+                    child_expires_at: now + 100,
+                    now,
+                },
             )
             .await
             .unwrap();

@@ -9,7 +9,7 @@ fn new_user<'a>(id: &'a str, email: &'a str) -> NewUser<'a> {
         email,
         name: "Ada",
         password_hash: "$argon2id$placeholder",
-        role: "user",
+        role: server::db::users::Role::User,
         now: 1_700_000_000,
     }
 }
@@ -22,7 +22,7 @@ async fn a_user_round_trips_with_its_defaults() {
         .await
         .unwrap();
     assert_eq!(inserted.email, "Ada@Example.com");
-    assert_eq!(inserted.role, "user");
+    assert_eq!(inserted.role, server::db::users::Role::User);
     assert!(!inserted.email_verified);
     assert!(inserted.active);
     assert_eq!(inserted.created_at, 1_700_000_000);

@@ -5,11 +5,15 @@
 //! person who has not verified their email; `AllowUnverified` is the one exception, for the
 //! few routes such a person needs (`GET /api/me`, verifying the email).
 
-use super::{
-    jwt::{AccessClaims, TokenError},
-    user_cache::CachedUser,
+use crate::{
+    auth::{
+        access::{self, Access},
+        jwt::{AccessClaims, TokenError},
+    },
+    error::ApiError,
+    service::user_cache::CachedUser,
+    state::AppState,
 };
-use crate::{error::ApiError, state::AppState};
 use app::api::Role;
 use axum::{
     extract::FromRequestParts,
@@ -17,7 +21,7 @@ use axum::{
 };
 use std::{marker::PhantomData, sync::Arc};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AuthUser {
     pub role: Role,
     pub claims: Arc<AccessClaims>,
@@ -52,8 +56,9 @@ async fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiErro
     })?;
     let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid)?;
     let account = state
+        .core
         .users
-        .get(&state.db, &claims.sub, now)
+        .get(&state.core.db, &claims.sub, &claims.sid, now)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     if !still_valid(&claims, &account) {
@@ -66,10 +71,16 @@ async fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiErro
     })
 }
 
-/// A change of access since the token was issued ends it: the person disabled, their role
-/// changed, or their epoch moved on (password changed, sessions revoked).
 fn still_valid(claims: &AccessClaims, account: &CachedUser) -> bool {
-    account.row.active && account.row.role == claims.role && claims.iat >= account.row.session_epoch
+    let row = &account.row;
+    access::token_honoured(
+        &claims.role,
+        account.has_session(&claims.sid),
+        Access {
+            role: row.role,
+            active: row.active,
+        },
+    )
 }
 
 /// The email rule of `REQUIRE_VERIFIED_EMAIL`.
@@ -143,11 +154,6 @@ impl RequiredRole for Admin {
 /// `RequireRole<Admin>` in a handler's arguments admits admins only (403 `forbidden`).
 pub struct RequireRole<R: RequiredRole>(pub AuthUser, pub PhantomData<R>);
 
-/// Admins may do whatever users may; users only their own role's routes.
-pub fn has_role(user: &AuthUser, required: Role) -> bool {
-    user.role == required || user.role == Role::Admin
-}
-
 impl<R: RequiredRole> FromRequestParts<AppState> for RequireRole<R> {
     type Rejection = ApiError;
 
@@ -156,7 +162,7 @@ impl<R: RequiredRole> FromRequestParts<AppState> for RequireRole<R> {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
-        if has_role(&user, R::ROLE) {
+        if access::has_role(user.role, R::ROLE) {
             Ok(RequireRole(user, PhantomData))
         } else {
             Err(ApiError::Forbidden)
@@ -168,73 +174,6 @@ impl<R: RequiredRole> FromRequestParts<AppState> for RequireRole<R> {
 mod tests {
     use super::*;
     use axum::http::Request;
-
-    fn claims(role: &str, iat: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "u".into(),
-            sid: "s".into(),
-            role: role.into(),
-            iat,
-            nbf: iat,
-            exp: iat + 900,
-            jti: "j".into(),
-        }
-    }
-
-    fn account(role: &str, active: bool, session_epoch: i64) -> CachedUser {
-        CachedUser {
-            row: Arc::new(crate::db::users::UserRow {
-                id: "u".into(),
-                email: "u@example.com".into(),
-                name: "U".into(),
-                password_hash: String::new(),
-                role: role.into(),
-                email_verified: false,
-                active,
-                created_at: 0,
-                updated_at: 0,
-                session_epoch,
-            }),
-            json: Default::default(),
-        }
-    }
-
-    fn user(role: Role) -> AuthUser {
-        AuthUser {
-            role,
-            claims: Arc::new(claims(role.as_str(), 0)),
-            account: account(role.as_str(), true, 0),
-        }
-    }
-
-    #[test]
-    fn a_change_of_access_ends_older_tokens() {
-        let token = claims("admin", 1_000);
-        assert!(still_valid(&token, &account("admin", true, 0)));
-        assert!(
-            still_valid(&token, &account("admin", true, 1_000)),
-            "same second: kept"
-        );
-        assert!(
-            !still_valid(&token, &account("admin", false, 0)),
-            "disabled"
-        );
-        assert!(!still_valid(&token, &account("user", true, 0)), "demoted");
-        assert!(
-            !still_valid(&token, &account("admin", true, 1_001)),
-            "epoch moved on"
-        );
-    }
-
-    #[test]
-    fn roles() {
-        assert!(has_role(&user(Role::Admin), Role::Admin));
-        assert!(has_role(&user(Role::Admin), Role::User));
-        assert!(has_role(&user(Role::User), Role::User));
-        assert!(!has_role(&user(Role::User), Role::Admin));
-    }
 
     #[test]
     fn bearer_parsing() {

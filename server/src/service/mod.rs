@@ -1,0 +1,130 @@
+//! Every change of accounts and sessions, one function each, each in one transaction:
+//! what the HTTP routes and the command line call. A service knows the rules (`auth`) and
+//! the storage (`db`), never HTTP: it takes parsed input and returns rows or an
+//! [`ApiError`] that says what went wrong in the contract's terms.
+//!
+//! - [`accounts`]: create an account, change a password, change someone's access, end
+//!   every session of a person, promote from the command line.
+//! - [`sessions`]: sign in, refresh (rotation), sign out, end one or all other sessions.
+//! - [`recovery`]: email verification codes and password reset links.
+
+pub mod accounts;
+pub mod recovery;
+pub mod sessions;
+pub mod user_cache;
+
+use crate::{
+    auth::{password::Passwords, throttle::Limiter, tokens::ServerSecret},
+    db::{audit, sessions as session_rows, users::UserRow, Db, WriteTx},
+    error::ApiError,
+    mail::Mailer,
+};
+use sessions::{Issued, Lifetimes};
+use std::sync::Arc;
+use user_cache::UserCache;
+
+/// What the services work with: storage and the mechanisms, no HTTP.
+#[derive(Clone)]
+pub struct Core {
+    pub db: Db,
+    pub passwords: Passwords,
+    pub secret: Arc<ServerSecret>,
+    pub limiter: Arc<dyn Limiter>,
+    /// Read-through cache of people and their live sessions for the request guards; every
+    /// service that changes either evicts the person after its commit.
+    pub users: Arc<UserCache>,
+    pub mailer: Mailer,
+    pub lifetimes: Lifetimes,
+    /// Origin of the links in mail (`PUBLIC_URL`).
+    pub public_url: String,
+}
+
+impl Core {
+    /// The services' parts, as the settings describe them. `secret` is the server secret
+    /// (`AUTH_SECRET_FILE`), read by the caller.
+    pub fn new(
+        settings: &crate::config::Settings,
+        db: Db,
+        secret: [u8; 32],
+    ) -> Result<Core, crate::StartupError> {
+        let limiter: Arc<dyn Limiter> = if settings.rate_limit_enabled {
+            Arc::new(crate::auth::throttle::MemoryLimiter::default())
+        } else {
+            Arc::new(crate::auth::throttle::Unlimited)
+        };
+        Ok(Core {
+            db,
+            passwords: Passwords::for_this_machine()?,
+            secret: Arc::new(ServerSecret::new(secret)),
+            limiter,
+            users: Arc::new(UserCache::default()),
+            mailer: Mailer::from_settings(settings)?,
+            lifetimes: settings.lifetimes(),
+            public_url: settings.public_url.clone(),
+        })
+    }
+}
+
+/// A person who just signed in (register, login) or refreshed, and their refresh token.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: UserRow,
+    pub issued: Issued,
+}
+
+/// Where a request came from: kept with a new session and in the audit log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Client<'a> {
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Which of a person's sessions end.
+#[derive(Clone, Copy, Debug)]
+pub enum Ending<'a> {
+    All,
+    AllBut(&'a str),
+}
+
+/// Ends sessions of `user_id` inside the caller's transaction: their refresh tokens stop
+/// at once, and so do their access tokens (the request guards honour only live sessions;
+/// the caller evicts the person from the cache after commit). Returns how many ended.
+async fn end_sessions_in(
+    tx: &mut WriteTx,
+    user_id: &str,
+    which: Ending<'_>,
+    reason: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    match which {
+        Ending::All => session_rows::revoke_all_of_user(&mut **tx, user_id, now, reason).await,
+        Ending::AllBut(keep) => {
+            session_rows::revoke_others(&mut **tx, user_id, keep, now, reason).await
+        }
+    }
+}
+
+/// One audit entry in the caller's transaction.
+async fn record(
+    tx: &mut WriteTx,
+    action: audit::Action,
+    actor: Option<&str>,
+    subject: Option<&str>,
+    client: Client<'_>,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<(), ApiError> {
+    audit::record(
+        &mut **tx,
+        audit::Event {
+            action,
+            actor_id: actor,
+            subject_id: subject,
+            ip: client.ip,
+            detail,
+            now,
+        },
+    )
+    .await
+    .map_err(ApiError::from)
+}

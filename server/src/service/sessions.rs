@@ -1,0 +1,376 @@
+//! Sessions (refresh families): start one at sign-in, rotate it on refresh, end it.
+//!
+//! Rotation carries out the decisions of [`crate::auth::refresh::decide`]. The presented
+//! token is looked up first, outside any write transaction: an unknown, expired or revoked
+//! token never waits for (or holds up) a writer.
+
+use super::{end_sessions_in, record, Client, Core, Ending, SignedIn};
+use crate::{
+    auth::{
+        refresh::{decide, Decision, FamilyRecord, Policy, ReuseCause, TokenRecord},
+        throttle::{self, Limit},
+        tokens::{self, ServerSecret},
+    },
+    db::{audit::Action, sessions, users, Db},
+    error::ApiError,
+};
+use secrecy::SecretString;
+
+/// A refresh token handed to the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    pub refresh_token: String,
+    /// End of the token's idle lifetime, capped by its family's absolute end.
+    pub expires_at: i64,
+    pub family_id: String,
+    pub user_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshFailure {
+    Invalid,
+    /// The family was revoked because an admin disabled the person (who may be enabled
+    /// again since: the caller checks).
+    Disabled {
+        user_id: String,
+    },
+    Expired,
+    Reused(ReuseCause),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    pub policy: Policy,
+    /// Absolute lifetime of a family, seconds.
+    pub session_max: i64,
+}
+
+/// How long ended families are kept before pruning: a late token of one is still answered
+/// `refresh_expired` (or as a replay), not as an unknown token.
+pub const KEEP_ENDED_SECS: i64 = 7 * 24 * 3600;
+
+/// Starts a family for `user_id` whose first token is `first_token` (from
+/// [`tokens::random_token`]; drawn by the caller so no RNG is held across an await).
+pub async fn start(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+    lifetimes: Lifetimes,
+    client: Client<'_>,
+    first_token: String,
+) -> Result<Issued, sqlx::Error> {
+    let family_id = uuid::Uuid::new_v4().to_string();
+    let token = first_token;
+    let expires_at = now + lifetimes.session_max;
+    let token_expires_at = (now + lifetimes.policy.refresh_ttl).min(expires_at);
+    let mut tx = db.begin_write().await?;
+    sessions::create(
+        &mut tx,
+        sessions::NewFamily {
+            id: &family_id,
+            user_id,
+            token_hash: &tokens::hash(&token),
+            now,
+            token_expires_at,
+            expires_at,
+            user_agent: client.user_agent,
+            ip: client.ip,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Issued {
+        refresh_token: token,
+        expires_at: token_expires_at,
+        family_id,
+        user_id: user_id.to_string(),
+    })
+}
+
+/// Presents a refresh token: rotates it, converges on the bounded race, or refuses it
+/// (revoking the family on a replay). The storage-level step of [`refresh`].
+pub async fn rotate(
+    db: &Db,
+    secret: &ServerSecret,
+    presented: &str,
+    now: i64,
+    policy: Policy,
+) -> Result<Result<Issued, RefreshFailure>, sqlx::Error> {
+    if !tokens::looks_valid(presented) {
+        return Ok(Err(RefreshFailure::Invalid));
+    }
+    let hash = tokens::hash(presented);
+    // A second or third round only when a concurrent request changed the family between
+    // our read and our write (it rotated, or revoked it): decide again on what it left.
+    for _ in 0..3 {
+        let Some(found) = sessions::find_presented(db.pool(), &hash).await? else {
+            return Ok(Err(RefreshFailure::Invalid));
+        };
+        let family = &found.family;
+        match decide(Some(records(&found)), now, policy) {
+            Decision::Rotate { child, expires_at } => {
+                let token = tokens::child_token(secret, &family.id, child, presented);
+                let mut tx = db.begin_write().await?;
+                let rotated = sessions::rotate(
+                    &mut tx,
+                    sessions::Rotation {
+                        family_id: &family.id,
+                        parent_generation: found.token.generation,
+                        parent_hash: &hash,
+                        child_hash: &tokens::hash(&token),
+                        child_expires_at: expires_at,
+                        now,
+                    },
+                )
+                .await?;
+                if !rotated {
+                    continue;
+                }
+                tx.commit().await?;
+                return Ok(Ok(issued(token, expires_at, family)));
+            }
+            Decision::Converge { newest } => {
+                let token = tokens::child_token(secret, &family.id, newest, presented);
+                return Ok(
+                    match sessions::token_of_generation(db.pool(), &family.id, newest).await? {
+                        Some((stored, expires_at)) if stored == tokens::hash(&token) => {
+                            Ok(issued(token, expires_at, family))
+                        }
+                        // Only if the server secret changed since the rotation.
+                        _ => Err(RefreshFailure::Invalid),
+                    },
+                );
+            }
+            Decision::Reuse(cause) => {
+                let mut tx = db.begin_write().await?;
+                sessions::revoke(&mut *tx, &family.id, now, cause.as_str()).await?;
+                crate::db::audit::record(
+                    &mut *tx,
+                    crate::db::audit::Event {
+                        action: Action::RefreshReused,
+                        actor_id: None,
+                        subject_id: Some(&family.user_id),
+                        ip: None,
+                        detail: Some(cause.as_str()),
+                        now,
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Err(RefreshFailure::Reused(cause)));
+            }
+            // Say why when an admin ended the login by disabling the person.
+            Decision::Invalid
+                if family.revoke_reason.as_deref() == Some(sessions::DISABLED_BY_ADMIN) =>
+            {
+                return Ok(Err(RefreshFailure::Disabled {
+                    user_id: family.user_id.clone(),
+                }));
+            }
+            Decision::Invalid => return Ok(Err(RefreshFailure::Invalid)),
+            Decision::Expired => return Ok(Err(RefreshFailure::Expired)),
+        }
+    }
+    Ok(Err(RefreshFailure::Invalid))
+}
+
+/// The stored token and family as the rotation rules see them.
+pub fn records(found: &sessions::Presented) -> (TokenRecord, FamilyRecord) {
+    (
+        TokenRecord {
+            generation: found.token.generation,
+            expires_at: found.token.expires_at,
+            used_at: found.token.used_at,
+        },
+        FamilyRecord {
+            newest_generation: found.family.generation,
+            expires_at: found.family.expires_at,
+            revoked: found.family.revoked_at.is_some(),
+        },
+    )
+}
+
+fn issued(token: String, expires_at: i64, family: &sessions::FamilyRow) -> Issued {
+    Issued {
+        refresh_token: token,
+        expires_at,
+        family_id: family.id.clone(),
+        user_id: family.user_id.clone(),
+    }
+}
+
+/// What a person types to sign in (the email already validated).
+pub struct Credentials {
+    pub email: String,
+    pub password: SecretString,
+}
+
+/// Signs a person in with email and password: a new session.
+///
+/// The attempt is counted against the brute-force limits before any password is hashed,
+/// in one atomic step, so parallel attempts cannot exceed them; a success gives it back.
+pub async fn login(
+    core: &Core,
+    credentials: Credentials,
+    client: Client<'_>,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    let account = users::email_key(&credentials.email);
+    let ip = client.ip.unwrap_or("unknown");
+    let limits = [
+        Limit::new(format!("login:{account}:{ip}"), throttle::ACCOUNT_AND_IP),
+        Limit::new(format!("login-ip:{ip}"), throttle::IP_LOGIN),
+        Limit::new(format!("login-account:{account}"), throttle::ACCOUNT),
+    ];
+    core.limiter
+        .attempt(&limits, now)
+        .await
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+
+    let user = users::find_by_email(core.db.pool(), &credentials.email).await?;
+    let verified = core
+        .passwords
+        .verify(
+            &credentials.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await?;
+    let user = match user {
+        Some(user) if verified.valid => user,
+        other => {
+            tracing::info!("login failed");
+            let unknown = format!("unknown account {account}");
+            let detail = if other.is_some() {
+                "wrong password"
+            } else {
+                &unknown
+            };
+            let mut tx = core.db.begin_write().await?;
+            let subject = other.as_ref().map(|u| u.id.as_str());
+            record(&mut tx, Action::LoginFailed, None, subject, client, Some(detail), now).await?;
+            tx.commit().await?;
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    // Not a guess: the address's and the account's counts get it back, and this address's
+    // earlier typos for this account are forgiven.
+    core.limiter.give_back(&limits[1..], now).await;
+    core.limiter.reset(&limits[0].key).await;
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    if verified.needs_rehash {
+        let fresh = core.passwords.hash(&credentials.password).await?;
+        users::set_password_hash(core.db.pool(), &user.id, &fresh, now).await?;
+        core.users.evict(&user.id);
+        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
+    }
+    tracing::info!(user_id = %user.id, "logged in");
+    let mut tx = core.db.begin_write().await?;
+    record(&mut tx, Action::LoginSucceeded, Some(&user.id), Some(&user.id), client, None, now)
+        .await?;
+    tx.commit().await?;
+    let first_token = tokens::random_token(&mut rand::rng());
+    let issued = start(
+        &core.db,
+        &user.id,
+        now,
+        core.lifetimes,
+        client,
+        first_token,
+    )
+    .await?;
+    Ok(SignedIn { user, issued })
+}
+
+/// Rotates the presented refresh token and answers the person it belongs to.
+pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn, ApiError> {
+    let failure = match rotate(&core.db, &core.secret, presented, now, core.lifetimes.policy).await? {
+        Ok(issued) => {
+            let user = users::find_by_id(core.db.pool(), &issued.user_id)
+                .await?
+                .ok_or(ApiError::RefreshInvalid)?;
+            if !user.active {
+                return Err(ApiError::AccountDisabled);
+            }
+            return Ok(SignedIn { user, issued });
+        }
+        Err(failure) => failure,
+    };
+    Err(match failure {
+        RefreshFailure::Invalid => ApiError::RefreshInvalid,
+        RefreshFailure::Expired => ApiError::RefreshExpired,
+        RefreshFailure::Reused(cause) => {
+            tracing::warn!(cause = cause.as_str(), "refresh token reused: session revoked");
+            // The revoked session's access tokens stop here at once.
+            if let Some(found) = sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await? {
+                core.users.evict(&found.family.user_id);
+            }
+            ApiError::RefreshReused
+        }
+        // Revoked when an admin disabled the person: say so while they still are.
+        RefreshFailure::Disabled { user_id } => {
+            let still_disabled = users::find_by_id(core.db.pool(), &user_id)
+                .await?
+                .is_some_and(|u| !u.active);
+            if still_disabled {
+                ApiError::AccountDisabled
+            } else {
+                ApiError::RefreshInvalid
+            }
+        }
+    })
+}
+
+/// Ends the session of any of its tokens (used, unused or expired), its access tokens
+/// with it. Unknown tokens are ignored: logout is idempotent.
+pub async fn logout(core: &Core, presented: &str, client: Client<'_>, now: i64) -> Result<(), ApiError> {
+    if !tokens::looks_valid(presented) {
+        return Ok(());
+    }
+    let Some(found) = sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await? else {
+        return Ok(());
+    };
+    let user = found.family.user_id.as_str();
+    let mut tx = core.db.begin_write().await?;
+    if sessions::revoke(&mut *tx, &found.family.id, now, "logout").await? {
+        record(&mut tx, Action::Logout, Some(user), Some(user), client, None, now).await?;
+    }
+    tx.commit().await?;
+    core.users.evict(user);
+    Ok(())
+}
+
+/// Ends one of the person's sessions: its refresh and access tokens stop at once.
+/// `NotFound` when it is not one of their live sessions.
+pub async fn end_one(core: &Core, user_id: &str, session_id: &str, now: i64) -> Result<(), ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    if !sessions::revoke_of_user(&mut *tx, user_id, session_id, now, "revoked by its owner").await? {
+        return Err(ApiError::NotFound);
+    }
+    let detail = format!("session {session_id}");
+    record(&mut tx, Action::SessionRevoked, Some(user_id), Some(user_id), Client::default(), Some(&detail), now)
+        .await?;
+    tx.commit().await?;
+    core.users.evict(user_id);
+    Ok(())
+}
+
+/// Ends every session of the person but `keep` (the one asking).
+pub async fn end_others(core: &Core, user_id: &str, keep: &str, now: i64) -> Result<u64, ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    let ended = end_sessions_in(
+        &mut tx,
+        user_id,
+        Ending::AllBut(keep),
+        "revoked by its owner from another session",
+        now,
+    )
+    .await?;
+    let detail = format!("{ended} other sessions");
+    record(&mut tx, Action::SessionRevoked, Some(user_id), Some(user_id), Client::default(), Some(&detail), now)
+        .await?;
+    tx.commit().await?;
+    core.users.evict(user_id);
+    Ok(ended)
+}
