@@ -258,7 +258,14 @@ impl From<crate::auth::password::PasswordError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
-        ApiError::internal(e)
+        match e {
+            // No connection, or no write turn, within the wait: busy, not broken.
+            sqlx::Error::PoolTimedOut => {
+                tracing::warn!("database busy: no connection or write turn in time");
+                ApiError::Overloaded { retry_after: 1 }
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Passwords {
     /// Verified against when the email is unknown, so both failures cost the same.
     dummy_hash: Arc<str>,
     pool: Arc<HashingPool>,
+    /// Hashes and verifications asked for since start: what reached the hashing pool.
+    asked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -158,7 +160,13 @@ impl Passwords {
             wait,
             dummy_hash: dummy.into(),
             pool: Arc::new(pool),
+            asked: Arc::default(),
         })
+    }
+
+    /// How many hashes and verifications were asked of the pool since start.
+    pub fn asked(&self) -> u64 {
+        self.asked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One permit per available core.
@@ -171,6 +179,7 @@ impl Passwords {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Overloaded)?

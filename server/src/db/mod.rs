@@ -65,6 +65,10 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// The longest a write transaction waits for its turn on SQLite, like the pool's wait for
+/// a connection.
+pub const WRITE_TURN_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot create the database folder {path}: {source}")]
@@ -202,11 +206,15 @@ impl Db {
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first and writes later fails with `SQLITE_BUSY`
     /// when another writer got in between, instead of waiting its turn.
-    /// Here they also take their turn in this process first (see `writer`).
+    /// Here they also take their turn in this process first (see `writer`), waiting at
+    /// most [`WRITE_TURN_WAIT`]: past it the answer is `PoolTimedOut`, which the API says
+    /// as 503 `overloaded`, as it does when no connection is free in time.
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
-                let turn = self.writer.clone().lock_owned().await;
+                let turn = tokio::time::timeout(WRITE_TURN_WAIT, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
                 Ok(WriteTx {
                     tx: self.pool.begin_with("begin immediate").await?,
                     _turn: Some(turn),

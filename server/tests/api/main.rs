@@ -17,6 +17,7 @@ mod race_matrix;
 mod recovery;
 mod refresh;
 mod register;
+mod security;
 mod sessions;
 mod users;
 mod verification;

@@ -227,7 +227,7 @@ mod admin_cli {
     }
 
     #[tokio::test]
-    async fn admin_promote_makes_a_person_an_admin() {
+    async fn admin_promote_makes_a_verified_person_an_admin() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(dir.path()).await;
         db.migrate().await.unwrap();
@@ -244,6 +244,23 @@ mod admin_cli {
         )
         .await
         .unwrap();
+        // Not yet verified: whoever registered the address may not own it.
+        let (ok, _, stderr) = admin(
+            dir.path(),
+            &["admin", "promote", "--email", "GRACE@example.com"],
+            "",
+        );
+        assert!(!ok);
+        assert!(stderr.contains("not verified"), "{stderr}");
+        let row = users::find_by_email(db.pool(), "grace@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.role, server::db::users::Role::User, "nothing changed");
+
+        users::mark_email_verified(db.pool(), "7d3b7f3e-0000-4000-8000-000000000001", 0)
+            .await
+            .unwrap();
         let (ok, stdout, stderr) = admin(
             dir.path(),
             &["admin", "promote", "--email", "GRACE@example.com"],
