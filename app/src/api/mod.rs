@@ -1,6 +1,7 @@
 //! Types of the public HTTP contract (`shared/spec/api.md`), compiled into both the
 //! server and the browser so the two can never disagree on a field or an error code.
 
+pub mod encode;
 mod error;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

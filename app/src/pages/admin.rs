@@ -3,10 +3,9 @@
 //! shows its answers.
 
 use crate::{
-    api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage},
-    auth::{logic::percent_encode, use_auth, ApiFailure, AuthState},
+    api::{encode::percent_encode, AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage},
+    auth::{require_sign_in, use_auth, ApiFailure, AuthState},
     components::field::FormError,
-    pages::account::require_sign_in,
 };
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 

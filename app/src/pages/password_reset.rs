@@ -3,8 +3,10 @@
 use crate::{
     api::{ErrorCode, ForgotPasswordRequest, ResetPasswordRequest},
     auth::{use_auth, ApiFailure, AuthState},
-    components::field::{Field, FormError},
-    pages::form::FormState,
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
 };
 use leptos::{either::Either, prelude::*};
 use leptos_router::components::A;

@@ -1,7 +1,6 @@
 use crate::{
     api::SessionInfo,
-    auth::{use_auth, ApiFailure},
-    pages::account::require_sign_in,
+    auth::{require_sign_in, use_auth, ApiFailure},
 };
 use leptos::{
     either::{Either, EitherOf3},

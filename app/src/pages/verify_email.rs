@@ -1,8 +1,10 @@
 use crate::{
     api::{User, VerifyEmailRequest},
-    auth::{use_auth, AuthState},
-    components::field::{Field, FormError},
-    pages::{account::require_sign_in, form::FormState},
+    auth::{require_sign_in, use_auth, AuthState},
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
 };
 use leptos::{either::EitherOf3, prelude::*};
 use leptos_router::{components::A, hooks::use_navigate};
