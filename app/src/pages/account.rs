@@ -1,5 +1,8 @@
 use crate::{
-    api::{ChangePasswordRequest, User},
+    api::{
+        endpoints::{CHANGE_PASSWORD, ME},
+        ChangePasswordRequest, User,
+    },
     auth::{require_sign_in, use_auth, ApiFailure},
     components::{
         field::{Field, FormError},
@@ -100,7 +103,7 @@ fn Panel(kind: PanelKind) -> impl IntoView {
     // A signal filled by a task, rather than a resource under `<Suspense>`: the async
     // resource machinery cost more WASM than the whole of this page.
     let user = RwSignal::new(None::<Result<User, ApiFailure>>);
-    leptos::task::spawn_local(async move { user.set(Some(auth.get::<User>("/api/me").await)) });
+    leptos::task::spawn_local(async move { user.set(Some(auth.call(ME, &()).await)) });
     let title = match kind {
         PanelKind::Profile => "Profile",
         PanelKind::Access => "Access",
@@ -134,10 +137,7 @@ fn ChangePassword() -> impl IntoView {
             new_password: new.get_untracked(),
         };
         form.send(
-            move || async move {
-                auth.post::<_, ()>("/api/auth/password/change", &request)
-                    .await
-            },
+            move || async move { auth.call(CHANGE_PASSWORD, &request).await },
             move |()| {
                 current.set(String::new());
                 new.set(String::new());
