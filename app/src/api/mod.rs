@@ -1,5 +1,5 @@
-//! Types of the public HTTP contract (`shared/spec/api.md`), compiled into both the
-//! server and the browser so the two can never disagree on a field or an error code.
+//! Types of the HTTP API (described in `docs/api.md`), compiled into both the server and
+//! the browser so the two can never disagree on a field, an error code or an endpoint.
 
 pub mod encode;
 pub mod endpoints;

@@ -23,14 +23,14 @@ pub enum AuthState {
 /// Why an API call failed, for the page to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiFailure {
-    /// The contract's error body.
+    /// The API's error body.
     Api {
         status: u16,
         code: ErrorCode,
         message: String,
         fields: BTreeMap<String, String>,
     },
-    /// No answer, or one that is not the contract's shape.
+    /// No answer, or one that is not the API's shape.
     Network,
     /// The session ended during the call; the person is on the way to the login page.
     SignedOut,
