@@ -1,8 +1,4 @@
 #![recursion_limit = "256"]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what `main` runs and what the integration tests start.
 

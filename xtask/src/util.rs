@@ -6,12 +6,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The workspace root.
+/// The workspace root: the parent of xtask's own folder (an absolute path, so it has one;
+/// `..` would name the same folder, less readably).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask
         .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+        .map_or_else(|| xtask.join(".."), Path::to_path_buf)
 }
 
 pub fn end2end() -> PathBuf {
@@ -39,7 +40,15 @@ fn path_env() -> std::ffi::OsString {
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
-    std::env::join_paths(dirs).expect("PATH entries are valid")
+    // A folder whose name holds the separator (`:`) cannot be on PATH: leave it out, and say so.
+    dirs.retain(|dir| {
+        let fits = std::env::join_paths([dir]).is_ok();
+        if !fits {
+            eprintln!("xtask: {} cannot be put on PATH", dir.display());
+        }
+        fits
+    });
+    std::env::join_paths(dirs).unwrap_or_default()
 }
 
 pub fn command(program: impl AsRef<OsStr>) -> Command {

@@ -1,6 +1,8 @@
-//! Types of the public HTTP contract (`shared/spec/api.md`), compiled into both the
-//! server and the browser so the two can never disagree on a field or an error code.
+//! Types of the HTTP API (described in `docs/api.md`), compiled into both the server and
+//! the browser so the two can never disagree on a field, an error code or an endpoint.
 
+pub mod encode;
+pub mod endpoints;
 mod error;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -130,6 +132,31 @@ pub struct UserPage {
     pub total: u64,
     pub page: u32,
     pub per_page: u32,
+}
+
+/// `GET /api/admin/users?page&per_page&q`. Absent values take the server's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserListQuery {
+    /// From 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u32>,
+    /// Searched for in emails and names, ignoring case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+}
+
+/// `GET /api/admin/audit?page&per_page`. Absent values take the server's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// From 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u32>,
 }
 
 /// `PATCH /api/admin/users/{id}`: what to change.

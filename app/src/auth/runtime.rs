@@ -7,7 +7,7 @@
 //! browser hydrates the same markup before it restores the session.
 
 use super::logic::RefreshOutcome;
-use crate::api::{ErrorCode, LoginRequest, RegisterRequest, User};
+use crate::api::{endpoints::IntoTarget, ErrorCode, LoginRequest, RegisterRequest, User};
 use leptos::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
@@ -23,14 +23,14 @@ pub enum AuthState {
 /// Why an API call failed, for the page to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiFailure {
-    /// The contract's error body.
+    /// The API's error body.
     Api {
         status: u16,
         code: ErrorCode,
         message: String,
         fields: BTreeMap<String, String>,
     },
-    /// No answer, or one that is not the contract's shape.
+    /// No answer, or one that is not the API's shape.
     Network,
     /// The session ended during the call; the person is on the way to the login page.
     SignedOut,
@@ -80,44 +80,20 @@ pub fn use_auth() -> Auth {
 }
 
 impl Auth {
-    /// `GET` with the access token, refreshing once on an expired or invalid token.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiFailure> {
-        self.call::<(), T>("GET", path, None).await
-    }
-
-    /// `DELETE` with the access token, refreshing once as `get` does.
-    pub async fn delete(&self, path: &str) -> Result<(), ApiFailure> {
-        self.call::<(), ()>("DELETE", path, None).await
-    }
-
-    /// `PATCH` with a JSON body and the access token, refreshing once as `get` does.
-    pub async fn patch<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ApiFailure> {
-        self.call("PATCH", path, Some(body)).await
-    }
-
-    /// `POST` with a JSON body and the access token, refreshing once as `get` does.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ApiFailure> {
-        self.call("POST", path, Some(body)).await
-    }
-
+    /// Calls an endpoint of [`crate::api::endpoints`] with the access token, refreshing
+    /// once on an expired or invalid token. The request and answer types are the
+    /// endpoint's own; `request` goes as the JSON body or the query string, as its method
+    /// wants.
     #[allow(unused_variables)]
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T, ApiFailure> {
+    pub async fn call<E>(&self, endpoint: E, request: &E::Req) -> Result<E::Res, ApiFailure>
+    where
+        E: IntoTarget,
+        E::Req: Serialize,
+        E::Res: DeserializeOwned,
+    {
         #[cfg(feature = "hydrate")]
         {
-            browser::call(*self, method, path, body).await
+            browser::call(*self, endpoint.into_target(), request).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -129,7 +105,7 @@ impl Auth {
     pub async fn login(&self, request: &LoginRequest) -> Result<(), ApiFailure> {
         #[cfg(feature = "hydrate")]
         {
-            browser::sign_in(*self, "/api/auth/login", request).await
+            browser::sign_in(*self, crate::api::endpoints::LOGIN, request).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -141,7 +117,7 @@ impl Auth {
     pub async fn register(&self, request: &RegisterRequest) -> Result<(), ApiFailure> {
         #[cfg(feature = "hydrate")]
         {
-            browser::sign_in(*self, "/api/auth/register", request).await
+            browser::sign_in(*self, crate::api::endpoints::REGISTER, request).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -172,7 +148,10 @@ impl Auth {
 mod browser {
     use super::*;
     use crate::{
-        api::{ErrorBody, Session},
+        api::{
+            endpoints::{Endpoint, Method, Target, LOGOUT, REFRESH},
+            ErrorBody, Session,
+        },
         auth::{
             logic::{self, after_answer, after_refresh, Next},
             tabs::{self, TabMessage},
@@ -394,10 +373,11 @@ mod browser {
     }
 
     async fn refresh_request(auth: Auth) -> RefreshOutcome {
-        let response = Request::post("/api/auth/refresh").send().await.ok();
+        // The cookie goes along by itself; nothing else is sent.
+        let response = request(REFRESH.method, REFRESH.path).send().await.ok();
         let outcome = after_refresh(response.as_ref().map(Response::status));
         match (outcome, response) {
-            (RefreshOutcome::Renewed, Some(response)) => match response.json::<Session>().await {
+            (RefreshOutcome::Renewed, Some(response)) => match answer(REFRESH, response).await {
                 Ok(session) => accept(auth, session),
                 Err(_) => return RefreshOutcome::Unreachable,
             },
@@ -425,29 +405,36 @@ mod browser {
         }
     }
 
-    fn request(method: &str, path: &str) -> RequestBuilder {
+    fn request(method: Method, url: &str) -> RequestBuilder {
         match method {
-            "POST" => Request::post(path),
-            "PATCH" => Request::patch(path),
-            "DELETE" => Request::delete(path),
-            _ => Request::get(path),
+            Method::Get => Request::get(url),
+            Method::Post => Request::post(url),
+            Method::Patch => Request::patch(url),
+            Method::Delete => Request::delete(url),
         }
+    }
+
+    /// A success's body, read as the type `endpoint` answers.
+    async fn answer<Req, Res: DeserializeOwned>(
+        _endpoint: Endpoint<Req, Res>,
+        response: Response,
+    ) -> Result<Res, ApiFailure> {
+        response
+            .json::<Res>()
+            .await
+            .map_err(|_| ApiFailure::Network)
     }
 
     /// The typed ends of [`exchange`]: JSON in, JSON out. Kept thin, since a copy is
     /// compiled for every pair of types (the exchange itself is compiled once).
-    pub async fn call<B: Serialize, T: DeserializeOwned>(
+    pub async fn call<Req: Serialize, Res: DeserializeOwned>(
         auth: Auth,
-        method: &str,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T, ApiFailure> {
-        let body = match body {
-            Some(body) => Some(serde_json::to_string(body).map_err(|_| ApiFailure::Network)?),
-            None => None,
-        };
+        target: Target<Req, Res>,
+        request: &Req,
+    ) -> Result<Res, ApiFailure> {
+        let encoded = target.encode(request).map_err(|_| ApiFailure::Network)?;
         // No content (204, or 202: accepted, nothing to say): only `()` reads from it.
-        let text = exchange(auth, method, path, body).await?;
+        let text = exchange(auth, encoded.method, &encoded.url, encoded.body).await?;
         serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
     }
 
@@ -455,8 +442,8 @@ mod browser {
     /// the answer's body, `None` when it has none.
     async fn exchange(
         auth: Auth,
-        method: &str,
-        path: &str,
+        method: Method,
+        url: &str,
         body: Option<String>,
     ) -> Result<Option<String>, ApiFailure> {
         let mut retried = false;
@@ -464,7 +451,7 @@ mod browser {
             let token = auth
                 .inner
                 .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
-            let mut builder = request(method, path);
+            let mut builder = request(method, url);
             if let Some(token) = token {
                 builder = builder.header("Authorization", &format!("Bearer {token}"));
             }
@@ -512,24 +499,26 @@ mod browser {
         }
     }
 
-    pub async fn sign_in<B: Serialize>(auth: Auth, path: &str, body: &B) -> Result<(), ApiFailure> {
-        let request = Request::post(path)
+    /// Login or register: no access token yet, and the answer is a `Session`.
+    pub async fn sign_in<B: Serialize>(
+        auth: Auth,
+        endpoint: Endpoint<B, Session>,
+        body: &B,
+    ) -> Result<(), ApiFailure> {
+        let request = request(endpoint.method, endpoint.path)
             .json(body)
             .map_err(|_| ApiFailure::Network)?;
         let response = request.send().await.map_err(|_| ApiFailure::Network)?;
         if !response.ok() {
             return Err(failure(response).await);
         }
-        let session = response
-            .json::<Session>()
-            .await
-            .map_err(|_| ApiFailure::Network)?;
+        let session = answer(endpoint, response).await?;
         accept(auth, session);
         Ok(())
     }
 
     pub async fn logout(auth: Auth) {
-        let _ = Request::post("/api/auth/logout").send().await;
+        let _ = request(LOGOUT.method, LOGOUT.path).send().await;
         end_everywhere(auth);
     }
 }

@@ -2,9 +2,9 @@ use crate::auth::{use_auth, AuthState};
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate};
 
-/// The site header of the spec's pages table. While the session is being restored it shows
-/// neither the sign-in links nor a name, so a signed-in person never sees signed-out content.
-/// On narrow screens the links fold behind a menu button.
+/// The site header of every page. While the session is being restored it shows neither the
+/// sign-in links nor a name, so a signed-in person never sees signed-out content. On narrow
+/// screens the links fold behind a menu button.
 #[component]
 pub fn Header() -> impl IntoView {
     let auth = use_auth();

@@ -1,37 +1,22 @@
 use crate::{
-    api::{ChangePasswordRequest, User},
-    auth::{logic::login_url, use_auth, ApiFailure, AuthState},
-    components::field::{Field, FormError},
-    pages::form::FormState,
+    api::{
+        endpoints::{CHANGE_PASSWORD, ME},
+        ChangePasswordRequest, User,
+    },
+    auth::{require_sign_in, use_auth, ApiFailure},
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
 };
 use leptos::{
     either::{Either, EitherOf3},
     prelude::*,
 };
-use leptos_router::{components::A, hooks::use_navigate, NavigateOptions};
+use leptos_router::components::A;
 
 /// Signed in only. The server renders a neutral placeholder (it never knows the session);
 /// the browser restores the session, then loads the data with the in-memory token.
-/// For pages only for signed-in people: sends a signed-out visitor to the login page,
-/// coming back to `path` afterwards. True once signed in (once per sign-in, not at every
-/// token refresh, so the page's data loads once).
-pub fn require_sign_in(path: &'static str) -> Memo<bool> {
-    let auth = use_auth();
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if auth.state.get() == AuthState::SignedOut {
-            navigate(
-                &login_url(path),
-                NavigateOptions {
-                    replace: true,
-                    ..Default::default()
-                },
-            );
-        }
-    });
-    Memo::new(move |_| matches!(auth.state.get(), AuthState::SignedIn(_)))
-}
-
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let signed_in = require_sign_in("/account");
@@ -118,7 +103,7 @@ fn Panel(kind: PanelKind) -> impl IntoView {
     // A signal filled by a task, rather than a resource under `<Suspense>`: the async
     // resource machinery cost more WASM than the whole of this page.
     let user = RwSignal::new(None::<Result<User, ApiFailure>>);
-    leptos::task::spawn_local(async move { user.set(Some(auth.get::<User>("/api/me").await)) });
+    leptos::task::spawn_local(async move { user.set(Some(auth.call(ME, &()).await)) });
     let title = match kind {
         PanelKind::Profile => "Profile",
         PanelKind::Access => "Access",
@@ -152,10 +137,7 @@ fn ChangePassword() -> impl IntoView {
             new_password: new.get_untracked(),
         };
         form.send(
-            move || async move {
-                auth.post::<_, ()>("/api/auth/password/change", &request)
-                    .await
-            },
+            move || async move { auth.call(CHANGE_PASSWORD, &request).await },
             move |()| {
                 current.set(String::new());
                 new.set(String::new());

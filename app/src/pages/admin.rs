@@ -3,10 +3,14 @@
 //! shows its answers.
 
 use crate::{
-    api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage},
-    auth::{logic::percent_encode, use_auth, ApiFailure, AuthState},
+    api::{
+        endpoints::{
+            ADMIN_AUDIT_LOG, ADMIN_LIST_USERS, ADMIN_REVOKE_USER_SESSIONS, ADMIN_UPDATE_USER,
+        },
+        AdminUser, AuditEntry, AuditQuery, Role, UpdateUserRequest, UserListQuery, UserPage,
+    },
+    auth::{require_sign_in, use_auth, ApiFailure, AuthState},
     components::field::FormError,
-    pages::account::require_sign_in,
 };
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 
@@ -44,15 +48,15 @@ fn People() -> impl IntoView {
     // latest request's answer is shown.
     let latest = StoredValue::new(0u32);
     let load = move || {
-        let path = format!(
-            "/api/admin/users?page={}&per_page={PER_PAGE}&q={}",
-            page_number.get_untracked(),
-            percent_encode(&query.get_untracked())
-        );
+        let request = UserListQuery {
+            page: Some(page_number.get_untracked()),
+            per_page: Some(PER_PAGE),
+            q: Some(query.get_untracked()),
+        };
         latest.update_value(|n| *n += 1);
         let this = latest.get_value();
         spawn_local(async move {
-            let answer = auth.get::<UserPage>(&path).await;
+            let answer = auth.call(ADMIN_LIST_USERS, &request).await;
             if latest.get_value() == this {
                 people.set(Some(answer));
             }
@@ -68,8 +72,9 @@ fn People() -> impl IntoView {
         page_number.update(|p| *p = p.saturating_add_signed(by).max(1));
         load();
     };
-    // One change at a time; the answer (or the refusal, e.g. `last_admin`) is shown.
-    let act = move |path: String, change: Option<UpdateUserRequest>| {
+    // One change at a time, to the person `id`: `Some` changes role or access, `None`
+    // signs them out everywhere. The answer (or the refusal, e.g. `last_admin`) is shown.
+    let act = move |id: String, change: Option<UpdateUserRequest>| {
         if pending.get_untracked() {
             return;
         }
@@ -77,8 +82,14 @@ fn People() -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             let done = match change {
-                Some(change) => auth.patch::<_, AdminUser>(&path, &change).await.map(|_| ()),
-                None => auth.post::<_, ()>(&path, &()).await,
+                Some(change) => auth
+                    .call(ADMIN_UPDATE_USER.with_id(&id), &change)
+                    .await
+                    .map(|_| ()),
+                None => {
+                    auth.call(ADMIN_REVOKE_USER_SESSIONS.with_id(&id), &())
+                        .await
+                }
             };
             if let Err(failure) = done {
                 error.set(Some(failure.message()));
@@ -136,7 +147,6 @@ fn person_row(
     let id = person.user.id.clone();
     let email = person.user.email.clone();
     let is_admin = person.user.role == Role::Admin;
-    let path = format!("/api/admin/users/{id}");
     let role_change = UpdateUserRequest {
         role: Some(if is_admin { Role::User } else { Role::Admin }),
         active: None,
@@ -147,8 +157,7 @@ fn person_row(
     };
     let role_label = if is_admin { "Make user" } else { "Make admin" };
     let active_label = if person.active { "Disable" } else { "Enable" };
-    let revoke_path = format!("{path}/revoke-sessions");
-    let path_for_active = path.clone();
+    let (id_for_role, id_for_active) = (id.clone(), id.clone());
     view! {
         <tr data-email=email.clone()>
             <td>{email.clone()}</td>
@@ -160,11 +169,11 @@ fn person_row(
             </td>
             <td class="actions">
                 <button type="button" aria-label=format!("{role_label} {email}") disabled=move || pending.get()
-                    on:click=move |_| act(path.clone(), Some(role_change.clone()))>{role_label}</button>
+                    on:click=move |_| act(id_for_role.clone(), Some(role_change.clone()))>{role_label}</button>
                 <button type="button" aria-label=format!("{active_label} {email}") disabled=move || pending.get()
-                    on:click=move |_| act(path_for_active.clone(), Some(active_change.clone()))>{active_label}</button>
+                    on:click=move |_| act(id_for_active.clone(), Some(active_change.clone()))>{active_label}</button>
                 <button type="button" aria-label=format!("Sign out {email} everywhere") disabled=move || pending.get()
-                    on:click=move |_| act(revoke_path.clone(), None)>"Sign out everywhere"</button>
+                    on:click=move |_| act(id.clone(), None)>"Sign out everywhere"</button>
             </td>
         </tr>
     }
@@ -176,10 +185,11 @@ fn AuditLog() -> impl IntoView {
     let entries = RwSignal::new(None::<Result<Vec<AuditEntry>, ApiFailure>>);
     let load = move || {
         spawn_local(async move {
-            entries.set(Some(
-                auth.get::<Vec<AuditEntry>>("/api/admin/audit?per_page=50")
-                    .await,
-            ));
+            let request = AuditQuery {
+                page: None,
+                per_page: Some(50),
+            };
+            entries.set(Some(auth.call(ADMIN_AUDIT_LOG, &request).await));
         })
     };
     load();

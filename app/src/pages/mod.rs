@@ -1,6 +1,5 @@
 pub mod account;
 pub mod admin;
-mod form;
 pub mod home;
 pub mod login;
 pub mod not_found;

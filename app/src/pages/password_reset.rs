@@ -1,10 +1,15 @@
 //! `/forgot-password` and `/reset-password`: a reset link by mail, then a new password.
 
 use crate::{
-    api::{ErrorCode, ForgotPasswordRequest, ResetPasswordRequest},
+    api::{
+        endpoints::{FORGOT_PASSWORD, RESET_PASSWORD},
+        ErrorCode, ForgotPasswordRequest, ResetPasswordRequest,
+    },
     auth::{use_auth, ApiFailure, AuthState},
-    components::field::{Field, FormError},
-    pages::form::FormState,
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
 };
 use leptos::{either::Either, prelude::*};
 use leptos_router::components::A;
@@ -22,10 +27,7 @@ pub fn ForgotPasswordPage() -> impl IntoView {
         };
         let address = request.email.clone();
         form.send(
-            move || async move {
-                auth.post::<_, ()>("/api/auth/password/forgot", &request)
-                    .await
-            },
+            move || async move { auth.call(FORGOT_PASSWORD, &request).await },
             move |()| sent_to.set(Some(address)),
         );
     };
@@ -103,9 +105,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
         };
         form.send(
             move || async move {
-                let answer = auth
-                    .post::<_, ()>("/api/auth/password/reset", &request)
-                    .await;
+                let answer = auth.call(RESET_PASSWORD, &request).await;
                 if let Err(ApiFailure::Api {
                     code: ErrorCode::ResetTokenInvalid | ErrorCode::ResetTokenExpired,
                     ..

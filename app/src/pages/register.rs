@@ -1,8 +1,10 @@
 use crate::{
     api::RegisterRequest,
     auth::use_auth,
-    components::field::{Field, FormError},
-    pages::form::{sign_in_on_submit, FormState},
+    components::{
+        field::{Field, FormError},
+        form::{sign_in_on_submit, FormState},
+    },
 };
 use leptos::prelude::*;
 use leptos_router::components::A;

@@ -1,7 +1,9 @@
 use crate::{
-    api::SessionInfo,
-    auth::{use_auth, ApiFailure},
-    pages::account::require_sign_in,
+    api::{
+        endpoints::{IntoTarget, Target, LIST_SESSIONS, REVOKE_OTHER_SESSIONS, REVOKE_SESSION},
+        SessionInfo,
+    },
+    auth::{require_sign_in, use_auth, ApiFailure},
 };
 use leptos::{
     either::{Either, EitherOf3},
@@ -32,20 +34,16 @@ fn SessionList() -> impl IntoView {
     let pending = RwSignal::new(false);
     let load = move || {
         spawn_local(async move {
-            sessions.set(Some(auth.get::<Vec<SessionInfo>>("/api/sessions").await));
+            sessions.set(Some(auth.call(LIST_SESSIONS, &()).await));
             pending.set(false);
         })
     };
     load();
-    let end = move |path: String, delete: bool| {
+    // One session (`DELETE`), or every other one.
+    let end = move |target: Target<(), ()>| {
         pending.set(true);
         spawn_local(async move {
-            let done = if delete {
-                auth.delete(&path).await
-            } else {
-                auth.post::<(), ()>(&path, &()).await
-            };
-            match done {
+            match auth.call(target, &()).await {
                 Ok(()) => load(),
                 Err(failure) => {
                     sessions.set(Some(Err(failure)));
@@ -65,7 +63,7 @@ fn SessionList() -> impl IntoView {
                     <ul class="sessions">
                         {list.into_iter().map(|s| {
                             let label = format!("Sign out {}", s.device);
-                            let path = format!("/api/sessions/{}", s.id);
+                            let target = REVOKE_SESSION.with_id(&s.id);
                             view! {
                                 <li class="session">
                                     <div>
@@ -79,7 +77,7 @@ fn SessionList() -> impl IntoView {
                                     } else {
                                         Either::Right(view! {
                                             <button type="button" aria-label=label disabled=move || pending.get()
-                                                on:click=move |_| end(path.clone(), true)>"Sign out"</button>
+                                                on:click=move |_| end(target.clone())>"Sign out"</button>
                                         })
                                     }}
                                 </li>
@@ -87,7 +85,7 @@ fn SessionList() -> impl IntoView {
                         }).collect_view()}
                     </ul>
                     <button type="button" disabled=move || pending.get() || !others
-                        on:click=move |_| end("/api/sessions/revoke-others".into(), false)>
+                        on:click=move |_| end(REVOKE_OTHER_SESSIONS.into_target())>
                         "Sign out all other sessions"
                     </button>
                 })

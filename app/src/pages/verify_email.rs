@@ -1,8 +1,13 @@
 use crate::{
-    api::{User, VerifyEmailRequest},
-    auth::{use_auth, AuthState},
-    components::field::{Field, FormError},
-    pages::{account::require_sign_in, form::FormState},
+    api::{
+        endpoints::{RESEND_VERIFICATION, VERIFY_EMAIL},
+        VerifyEmailRequest,
+    },
+    auth::{require_sign_in, use_auth, AuthState},
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
 };
 use leptos::{either::EitherOf3, prelude::*};
 use leptos_router::{components::A, hooks::use_navigate};
@@ -49,10 +54,7 @@ fn CodeForm() -> impl IntoView {
         };
         let navigate = navigate.clone();
         form.send(
-            move || async move {
-                auth.post::<_, User>("/api/auth/verify-email", &request)
-                    .await
-            },
+            move || async move { auth.call(VERIFY_EMAIL, &request).await },
             move |user| {
                 auth.state.set(AuthState::SignedIn(user));
                 navigate("/account", Default::default());
@@ -62,10 +64,7 @@ fn CodeForm() -> impl IntoView {
     let resend = move |_| {
         resent.set(None);
         form.send(
-            move || async move {
-                auth.post::<_, ()>("/api/auth/verify-email/resend", &())
-                    .await
-            },
+            move || async move { auth.call(RESEND_VERIFICATION, &()).await },
             move |()| resent.set(Some("A new code is on its way.".into())),
         );
     };

@@ -1,6 +1,11 @@
 //! One integration-test binary: every test starts the real app with `spawn_app()`.
 //! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` names a server.
 
+// All of this binary is test code: its helpers (`spawn_app`, the typed calls of `TestApp`,
+// the mailbox) may unwrap, expect and panic like the tests, though clippy.toml's test
+// exemptions only reach `#[test]` functions and `#[cfg(test)]` modules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod admin;
 mod errors;
 mod guards;

@@ -1,3 +1,6 @@
+//! Form state: pending, field errors and the form's error, and the submit helpers that
+//! send one request at a time and show its answer.
+
 use crate::{
     auth::{logic::safe_next, ApiFailure},
     Hydrated,
