@@ -63,11 +63,20 @@ mod tests {
     #[test]
     fn the_last_active_admin_stays_one() {
         assert!(removes_last_admin(ADMIN, USER, 1), "demoting the last");
-        assert!(removes_last_admin(ADMIN, DISABLED_ADMIN, 1), "disabling the last");
+        assert!(
+            removes_last_admin(ADMIN, DISABLED_ADMIN, 1),
+            "disabling the last"
+        );
         assert!(!removes_last_admin(ADMIN, USER, 2), "another admin remains");
         assert!(!removes_last_admin(ADMIN, ADMIN, 1), "no change");
-        assert!(!removes_last_admin(USER, DISABLED_ADMIN, 1), "not an admin before");
-        assert!(!removes_last_admin(DISABLED_ADMIN, USER, 1), "not active before");
+        assert!(
+            !removes_last_admin(USER, DISABLED_ADMIN, 1),
+            "not an admin before"
+        );
+        assert!(
+            !removes_last_admin(DISABLED_ADMIN, USER, 1),
+            "not active before"
+        );
         assert!(!removes_last_admin(USER, ADMIN, 0), "promotion");
     }
 
@@ -76,7 +85,10 @@ mod tests {
         assert!(token_honoured("admin", true, ADMIN));
         assert!(!token_honoured("admin", true, DISABLED_ADMIN), "disabled");
         assert!(!token_honoured("admin", true, USER), "demoted");
-        assert!(!token_honoured("user", true, ADMIN), "promoted: a new token");
+        assert!(
+            !token_honoured("user", true, ADMIN),
+            "promoted: a new token"
+        );
         assert!(!token_honoured("admin", false, ADMIN), "session ended");
     }
 }

@@ -179,7 +179,8 @@ impl Passwords {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Overloaded)?

@@ -64,8 +64,7 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Limiter: Send + Sync {
     /// Counts one attempt against every limit, or, when any of them is spent, refuses
     /// with the longest wait and counts nothing. Decided atomically.
-    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64)
-        -> Pending<'a, Result<(), RetryAfter>>;
+    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, Result<(), RetryAfter>>;
 
     /// Gives one attempt back to every limit (it succeeded: it was not a guess).
     fn give_back<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, ()>;
@@ -176,11 +175,7 @@ impl MemoryLimiter {
 }
 
 impl Limiter for MemoryLimiter {
-    fn attempt<'a>(
-        &'a self,
-        limits: &'a [Limit],
-        now: i64,
-    ) -> Pending<'a, Result<(), RetryAfter>> {
+    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, Result<(), RetryAfter>> {
         let decided = self.decide(limits, now);
         Box::pin(async move { decided })
     }

@@ -26,7 +26,9 @@ pub async fn insert<'e>(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
     /// Unused and within its lifetime: its person.
-    Live { user_id: String },
+    Live {
+        user_id: String,
+    },
     Expired,
     /// Unknown, or used before.
     Invalid,
@@ -39,10 +41,12 @@ pub async fn find<'e>(
     token_hash: &str,
     now: i64,
 ) -> Result<Link, sqlx::Error> {
-    let row = sqlx::query("select user_id, expires_at, used_at from password_resets where token_hash = $1")
-        .bind(token_hash)
-        .fetch_optional(db)
-        .await?;
+    let row = sqlx::query(
+        "select user_id, expires_at, used_at from password_resets where token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await?;
     let Some(row) = row else {
         return Ok(Link::Invalid);
     };

@@ -36,11 +36,9 @@ impl FromRow<'_, AnyRow> for UserRow {
 
 /// A role the code does not know is an error, never silently the lowest one.
 fn decode_role(stored: &str) -> Result<Role, sqlx::Error> {
-    Role::parse(stored).ok_or_else(|| {
-        sqlx::Error::ColumnDecode {
-            index: "role".into(),
-            source: format!("unknown role {stored:?}").into(),
-        }
+    Role::parse(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "role".into(),
+        source: format!("unknown role {stored:?}").into(),
     })
 }
 

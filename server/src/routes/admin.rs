@@ -19,15 +19,14 @@ use axum::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
+    use app::api::endpoints::*;
     Router::new()
-        .route("/api/admin/users", get(list))
-        .route("/api/admin/users/{id}", patch(update))
-        .route(
-            "/api/admin/users/{id}/revoke-sessions",
-            post(revoke_sessions),
-        )
-        .route("/api/admin/audit", get(audit_log))
+        .route(ADMIN_LIST_USERS.path, get(list))
+        .route(ADMIN_UPDATE_USER.path, patch(update))
+        .route(ADMIN_REVOKE_USER_SESSIONS.path, post(revoke_sessions))
+        .route(ADMIN_AUDIT_LOG.path, get(audit_log))
 }
 
 const PER_PAGE_MAX: u32 = 100;
@@ -94,9 +93,14 @@ async fn update(
         role: change.role,
         active: change.active,
     };
-    let updated =
-        accounts::change_access(&state.core, admin.user_id(), &id, change, state.clock.unix())
-            .await?;
+    let updated = accounts::change_access(
+        &state.core,
+        admin.user_id(),
+        &id,
+        change,
+        state.clock.unix(),
+    )
+    .await?;
     Ok(Json(admin_user(&updated)))
 }
 

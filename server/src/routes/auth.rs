@@ -27,13 +27,15 @@ use axum::{
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
+    use app::api::endpoints::*;
     Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/password/change", post(change_password))
+        .route(REGISTER.path, post(register))
+        .route(LOGIN.path, post(login))
+        .route(REFRESH.path, post(refresh))
+        .route(LOGOUT.path, post(logout))
+        .route(CHANGE_PASSWORD.path, post(change_password))
 }
 
 /// Where the refresh token goes: the HTTP-only cookie, or (non-browser clients that ask
@@ -122,7 +124,13 @@ async fn register(
         password: SecretString::from(body.password),
     };
     let signed = accounts::register(&state.core, account, client(&headers, &ip), now).await?;
-    session_response(&state, StatusCode::CREATED, &signed, delivery(&headers), now)
+    session_response(
+        &state,
+        StatusCode::CREATED,
+        &signed,
+        delivery(&headers),
+        now,
+    )
 }
 
 async fn login(

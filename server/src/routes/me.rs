@@ -10,8 +10,10 @@ use axum::{
     Router,
 };
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/me", get(me))
+    use app::api::endpoints::*;
+    Router::new().route(ME.path, get(me))
 }
 
 /// Answers the `User` JSON rendered once per cached person: on the hot path a request

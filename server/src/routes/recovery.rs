@@ -18,10 +18,12 @@ use axum::{
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
+    use app::api::endpoints::*;
     Router::new()
-        .route("/api/auth/password/forgot", post(forgot))
-        .route("/api/auth/password/reset", post(reset))
+        .route(FORGOT_PASSWORD.path, post(forgot))
+        .route(RESET_PASSWORD.path, post(reset))
 }
 
 /// Always 202 once the address is well formed: whether an account exists is decided in the
@@ -38,8 +40,13 @@ async fn forgot(
         return Err(ApiError::Validation(errors));
     }
     let ip = addr.ip().to_string();
-    recovery::request_reset(&state.core, email, client(&headers, &ip), state.clock.unix())
-        .await?;
+    recovery::request_reset(
+        &state.core,
+        email,
+        client(&headers, &ip),
+        state.clock.unix(),
+    )
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

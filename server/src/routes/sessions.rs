@@ -2,10 +2,7 @@
 
 use super::extract::AuthUser;
 use crate::{
-    clock::rfc3339,
-    db::sessions as session_rows,
-    error::ApiError,
-    service::sessions,
+    clock::rfc3339, db::sessions as session_rows, error::ApiError, service::sessions,
     state::AppState,
 };
 use app::api::SessionInfo;
@@ -16,11 +13,13 @@ use axum::{
     Json, Router,
 };
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
+    use app::api::endpoints::*;
     Router::new()
-        .route("/api/sessions", get(list))
-        .route("/api/sessions/revoke-others", post(revoke_others))
-        .route("/api/sessions/{id}", delete(revoke))
+        .route(LIST_SESSIONS.path, get(list))
+        .route(REVOKE_OTHER_SESSIONS.path, post(revoke_others))
+        .route(REVOKE_SESSION.path, delete(revoke))
 }
 
 async fn list(
@@ -60,8 +59,13 @@ async fn revoke_others(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    sessions::end_others(&state.core, user.user_id(), user.session_id(), state.clock.unix())
-        .await?;
+    sessions::end_others(
+        &state.core,
+        user.user_id(),
+        user.session_id(),
+        state.clock.unix(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -17,10 +17,12 @@ use axum::{
 };
 use std::net::SocketAddr;
 
+/// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
+    use app::api::endpoints::*;
     Router::new()
-        .route("/api/auth/verify-email", post(verify))
-        .route("/api/auth/verify-email/resend", post(resend))
+        .route(VERIFY_EMAIL.path, post(verify))
+        .route(RESEND_VERIFICATION.path, post(resend))
 }
 
 async fn verify(

@@ -69,15 +69,8 @@ pub async fn register(
     }
     tracing::info!(user_id = %user.id, "registered");
     let first_token = tokens::random_token(&mut rand::rng());
-    let issued = sessions::start(
-        &core.db,
-        &user.id,
-        now,
-        core.lifetimes,
-        client,
-        first_token,
-    )
-    .await?;
+    let issued =
+        sessions::start(&core.db, &user.id, now, core.lifetimes, client, first_token).await?;
     Ok(SignedIn { user, issued })
 }
 
@@ -170,7 +163,10 @@ pub async fn change_password(
     now: i64,
 ) -> Result<(), ApiError> {
     let ip = client.ip.unwrap_or("unknown");
-    let limits = [Limit::new(format!("password:{user_id}:{ip}"), throttle::ACCOUNT_AND_IP)];
+    let limits = [Limit::new(
+        format!("password:{user_id}:{ip}"),
+        throttle::ACCOUNT_AND_IP,
+    )];
     core.limiter
         .attempt(&limits, now)
         .await
@@ -200,8 +196,16 @@ pub async fn change_password(
         now,
     )
     .await?;
-    record(&mut tx, Action::PasswordChanged, Some(user_id), Some(user_id), client, None, now)
-        .await?;
+    record(
+        &mut tx,
+        Action::PasswordChanged,
+        Some(user_id),
+        Some(user_id),
+        client,
+        None,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     core.users.evict(user_id);
     tracing::info!(user_id, other_sessions_ended = ended, "password changed");
@@ -298,7 +302,14 @@ pub async fn end_all_sessions(
     users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    end_sessions_in(&mut tx, target_id, Ending::All, "sessions revoked by an admin", now).await?;
+    end_sessions_in(
+        &mut tx,
+        target_id,
+        Ending::All,
+        "sessions revoked by an admin",
+        now,
+    )
+    .await?;
     record(
         &mut tx,
         Action::SessionsRevokedByAdmin,

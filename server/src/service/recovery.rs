@@ -113,7 +113,16 @@ pub async fn verify_email(
     let mut tx = core.db.begin_write().await?;
     users::mark_email_verified(&mut *tx, user_id, now).await?;
     email_codes::delete(&mut *tx, user_id).await?;
-    record(&mut tx, Action::EmailVerified, Some(user_id), Some(user_id), client, None, now).await?;
+    record(
+        &mut tx,
+        Action::EmailVerified,
+        Some(user_id),
+        Some(user_id),
+        client,
+        None,
+        now,
+    )
+    .await?;
     let verified = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
@@ -137,7 +146,10 @@ pub async fn resend_code(core: &Core, user_id: &str, now: i64) -> Result<(), Api
             retry_after: wait as u64,
         });
     }
-    let limits = [Limit::new(format!("verify-resend:{}", row.id), RESEND_BUDGET)];
+    let limits = [Limit::new(
+        format!("verify-resend:{}", row.id),
+        RESEND_BUDGET,
+    )];
     core.limiter
         .attempt(&limits, now)
         .await
@@ -156,10 +168,18 @@ pub async fn resend_code(core: &Core, user_id: &str, now: i64) -> Result<(), Api
 /// Asks for a reset link for `email` (validated). The answer never says whether the
 /// address has an account: past the limits, the lookup and the message are made in the
 /// background.
-pub async fn request_reset(core: &Core, email: String, client: Client<'_>, now: i64) -> Result<(), ApiError> {
+pub async fn request_reset(
+    core: &Core,
+    email: String,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
     let ip = client.ip.unwrap_or("unknown").to_string();
     let limits = [
-        Limit::new(format!("forgot:{}", users::email_key(&email)), RESET_PER_ADDRESS),
+        Limit::new(
+            format!("forgot:{}", users::email_key(&email)),
+            RESET_PER_ADDRESS,
+        ),
         Limit::new(format!("forgot-ip:{ip}"), RESET_PER_IP),
     ];
     core.limiter
@@ -174,7 +194,12 @@ pub async fn request_reset(core: &Core, email: String, client: Client<'_>, now: 
 }
 
 /// The message with a new link, when `email` is an active account's.
-async fn reset_link(core: &Core, email: &str, ip: &str, now: i64) -> Result<Option<Email>, sqlx::Error> {
+async fn reset_link(
+    core: &Core,
+    email: &str,
+    ip: &str,
+    now: i64,
+) -> Result<Option<Email>, sqlx::Error> {
     let Some(user) = users::find_by_email(core.db.pool(), email).await? else {
         tracing::info!("password reset asked for an unknown address");
         return Ok(None);
@@ -185,8 +210,14 @@ async fn reset_link(core: &Core, email: &str, ip: &str, now: i64) -> Result<Opti
     }
     let token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
-    password_resets::insert(&mut *tx, &tokens::hash(&token), &user.id, now, now + LINK_TTL_SECS)
-        .await?;
+    password_resets::insert(
+        &mut *tx,
+        &tokens::hash(&token),
+        &user.id,
+        now,
+        now + LINK_TTL_SECS,
+    )
+    .await?;
     crate::db::audit::record(
         &mut *tx,
         crate::db::audit::Event {
@@ -249,7 +280,16 @@ pub async fn reset_password(
     users::mark_email_verified(&mut *tx, &user_id, now).await?;
     password_resets::delete_for_user(&mut *tx, &user_id).await?;
     let ended = end_sessions_in(&mut tx, &user_id, Ending::All, "password reset", now).await?;
-    record(&mut tx, Action::PasswordReset, Some(&user_id), Some(&user_id), client, None, now).await?;
+    record(
+        &mut tx,
+        Action::PasswordReset,
+        Some(&user_id),
+        Some(&user_id),
+        client,
+        None,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     core.users.evict(&user_id);
     tracing::info!(user_id = %user_id, sessions_ended = ended, "password reset");

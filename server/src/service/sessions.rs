@@ -247,7 +247,16 @@ pub async fn login(
             };
             let mut tx = core.db.begin_write().await?;
             let subject = other.as_ref().map(|u| u.id.as_str());
-            record(&mut tx, Action::LoginFailed, None, subject, client, Some(detail), now).await?;
+            record(
+                &mut tx,
+                Action::LoginFailed,
+                None,
+                subject,
+                client,
+                Some(detail),
+                now,
+            )
+            .await?;
             tx.commit().await?;
             return Err(ApiError::InvalidCredentials);
         }
@@ -267,25 +276,33 @@ pub async fn login(
     }
     tracing::info!(user_id = %user.id, "logged in");
     let mut tx = core.db.begin_write().await?;
-    record(&mut tx, Action::LoginSucceeded, Some(&user.id), Some(&user.id), client, None, now)
-        .await?;
-    tx.commit().await?;
-    let first_token = tokens::random_token(&mut rand::rng());
-    let issued = start(
-        &core.db,
-        &user.id,
-        now,
-        core.lifetimes,
+    record(
+        &mut tx,
+        Action::LoginSucceeded,
+        Some(&user.id),
+        Some(&user.id),
         client,
-        first_token,
+        None,
+        now,
     )
     .await?;
+    tx.commit().await?;
+    let first_token = tokens::random_token(&mut rand::rng());
+    let issued = start(&core.db, &user.id, now, core.lifetimes, client, first_token).await?;
     Ok(SignedIn { user, issued })
 }
 
 /// Rotates the presented refresh token and answers the person it belongs to.
 pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn, ApiError> {
-    let failure = match rotate(&core.db, &core.secret, presented, now, core.lifetimes.policy).await? {
+    let failure = match rotate(
+        &core.db,
+        &core.secret,
+        presented,
+        now,
+        core.lifetimes.policy,
+    )
+    .await?
+    {
         Ok(issued) => {
             let user = users::find_by_id(core.db.pool(), &issued.user_id)
                 .await?
@@ -301,9 +318,14 @@ pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn,
         RefreshFailure::Invalid => ApiError::RefreshInvalid,
         RefreshFailure::Expired => ApiError::RefreshExpired,
         RefreshFailure::Reused(cause) => {
-            tracing::warn!(cause = cause.as_str(), "refresh token reused: session revoked");
+            tracing::warn!(
+                cause = cause.as_str(),
+                "refresh token reused: session revoked"
+            );
             // The revoked session's access tokens stop here at once.
-            if let Some(found) = sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await? {
+            if let Some(found) =
+                sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await?
+            {
                 core.users.evict(&found.family.user_id);
             }
             ApiError::RefreshReused
@@ -324,17 +346,32 @@ pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn,
 
 /// Ends the session of any of its tokens (used, unused or expired), its access tokens
 /// with it. Unknown tokens are ignored: logout is idempotent.
-pub async fn logout(core: &Core, presented: &str, client: Client<'_>, now: i64) -> Result<(), ApiError> {
+pub async fn logout(
+    core: &Core,
+    presented: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
     if !tokens::looks_valid(presented) {
         return Ok(());
     }
-    let Some(found) = sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await? else {
+    let Some(found) = sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await?
+    else {
         return Ok(());
     };
     let user = found.family.user_id.as_str();
     let mut tx = core.db.begin_write().await?;
     if sessions::revoke(&mut *tx, &found.family.id, now, "logout").await? {
-        record(&mut tx, Action::Logout, Some(user), Some(user), client, None, now).await?;
+        record(
+            &mut tx,
+            Action::Logout,
+            Some(user),
+            Some(user),
+            client,
+            None,
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     core.users.evict(user);
@@ -343,14 +380,28 @@ pub async fn logout(core: &Core, presented: &str, client: Client<'_>, now: i64) 
 
 /// Ends one of the person's sessions: its refresh and access tokens stop at once.
 /// `NotFound` when it is not one of their live sessions.
-pub async fn end_one(core: &Core, user_id: &str, session_id: &str, now: i64) -> Result<(), ApiError> {
+pub async fn end_one(
+    core: &Core,
+    user_id: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
     let mut tx = core.db.begin_write().await?;
-    if !sessions::revoke_of_user(&mut *tx, user_id, session_id, now, "revoked by its owner").await? {
+    if !sessions::revoke_of_user(&mut *tx, user_id, session_id, now, "revoked by its owner").await?
+    {
         return Err(ApiError::NotFound);
     }
     let detail = format!("session {session_id}");
-    record(&mut tx, Action::SessionRevoked, Some(user_id), Some(user_id), Client::default(), Some(&detail), now)
-        .await?;
+    record(
+        &mut tx,
+        Action::SessionRevoked,
+        Some(user_id),
+        Some(user_id),
+        Client::default(),
+        Some(&detail),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     core.users.evict(user_id);
     Ok(())
@@ -368,8 +419,16 @@ pub async fn end_others(core: &Core, user_id: &str, keep: &str, now: i64) -> Res
     )
     .await?;
     let detail = format!("{ended} other sessions");
-    record(&mut tx, Action::SessionRevoked, Some(user_id), Some(user_id), Client::default(), Some(&detail), now)
-        .await?;
+    record(
+        &mut tx,
+        Action::SessionRevoked,
+        Some(user_id),
+        Some(user_id),
+        Client::default(),
+        Some(&detail),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     core.users.evict(user_id);
     Ok(ended)

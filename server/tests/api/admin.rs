@@ -12,9 +12,14 @@ use server::db::users;
 async fn admin(app: &TestApp) -> Signed {
     let email = unique_email();
     let person = app.register(&email).await;
-    users::set_role(app.db.pool(), &person.session.user.id, server::db::users::Role::Admin, 0)
-        .await
-        .unwrap();
+    users::set_role(
+        app.db.pool(),
+        &person.session.user.id,
+        server::db::users::Role::Admin,
+        0,
+    )
+    .await
+    .unwrap();
     app.state.core.users.evict(&person.session.user.id);
     app.login(&email).await
 }

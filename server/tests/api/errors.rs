@@ -69,3 +69,31 @@ async fn unknown_pages_are_html_404() {
     let text = response.text().await.unwrap();
     assert!(text.contains("Page not found"), "{text}");
 }
+
+#[tokio::test]
+async fn every_endpoint_of_the_shared_table_is_routed_with_its_method() {
+    // The browser client calls these; the server must answer each (whatever the answer),
+    // never with the unknown route's 404 or a 405.
+    let app = crate::helpers::spawn_app().await;
+    for route in app::api::endpoints::ALL {
+        let path = route
+            .path
+            .replace("{id}", "00000000-0000-4000-8000-000000000000");
+        let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status != reqwest::StatusCode::NOT_FOUND
+                && status != reqwest::StatusCode::METHOD_NOT_ALLOWED,
+            "{} {} {}: {status}",
+            route.name,
+            route.method.as_str(),
+            route.path
+        );
+    }
+}

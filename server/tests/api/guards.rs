@@ -4,8 +4,8 @@ use crate::helpers::{spawn_app, unique_email};
 use axum::{body::Body, http::Request, routing::get, Router};
 use reqwest::StatusCode;
 use server::{
-    routes::extract::{Admin, MaybeAuthUser, RequireRole},
     db::users,
+    routes::extract::{Admin, MaybeAuthUser, RequireRole},
 };
 use tower::ServiceExt;
 
@@ -35,9 +35,14 @@ async fn require_role_and_maybe_auth_user() {
     let user = app.register(&unique_email()).await;
     let admin_email = unique_email();
     let admin = app.register(&admin_email).await;
-    users::set_role(app.db.pool(), &admin.session.user.id, server::db::users::Role::Admin, 0)
-        .await
-        .unwrap();
+    users::set_role(
+        app.db.pool(),
+        &admin.session.user.id,
+        server::db::users::Role::Admin,
+        0,
+    )
+    .await
+    .unwrap();
     let admin = app.login(&admin_email).await;
 
     let router = Router::new()

@@ -111,9 +111,15 @@ impl Run<'_> {
     async fn present(&mut self, token: &str, now: i64) -> Result<Issued, RefreshFailure> {
         self.step += 1;
         let expected = self.model.decide(token, now);
-        let got = session::rotate(&self.app.db, &self.app.state.core.secret, token, now, POLICY)
-            .await
-            .unwrap();
+        let got = session::rotate(
+            &self.app.db,
+            &self.app.state.core.secret,
+            token,
+            now,
+            POLICY,
+        )
+        .await
+        .unwrap();
         let ctx = format!(
             "seed {} step {}: {expected:?} got {got:?}",
             self.seed, self.step
@@ -196,8 +202,12 @@ impl Run<'_> {
             .unwrap();
         if let Some(found) = found {
             let generation = self.model.record().newest_generation + 1;
-            let child =
-                tokens::child_token(&self.app.state.core.secret, &self.family_id, generation, token);
+            let child = tokens::child_token(
+                &self.app.state.core.secret,
+                &self.family_id,
+                generation,
+                token,
+            );
             sessions::rotate(
                 &mut tx,
                 sessions::Rotation {

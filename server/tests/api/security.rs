@@ -2,8 +2,8 @@
 //! each; on SQLite and PostgreSQL alike unless a test says otherwise.
 
 use crate::helpers::{
-    assert_error, assert_error_clearing, spawn_app, spawn_app_with, unique_email, Signed,
-    TestApp, PASSWORD,
+    assert_error, assert_error_clearing, spawn_app, spawn_app_with, unique_email, Signed, TestApp,
+    PASSWORD,
 };
 use app::api::ErrorCode;
 use reqwest::StatusCode;
@@ -21,9 +21,14 @@ async fn me_status(app: &TestApp, signed: &Signed) -> StatusCode {
 async fn admin(app: &TestApp) -> Signed {
     let email = unique_email();
     let person = app.register(&email).await;
-    users::set_role(app.db.pool(), &person.session.user.id, users::Role::Admin, 0)
-        .await
-        .unwrap();
+    users::set_role(
+        app.db.pool(),
+        &person.session.user.id,
+        users::Role::Admin,
+        0,
+    )
+    .await
+    .unwrap();
     app.state.core.users.evict(&person.session.user.id);
     app.login(&email).await
 }
@@ -47,7 +52,11 @@ async fn logout_ends_the_sessions_access_token_at_once() {
         ErrorCode::TokenInvalid,
     )
     .await;
-    assert_eq!(me_status(&app, &other).await, StatusCode::OK, "the other session goes on");
+    assert_eq!(
+        me_status(&app, &other).await,
+        StatusCode::OK,
+        "the other session goes on"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +78,11 @@ async fn revoking_a_session_or_the_others_ends_their_access_tokens() {
     assert_eq!(me_status(&app, &laptop).await, StatusCode::OK);
 
     let response = app
-        .bearer_post("/api/sessions/revoke-others", &here.session.access_token, json!({}))
+        .bearer_post(
+            "/api/sessions/revoke-others",
+            &here.session.access_token,
+            json!({}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(me_status(&app, &laptop).await, StatusCode::UNAUTHORIZED);
@@ -98,7 +111,10 @@ async fn an_admin_revocation_ends_access_tokens() {
     let person = app.register(&unique_email()).await;
     let response = app
         .bearer_post(
-            &format!("/api/admin/users/{}/revoke-sessions", person.session.user.id),
+            &format!(
+                "/api/admin/users/{}/revoke-sessions",
+                person.session.user.id
+            ),
             &admin.session.access_token,
             json!({}),
         )
@@ -123,7 +139,11 @@ async fn a_token_minted_in_the_second_of_a_password_change_is_refused_when_its_s
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(me_status(&app, &other).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me_status(&app, &here).await, StatusCode::OK, "this session goes on");
+    assert_eq!(
+        me_status(&app, &here).await,
+        StatusCode::OK,
+        "this session goes on"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +171,10 @@ async fn a_parallel_burst_of_logins_gets_no_more_guesses_than_the_budget() {
         burst.spawn(async move { client.post(url).json(&body).send().await.unwrap().status() });
     }
     let answers = burst.join_all().await;
-    let guesses = answers.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let guesses = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
     let limited = answers
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
@@ -217,7 +240,12 @@ async fn bogus_reset_tokens_are_refused_before_any_hash() {
                 json!({"token": bogus, "password": "a new long password"}),
             )
             .await;
-        assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::ResetTokenInvalid).await;
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ResetTokenInvalid,
+        )
+        .await;
     }
     assert_eq!(app.state.core.passwords.asked(), before, "no hash was made");
 }
@@ -229,13 +257,15 @@ async fn an_unknown_refresh_token_is_answered_while_a_writer_holds_the_database(
     let app = spawn_app().await;
     let held = app.db.begin_write().await.unwrap();
     let junk = tokens::random_token(&mut rand::rng());
-    let response = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        app.refresh_raw(&junk),
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), app.refresh_raw(&junk))
+        .await
+        .expect("answered without waiting for the writer");
+    assert_error_clearing(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::RefreshInvalid,
     )
-    .await
-    .expect("answered without waiting for the writer");
-    assert_error_clearing(response, StatusCode::UNAUTHORIZED, ErrorCode::RefreshInvalid).await;
+    .await;
     drop(held);
 }
 
@@ -254,7 +284,12 @@ async fn a_refresh_that_cannot_get_the_write_turn_in_time_answers_overloaded() {
         !response.headers().contains_key("set-cookie"),
         "a busy server keeps the cookie"
     );
-    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Overloaded).await;
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Overloaded,
+    )
+    .await;
     drop(held);
     app.refresh(&signed.refresh_token()).await;
 }
@@ -271,9 +306,14 @@ async fn a_rotation_step_refuses_a_family_revoked_since_it_was_read() {
         .unwrap()
         .unwrap();
     // The logout commits between the rotation's read and its write.
-    sessions::revoke(app.db.pool(), &found.family.id, app.clock.now_unix(), "logout")
-        .await
-        .unwrap();
+    sessions::revoke(
+        app.db.pool(),
+        &found.family.id,
+        app.clock.now_unix(),
+        "logout",
+    )
+    .await
+    .unwrap();
     let mut tx = app.db.begin_write().await.unwrap();
     let rotated = sessions::rotate(
         &mut tx,
@@ -317,15 +357,15 @@ async fn two_admins_disabling_each_other_at_once_leave_one_admin() {
         let (ab, ba) = tokio::join!(disable(&a, &b), disable(&b, &a));
         let statuses = [ab.unwrap().status(), ba.unwrap().status()];
         assert!(
-            statuses.contains(&StatusCode::CONFLICT) || statuses.contains(&StatusCode::UNAUTHORIZED),
+            statuses.contains(&StatusCode::CONFLICT)
+                || statuses.contains(&StatusCode::UNAUTHORIZED),
             "round {round}: both succeeded: {statuses:?}"
         );
-        let admins: i64 = sqlx::query_scalar(
-            "select count(*) from users where role = 'admin' and active = 1",
-        )
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+        let admins: i64 =
+            sqlx::query_scalar("select count(*) from users where role = 'admin' and active = 1")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
         assert_eq!(admins, 1, "round {round}");
         // The survivor steps aside for the next round's pair: disabled directly.
         sqlx::query("update users set active = 0 where role = 'admin'")
@@ -377,7 +417,9 @@ async fn an_expired_session_still_answers_expired_after_pruning() {
     let signed = app.register(&unique_email()).await;
     // Two days past its 14-day idle lifetime, and the pruner has run.
     app.clock.advance(16 * 24 * 3600);
-    server::prune_once(&app.db, app.clock.now_unix()).await.unwrap();
+    server::prune_once(&app.db, app.clock.now_unix())
+        .await
+        .unwrap();
     assert_error_clearing(
         app.refresh_raw(&signed.refresh_token()).await,
         StatusCode::UNAUTHORIZED,
@@ -386,7 +428,9 @@ async fn an_expired_session_still_answers_expired_after_pruning() {
     .await;
     // A week after it ended, it is gone.
     app.clock.advance(6 * 24 * 3600);
-    server::prune_once(&app.db, app.clock.now_unix()).await.unwrap();
+    server::prune_once(&app.db, app.clock.now_unix())
+        .await
+        .unwrap();
     assert_error_clearing(
         app.refresh_raw(&signed.refresh_token()).await,
         StatusCode::UNAUTHORIZED,
