@@ -47,17 +47,18 @@ pub async fn count_attempt<'e>(
     db: impl Executor<'e, Database = Any>,
     user_id: &str,
     now: i64,
+    day_secs: i64,
 ) -> Result<Option<CodeRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query(
         "update email_codes set attempts = attempts + 1, \
-         day_attempts = case when day_started + {day} <= $2 then 1 else day_attempts + 1 end, \
-         day_started = case when day_started + {day} <= $2 then $2 else day_started end \
+         day_attempts = case when day_started + $3 <= $2 then 1 else day_attempts + 1 end, \
+         day_started = case when day_started + $3 <= $2 then $2 else day_started end \
          where user_id = $1 \
          returning code_digest, expires_at, attempts, day_started, day_attempts",
-        day = crate::auth::email_code::DAY_SECS
-    )))
+    )
     .bind(user_id)
     .bind(now)
+    .bind(day_secs)
     .fetch_optional(db)
     .await?;
     row.map(|r| {

@@ -86,7 +86,7 @@ pub async fn verify_email(
     if row.email_verified {
         return Ok(row);
     }
-    let pending = email_codes::count_attempt(core.db.pool(), user_id, now)
+    let pending = email_codes::count_attempt(core.db.pool(), user_id, now, email_code::DAY_SECS)
         .await?
         .map(|p| Pending {
             digest: p.digest,

@@ -20,7 +20,7 @@ pub struct CachedUser {
     pub live_sessions: Arc<[String]>,
     /// The route's rendering of the person (the `User` JSON of `GET /api/me`), made once
     /// per entry by whoever needs it first.
-    pub rendered: Arc<OnceLock<axum::body::Bytes>>,
+    pub rendered: Arc<OnceLock<bytes::Bytes>>,
 }
 
 impl CachedUser {
