@@ -24,14 +24,24 @@ pub struct Settings {
     /// Normalised origins (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub rate_limit_enabled: bool,
-    /// `smtp://…` or `smtps://…` (may carry a password, hence secret); unset, mail goes to
-    /// the log in full (the development backend).
-    pub smtp_url: Option<SecretString>,
+    /// Where mail goes: `SMTP_URL`, or the log (see [`MailTransport`]).
+    pub mail: MailTransport,
     /// The `From` of every message, e.g. `Example <no-reply@example.com>`.
     pub mail_from: lettre::message::Mailbox,
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
     pub require_verified_email: bool,
     pub rust_log: String,
+}
+
+/// How mail leaves the server.
+#[derive(Clone, Debug)]
+pub enum MailTransport {
+    /// `smtp://…` or `smtps://…`; may carry a password, hence secret.
+    Smtp(SecretString),
+    /// Each message written in full to the log. Chosen when `SMTP_URL` is unset and
+    /// `PUBLIC_URL` is a loopback address (development), or anywhere with `SMTP_URL=log`.
+    /// Anywhere else it would put live reset links and codes into production logs.
+    Log,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,16 +158,31 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         };
 
-        let smtp_url = match var("SMTP_URL") {
-            None => None,
+        let mail = match var("SMTP_URL") {
+            Some(v) if v.trim().eq_ignore_ascii_case("log") => MailTransport::Log,
             Some(url) => {
                 let url = url.trim().to_string();
                 if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                    return Err(err("SMTP_URL", "must start with smtp:// or smtps://"));
+                    return Err(err(
+                        "SMTP_URL",
+                        "must start with smtp:// or smtps://, or be log",
+                    ));
                 }
                 lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
                     .map_err(|e| err("SMTP_URL", e.to_string()))?;
-                Some(SecretString::from(url))
+                MailTransport::Smtp(SecretString::from(url))
+            }
+            None if is_loopback_origin(&public_url) => MailTransport::Log,
+            None => {
+                return Err(err(
+                    "SMTP_URL",
+                    format!(
+                        "unset while PUBLIC_URL ({public_url}) is not a loopback address, so \
+                         reset links and codes would only reach the log; set SMTP_URL to your \
+                         mail server (smtps://user:pass@host:465), or SMTP_URL=log to write mail \
+                         to the log on purpose"
+                    ),
+                ))
             }
         };
         let mail_from = var("MAIL_FROM")
@@ -195,7 +220,7 @@ impl Settings {
             cookie_secure,
             allowed_origins,
             rate_limit_enabled,
-            smtp_url,
+            mail,
             mail_from,
             require_verified_email,
             rust_log,
@@ -216,6 +241,20 @@ fn parse_bool(
             _ => Err(err(var, format!("expected true or false, got {v:?}"))),
         },
     }
+}
+
+/// True when `origin` (as [`parse_origin`] makes it) names this machine: `localhost`,
+/// 127.0.0.0/8 or `::1`.
+fn is_loopback_origin(origin: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = match authority.strip_prefix('[') {
+        Some(inner) => inner.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reduces a URL to its origin (`scheme://host[:port]`, lowercase, default port dropped),
@@ -297,7 +336,10 @@ mod tests {
         assert!(s.allowed_origins.is_empty());
         assert!(s.rate_limit_enabled);
         assert_eq!(s.rust_log, "info");
-        assert!(s.smtp_url.is_none(), "mail goes to the log by default");
+        assert!(
+            matches!(s.mail, MailTransport::Log),
+            "mail goes to the log by default (a loopback PUBLIC_URL)"
+        );
         assert_eq!(s.mail_from.email.to_string(), "no-reply@localhost");
         assert!(!s.require_verified_email);
     }
@@ -310,10 +352,12 @@ mod tests {
             ("REQUIRE_VERIFIED_EMAIL", "true"),
         ])
         .unwrap();
-        assert_eq!(
-            s.smtp_url.as_ref().map(|u| u.expose_secret().to_string()),
-            Some("smtp://user:pw@127.0.0.1:1025".into())
-        );
+        match &s.mail {
+            MailTransport::Smtp(url) => {
+                assert_eq!(url.expose_secret(), "smtp://user:pw@127.0.0.1:1025")
+            }
+            MailTransport::Log => panic!("SMTP_URL is set"),
+        }
         assert_eq!(s.mail_from.to_string(), "Example <hello@example.com>");
         assert!(s.require_verified_email);
         assert!(
@@ -323,12 +367,63 @@ mod tests {
     }
 
     #[test]
+    fn mail_to_the_log_needs_a_loopback_public_url_or_saying_so() {
+        for public_url in [
+            "http://127.0.0.1:3000",
+            "http://127.8.9.10",
+            "http://localhost:3000",
+            "http://LocalHost",
+            "http://[::1]:3000",
+        ] {
+            let s = settings(&[("PUBLIC_URL", public_url)]);
+            assert!(s.is_ok(), "{public_url}: {:?}", s.err());
+        }
+        for public_url in [
+            "https://auth.example.com",
+            "http://10.0.0.5:3000",
+            "http://0.0.0.0:3000",
+            "http://[::2]",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let e = settings(&[("PUBLIC_URL", public_url)])
+                .expect_err(&format!("{public_url} without SMTP_URL must be refused"));
+            assert_eq!(e.var, "SMTP_URL", "{public_url}");
+            assert!(e.reason.contains("SMTP_URL=log"), "says how: {e}");
+        }
+        // The default PUBLIC_URL follows the listen address.
+        let e = settings(&[("LEPTOS_SITE_ADDR", "0.0.0.0:3000")]).unwrap_err();
+        assert_eq!(e.var, "SMTP_URL");
+
+        // Either choice, said on purpose, is taken anywhere.
+        for log in ["log", " LOG "] {
+            let s = settings(&[
+                ("PUBLIC_URL", "https://auth.example.com"),
+                ("SMTP_URL", log),
+            ])
+            .unwrap();
+            assert!(matches!(s.mail, MailTransport::Log), "{log:?}");
+        }
+        let s = settings(&[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+        ])
+        .unwrap();
+        assert!(matches!(s.mail, MailTransport::Smtp(_)));
+    }
+
+    #[test]
     fn public_url_feeds_issuer_and_audience_unless_they_are_set() {
-        let s = settings(&[("PUBLIC_URL", "https://Auth.Example.com/")]).unwrap();
+        let s = settings(&[
+            ("PUBLIC_URL", "https://Auth.Example.com/"),
+            ("SMTP_URL", "log"),
+        ])
+        .unwrap();
         assert_eq!(s.public_url, "https://auth.example.com");
         assert_eq!(s.issuer, "https://auth.example.com");
         let s = settings(&[
             ("PUBLIC_URL", "https://auth.example.com"),
+            ("SMTP_URL", "log"),
             ("AUTH_ISSUER", "issuer-x"),
             ("AUTH_AUDIENCE", "aud-y"),
         ])
@@ -358,6 +453,7 @@ mod tests {
             ("RUST_LOG", "info,[[["),
             ("SMTP_URL", "mail.example.com:25"),
             ("SMTP_URL", "smtp://"),
+            ("SMTP_URL", "logs"),
             ("MAIL_FROM", "not an address"),
             ("REQUIRE_VERIFIED_EMAIL", "sometimes"),
         ];

@@ -50,6 +50,8 @@ mod tests {
         Settings::from_lookup(|name| match name {
             "PUBLIC_URL" => Some("https://app.example".into()),
             "ALLOWED_ORIGINS" => Some("https://admin.example".into()),
+            // A public PUBLIC_URL needs a mail choice; these tests send none.
+            "SMTP_URL" => Some("log".into()),
             _ => None,
         })
         .unwrap()

@@ -18,5 +18,6 @@ mod recovery;
 mod refresh;
 mod register;
 mod sessions;
+mod startup;
 mod users;
 mod verification;
