@@ -7,6 +7,7 @@ mod guards;
 mod headers;
 mod health;
 mod helpers;
+mod input;
 mod login;
 mod logout;
 mod mailbox;
