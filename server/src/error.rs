@@ -2,7 +2,7 @@
 
 use app::api::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::{
-    extract::rejection::JsonRejection,
+    extract::rejection::{JsonRejection, PathRejection},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -245,6 +245,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A path parameter that cannot be decoded (invalid UTF-8 after percent-decoding, or not
+/// the type the route expects) names no resource: 404 `not_found`, in the contract's shape.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        tracing::debug!(error = %rejection.body_text(), "path parameter refused");
+        ApiError::NotFound
+    }
+}
+
 impl From<crate::auth::password::PasswordError> for ApiError {
     fn from(e: crate::auth::password::PasswordError) -> ApiError {
         match e {
@@ -266,6 +275,11 @@ impl From<sqlx::Error> for ApiError {
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// `Path` whose rejections use the contract's error shape (see `From<PathRejection>`).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -301,5 +315,35 @@ mod tests {
         let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.code, ErrorCode::ValidationFailed);
         assert_eq!(body.error.fields, Some(fields));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_path_parameter_is_a_json_404() {
+        use axum::{body::Body, http::Request, routing::get, Router};
+        use tower::ServiceExt;
+        let app = Router::new().route(
+            "/things/{id}",
+            get(|ApiPath(id): ApiPath<String>| async move { id }),
+        );
+        let response = app
+            .clone()
+            .oneshot(Request::get("/things/%FF").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, ErrorCode::NotFound);
+        let response = app
+            .oneshot(Request::get("/things/%C3%A9").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..], "é".as_bytes());
     }
 }

@@ -3,12 +3,12 @@
 use crate::{
     auth::extract::{Admin, RequireRole},
     db::{audit, sessions, users},
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiPath},
     state::AppState,
 };
 use app::api::{AdminUser, AuditEntry, Role, UpdateUserRequest, UserPage};
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     routing::{get, patch, post},
     Json, Router,
@@ -83,7 +83,7 @@ async fn list(
 async fn update(
     State(state): State<AppState>,
     RequireRole(admin, _): RequireRole<Admin>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(change): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUser>, ApiError> {
     let now = state.clock.unix();
@@ -137,7 +137,7 @@ async fn update(
 async fn revoke_sessions(
     State(state): State<AppState>,
     RequireRole(admin, _): RequireRole<Admin>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.unix();
     let target = users::find_by_id(state.db.pool(), &id)

@@ -4,12 +4,12 @@ use crate::{
     auth::extract::AuthUser,
     clock::{rfc3339, SharedClock},
     db::{audit, sessions, Db},
-    error::ApiError,
+    error::{ApiError, ApiPath},
     state::AppState,
 };
 use app::api::SessionInfo;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     routing::{delete, get, post},
     Json, Router,
@@ -48,7 +48,7 @@ async fn revoke(
     State(db): State<Db>,
     State(clock): State<SharedClock>,
     user: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let now = clock.unix();
     if !sessions::revoke_of_user(db.pool(), user.user_id(), &id, now, "revoked by its owner")

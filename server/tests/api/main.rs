@@ -13,6 +13,7 @@ mod logout;
 mod mailbox;
 mod me;
 mod password;
+mod paths;
 mod process;
 mod race_matrix;
 mod recovery;
