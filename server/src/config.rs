@@ -30,7 +30,20 @@ pub struct Settings {
     pub mail_from: lettre::message::Mailbox,
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
     pub require_verified_email: bool,
+    pub http: HttpLimits,
     pub rust_log: String,
+}
+
+/// Limits of the HTTP server, so slow or many clients cannot hold it (see `serve.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A connection that has not sent complete request headers within this is closed
+    /// (slowloris); so is a keep-alive connection idle this long.
+    pub header_timeout: Duration,
+    /// A request with no response within this is answered 503 `unavailable`.
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: u32,
 }
 
 /// How mail leaves the server.
@@ -201,6 +214,29 @@ impl Settings {
             false,
         )?;
 
+        let http = HttpLimits {
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
+            request_timeout: secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
+            max_connections: match var("HTTP_MAX_CONNECTIONS") {
+                None => 1024,
+                Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                    err(
+                        "HTTP_MAX_CONNECTIONS",
+                        format!("expected a whole number, got {v:?}"),
+                    )
+                })?,
+            },
+        };
+        if http.header_timeout.is_zero() {
+            return Err(err("HTTP_HEADER_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if http.request_timeout.is_zero() {
+            return Err(err("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if http.max_connections == 0 {
+            return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1"));
+        }
+
         let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
@@ -223,6 +259,7 @@ impl Settings {
             mail,
             mail_from,
             require_verified_email,
+            http,
             rust_log,
         })
     }
@@ -342,6 +379,27 @@ mod tests {
         );
         assert_eq!(s.mail_from.email.to_string(), "no-reply@localhost");
         assert!(!s.require_verified_email);
+        assert_eq!(
+            s.http,
+            HttpLimits {
+                header_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                max_connections: 1024,
+            }
+        );
+    }
+
+    #[test]
+    fn http_limits_parse() {
+        let s = settings(&[
+            ("HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "5"),
+            ("HTTP_MAX_CONNECTIONS", "8"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.max_connections, 8);
     }
 
     #[test]
@@ -456,6 +514,12 @@ mod tests {
             ("SMTP_URL", "logs"),
             ("MAIL_FROM", "not an address"),
             ("REQUIRE_VERIFIED_EMAIL", "sometimes"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "10s"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "-5"),
+            ("HTTP_MAX_CONNECTIONS", "lots"),
         ];
         for (var, value) in cases {
             let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));

@@ -23,6 +23,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("service unavailable")]
     Unavailable,
+    /// The request ran past its time limit (`HTTP_REQUEST_TIMEOUT_SECS`).
+    #[error("request time limit reached")]
+    TimedOut,
     #[error("email already registered")]
     EmailTaken,
     #[error("too many attempts")]
@@ -89,7 +92,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TimedOut | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EmailTaken | ApiError::LastAdmin | ApiError::AlreadyVerified => {
                 StatusCode::CONFLICT
@@ -117,7 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Unavailable | ApiError::TimedOut => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::EmailTaken => ErrorCode::EmailTaken,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -153,6 +158,7 @@ impl ApiError {
             ApiError::NotFound => "No such API route.".into(),
             ApiError::MethodNotAllowed => "This method is not allowed on this route.".into(),
             ApiError::Unavailable => "The service is not ready.".into(),
+            ApiError::TimedOut => "The server took too long to answer. Try again.".into(),
             ApiError::Internal(_) => "Something went wrong on our side.".into(),
             ApiError::EmailTaken => "An account with this email already exists.".into(),
             ApiError::RateLimited { .. } => "Too many attempts. Try again later.".into(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod mail;
 pub mod routes;
 pub mod security;
+pub mod serve;
 pub mod state;
 pub mod telemetry;
 
@@ -120,18 +121,15 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (within the
+    /// HTTP limits of the settings), sends the mail still queued and closes the database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_sessions(self.db.clone(), self.clock.clone()));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = self.state.settings.http;
+        let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
         self.state.mailer.flush(mail::LONGEST_SEND).await;
@@ -179,7 +177,12 @@ pub fn build_router(state: AppState) -> Router {
         >(page_context, shell));
 
     let cors = routes::cors(&state.settings);
+    let request_limit = state.settings.http.request_timeout;
     let router = routes::mount_api(pages.merge(routes::health::router()), cors)
+        .layer(axum::middleware::from_fn_with_state(
+            request_limit,
+            serve::request_time_limit,
+        ))
         .layer(telemetry::trace_layer())
         .with_state(state);
     security::with_security_headers(router)

@@ -8,6 +8,7 @@ mod headers;
 mod health;
 mod helpers;
 mod input;
+mod limits;
 mod login;
 mod logout;
 mod mailbox;
