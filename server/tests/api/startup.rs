@@ -1,5 +1,7 @@
-//! What start-up refuses: mail that would land in a production log.
+//! What start-up refuses, and what it creates: mail that would land in a production log,
+//! key files others can read, and the database files' permissions.
 
+use crate::helpers::spawn_app;
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -52,4 +54,65 @@ fn a_public_address_without_smtp_url_stops_start_up() {
         !dir.path().join("data").exists(),
         "nothing was created before the refusal"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_stops_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    for (var, file, mode) in [
+        ("AUTH_KEY_FILE", "jwt.pem", 0o644),
+        ("AUTH_SECRET_FILE", "secret.key", 0o620),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file);
+        let mut rng = rand::rng();
+        // Valid files, as a first start writes them; then opened up to others.
+        server::auth::keys::load_or_create_signing_key(&dir.path().join("jwt.pem"), &mut rng)
+            .unwrap();
+        server::auth::keys::load_or_create_secret(&dir.path().join("secret.key"), &mut rng)
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let path_text = path.display().to_string();
+        let (code, stderr) = run_server(
+            dir.path(),
+            &[
+                (
+                    "AUTH_KEY_FILE",
+                    &dir.path().join("jwt.pem").display().to_string(),
+                ),
+                (
+                    "AUTH_SECRET_FILE",
+                    &dir.path().join("secret.key").display().to_string(),
+                ),
+                ("RUST_LOG", "info"),
+                ("NO_COLOR", "1"),
+            ],
+        );
+        assert_eq!(code, Some(1), "{var}: {stderr}");
+        assert!(
+            stderr.contains(&format!("chmod 600 {path_text}")),
+            "{var}: {stderr}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_and_its_journal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    if app.db.backend() != server::db::Backend::Sqlite {
+        return;
+    }
+    // A write, so the WAL and its index exist.
+    app.register(&crate::helpers::unique_email()).await;
+    let dir = app.key_file.parent().unwrap();
+    for file in ["app.db", "app.db-wal", "app.db-shm"] {
+        let mode = std::fs::metadata(dir.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
+    }
 }
