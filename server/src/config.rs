@@ -31,6 +31,8 @@ pub struct Settings {
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
     pub require_verified_email: bool,
     pub http: HttpLimits,
+    /// Audit entries older than this are deleted by the periodic pruning.
+    pub audit_retention: Duration,
     pub rust_log: String,
 }
 
@@ -237,6 +239,21 @@ impl Settings {
             return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1"));
         }
 
+        let audit_retention = match var("AUDIT_RETENTION_DAYS") {
+            None => Duration::from_secs(365 * 86_400),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(0) => return Err(err("AUDIT_RETENTION_DAYS", "must be at least 1")),
+                // More than a million years is no limit worth a number.
+                Ok(days) if days <= 365_000_000 => Duration::from_secs(days * 86_400),
+                _ => {
+                    return Err(err(
+                        "AUDIT_RETENTION_DAYS",
+                        format!("expected a whole number of days, got {v:?}"),
+                    ))
+                }
+            },
+        };
+
         let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
@@ -260,6 +277,7 @@ impl Settings {
             mail_from,
             require_verified_email,
             http,
+            audit_retention,
             rust_log,
         })
     }
@@ -386,6 +404,26 @@ mod tests {
                 request_timeout: Duration::from_secs(30),
                 max_connections: 1024,
             }
+        );
+    }
+
+    #[test]
+    fn audit_retention_is_counted_in_days() {
+        assert_eq!(
+            settings(&[]).unwrap().audit_retention,
+            Duration::from_secs(365 * 86_400)
+        );
+        assert_eq!(
+            settings(&[("AUDIT_RETENTION_DAYS", " 30 ")])
+                .unwrap()
+                .audit_retention,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            settings(&[("AUDIT_RETENTION_DAYS", "1")])
+                .unwrap()
+                .audit_retention,
+            Duration::from_secs(86_400)
         );
     }
 
@@ -520,6 +558,10 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("HTTP_MAX_CONNECTIONS", "-5"),
             ("HTTP_MAX_CONNECTIONS", "lots"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "-1"),
+            ("AUDIT_RETENTION_DAYS", "1y"),
+            ("AUDIT_RETENTION_DAYS", "18446744073709551615"),
         ];
         for (var, value) in cases {
             let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));

@@ -127,7 +127,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let pruner = tokio::spawn(prune_sessions(self.db.clone(), self.clock.clone()));
+        let pruner = tokio::spawn(prune_sessions(
+            self.db.clone(),
+            self.clock.clone(),
+            self.state.settings.audit_retention,
+        ));
         let limits = self.state.settings.http;
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
@@ -138,8 +142,9 @@ impl Application {
     }
 }
 
-/// Deletes dead sessions, codes and reset links every ten minutes, off the request path.
-async fn prune_sessions(db: Db, clock: SharedClock) {
+/// Deletes dead sessions, codes and reset links, and audit entries past their retention,
+/// every ten minutes, off the request path.
+async fn prune_sessions(db: Db, clock: SharedClock, audit_retention: std::time::Duration) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
     /// Revoked families are kept a day, for the record.
     const KEEP_REVOKED_SECS: i64 = 24 * 3600;
@@ -156,6 +161,12 @@ async fn prune_sessions(db: Db, clock: SharedClock) {
         let resets = db::password_resets::prune(db.pool(), day_ago).await;
         if let Err(e) = codes.and(resets) {
             tracing::warn!(error = %e, "pruning codes and reset links failed");
+        }
+        let retention = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
+        match db::audit::prune(db.pool(), clock.unix().saturating_sub(retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "pruned audit entries past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
         }
     }
 }

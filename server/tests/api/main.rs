@@ -2,6 +2,7 @@
 //! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod admin;
+mod audit_retention;
 mod errors;
 mod guards;
 mod headers;
