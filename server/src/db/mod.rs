@@ -334,4 +334,41 @@ mod tests {
         }
         db.close().await;
     }
+
+    /// A migration file added to `migrations/` but not to `MIGRATIONS` would never run.
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files.len(),
+            MIGRATIONS.len(),
+            "files {files:?} vs MIGRATIONS"
+        );
+        for (i, (file, (version, description, sql))) in files.iter().zip(MIGRATIONS).enumerate() {
+            let stem = file
+                .strip_suffix(".sql")
+                .unwrap_or_else(|| panic!("{file}: migrations are .sql files"));
+            let (number, name) = stem
+                .split_once('_')
+                .unwrap_or_else(|| panic!("{file}: expected NNNN_name.sql"));
+            assert_eq!(number.len(), 4, "{file}: four digits");
+            assert_eq!(
+                number.parse::<i64>().unwrap(),
+                i as i64 + 1,
+                "{file}: numbered in sequence from 1"
+            );
+            assert_eq!(*version, i as i64 + 1, "{file}: its entry's version");
+            assert_eq!(*description, name, "{file}: its entry's description");
+            assert_eq!(
+                *sql,
+                std::fs::read_to_string(folder.join(file)).unwrap(),
+                "{file}: its entry embeds this file"
+            );
+        }
+    }
 }
