@@ -24,14 +24,39 @@ pub struct Settings {
     /// Normalised origins (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub rate_limit_enabled: bool,
-    /// `smtp://…` or `smtps://…` (may carry a password, hence secret); unset, mail goes to
-    /// the log in full (the development backend).
-    pub smtp_url: Option<SecretString>,
+    /// Where mail goes: `SMTP_URL`, or the log (see [`MailTransport`]).
+    pub mail: MailTransport,
     /// The `From` of every message, e.g. `Example <no-reply@example.com>`.
     pub mail_from: lettre::message::Mailbox,
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
     pub require_verified_email: bool,
+    pub http: HttpLimits,
+    /// Audit entries older than this are deleted by the periodic pruning.
+    pub audit_retention: Duration,
     pub rust_log: String,
+}
+
+/// Limits of the HTTP server, so slow or many clients cannot hold it (see `serve.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A connection that has not sent complete request headers within this is closed
+    /// (slowloris); so is a keep-alive connection idle this long.
+    pub header_timeout: Duration,
+    /// A request with no response within this is answered 503 `unavailable`.
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: u32,
+}
+
+/// How mail leaves the server.
+#[derive(Clone, Debug)]
+pub enum MailTransport {
+    /// `smtp://…` or `smtps://…`; may carry a password, hence secret.
+    Smtp(SecretString),
+    /// Each message written in full to the log. Chosen when `SMTP_URL` is unset and
+    /// `PUBLIC_URL` is a loopback address (development), or anywhere with `SMTP_URL=log`.
+    /// Anywhere else it would put live reset links and codes into production logs.
+    Log,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,16 +173,31 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         };
 
-        let smtp_url = match var("SMTP_URL") {
-            None => None,
+        let mail = match var("SMTP_URL") {
+            Some(v) if v.trim().eq_ignore_ascii_case("log") => MailTransport::Log,
             Some(url) => {
                 let url = url.trim().to_string();
                 if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                    return Err(err("SMTP_URL", "must start with smtp:// or smtps://"));
+                    return Err(err(
+                        "SMTP_URL",
+                        "must start with smtp:// or smtps://, or be log",
+                    ));
                 }
                 lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
                     .map_err(|e| err("SMTP_URL", e.to_string()))?;
-                Some(SecretString::from(url))
+                MailTransport::Smtp(SecretString::from(url))
+            }
+            None if is_loopback_origin(&public_url) => MailTransport::Log,
+            None => {
+                return Err(err(
+                    "SMTP_URL",
+                    format!(
+                        "unset while PUBLIC_URL ({public_url}) is not a loopback address, so \
+                         reset links and codes would only reach the log; set SMTP_URL to your \
+                         mail server (smtps://user:pass@host:465), or SMTP_URL=log to write mail \
+                         to the log on purpose"
+                    ),
+                ))
             }
         };
         let mail_from = var("MAIL_FROM")
@@ -175,6 +215,44 @@ impl Settings {
             var("REQUIRE_VERIFIED_EMAIL"),
             false,
         )?;
+
+        let http = HttpLimits {
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
+            request_timeout: secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
+            max_connections: match var("HTTP_MAX_CONNECTIONS") {
+                None => 1024,
+                Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                    err(
+                        "HTTP_MAX_CONNECTIONS",
+                        format!("expected a whole number, got {v:?}"),
+                    )
+                })?,
+            },
+        };
+        if http.header_timeout.is_zero() {
+            return Err(err("HTTP_HEADER_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if http.request_timeout.is_zero() {
+            return Err(err("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if http.max_connections == 0 {
+            return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1"));
+        }
+
+        let audit_retention = match var("AUDIT_RETENTION_DAYS") {
+            None => Duration::from_secs(365 * 86_400),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(0) => return Err(err("AUDIT_RETENTION_DAYS", "must be at least 1")),
+                // More than a million years is no limit worth a number.
+                Ok(days) if days <= 365_000_000 => Duration::from_secs(days * 86_400),
+                _ => {
+                    return Err(err(
+                        "AUDIT_RETENTION_DAYS",
+                        format!("expected a whole number of days, got {v:?}"),
+                    ))
+                }
+            },
+        };
 
         let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
@@ -195,9 +273,11 @@ impl Settings {
             cookie_secure,
             allowed_origins,
             rate_limit_enabled,
-            smtp_url,
+            mail,
             mail_from,
             require_verified_email,
+            http,
+            audit_retention,
             rust_log,
         })
     }
@@ -216,6 +296,20 @@ fn parse_bool(
             _ => Err(err(var, format!("expected true or false, got {v:?}"))),
         },
     }
+}
+
+/// True when `origin` (as [`parse_origin`] makes it) names this machine: `localhost`,
+/// 127.0.0.0/8 or `::1`.
+fn is_loopback_origin(origin: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = match authority.strip_prefix('[') {
+        Some(inner) => inner.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reduces a URL to its origin (`scheme://host[:port]`, lowercase, default port dropped),
@@ -297,9 +391,53 @@ mod tests {
         assert!(s.allowed_origins.is_empty());
         assert!(s.rate_limit_enabled);
         assert_eq!(s.rust_log, "info");
-        assert!(s.smtp_url.is_none(), "mail goes to the log by default");
+        assert!(
+            matches!(s.mail, MailTransport::Log),
+            "mail goes to the log by default (a loopback PUBLIC_URL)"
+        );
         assert_eq!(s.mail_from.email.to_string(), "no-reply@localhost");
         assert!(!s.require_verified_email);
+        assert_eq!(
+            s.http,
+            HttpLimits {
+                header_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                max_connections: 1024,
+            }
+        );
+    }
+
+    #[test]
+    fn audit_retention_is_counted_in_days() {
+        assert_eq!(
+            settings(&[]).unwrap().audit_retention,
+            Duration::from_secs(365 * 86_400)
+        );
+        assert_eq!(
+            settings(&[("AUDIT_RETENTION_DAYS", " 30 ")])
+                .unwrap()
+                .audit_retention,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            settings(&[("AUDIT_RETENTION_DAYS", "1")])
+                .unwrap()
+                .audit_retention,
+            Duration::from_secs(86_400)
+        );
+    }
+
+    #[test]
+    fn http_limits_parse() {
+        let s = settings(&[
+            ("HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "5"),
+            ("HTTP_MAX_CONNECTIONS", "8"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.max_connections, 8);
     }
 
     #[test]
@@ -310,10 +448,12 @@ mod tests {
             ("REQUIRE_VERIFIED_EMAIL", "true"),
         ])
         .unwrap();
-        assert_eq!(
-            s.smtp_url.as_ref().map(|u| u.expose_secret().to_string()),
-            Some("smtp://user:pw@127.0.0.1:1025".into())
-        );
+        match &s.mail {
+            MailTransport::Smtp(url) => {
+                assert_eq!(url.expose_secret(), "smtp://user:pw@127.0.0.1:1025")
+            }
+            MailTransport::Log => panic!("SMTP_URL is set"),
+        }
         assert_eq!(s.mail_from.to_string(), "Example <hello@example.com>");
         assert!(s.require_verified_email);
         assert!(
@@ -323,12 +463,63 @@ mod tests {
     }
 
     #[test]
+    fn mail_to_the_log_needs_a_loopback_public_url_or_saying_so() {
+        for public_url in [
+            "http://127.0.0.1:3000",
+            "http://127.8.9.10",
+            "http://localhost:3000",
+            "http://LocalHost",
+            "http://[::1]:3000",
+        ] {
+            let s = settings(&[("PUBLIC_URL", public_url)]);
+            assert!(s.is_ok(), "{public_url}: {:?}", s.err());
+        }
+        for public_url in [
+            "https://auth.example.com",
+            "http://10.0.0.5:3000",
+            "http://0.0.0.0:3000",
+            "http://[::2]",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let e = settings(&[("PUBLIC_URL", public_url)])
+                .expect_err(&format!("{public_url} without SMTP_URL must be refused"));
+            assert_eq!(e.var, "SMTP_URL", "{public_url}");
+            assert!(e.reason.contains("SMTP_URL=log"), "says how: {e}");
+        }
+        // The default PUBLIC_URL follows the listen address.
+        let e = settings(&[("LEPTOS_SITE_ADDR", "0.0.0.0:3000")]).unwrap_err();
+        assert_eq!(e.var, "SMTP_URL");
+
+        // Either choice, said on purpose, is taken anywhere.
+        for log in ["log", " LOG "] {
+            let s = settings(&[
+                ("PUBLIC_URL", "https://auth.example.com"),
+                ("SMTP_URL", log),
+            ])
+            .unwrap();
+            assert!(matches!(s.mail, MailTransport::Log), "{log:?}");
+        }
+        let s = settings(&[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+        ])
+        .unwrap();
+        assert!(matches!(s.mail, MailTransport::Smtp(_)));
+    }
+
+    #[test]
     fn public_url_feeds_issuer_and_audience_unless_they_are_set() {
-        let s = settings(&[("PUBLIC_URL", "https://Auth.Example.com/")]).unwrap();
+        let s = settings(&[
+            ("PUBLIC_URL", "https://Auth.Example.com/"),
+            ("SMTP_URL", "log"),
+        ])
+        .unwrap();
         assert_eq!(s.public_url, "https://auth.example.com");
         assert_eq!(s.issuer, "https://auth.example.com");
         let s = settings(&[
             ("PUBLIC_URL", "https://auth.example.com"),
+            ("SMTP_URL", "log"),
             ("AUTH_ISSUER", "issuer-x"),
             ("AUTH_AUDIENCE", "aud-y"),
         ])
@@ -358,8 +549,19 @@ mod tests {
             ("RUST_LOG", "info,[[["),
             ("SMTP_URL", "mail.example.com:25"),
             ("SMTP_URL", "smtp://"),
+            ("SMTP_URL", "logs"),
             ("MAIL_FROM", "not an address"),
             ("REQUIRE_VERIFIED_EMAIL", "sometimes"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "10s"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "-5"),
+            ("HTTP_MAX_CONNECTIONS", "lots"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "-1"),
+            ("AUDIT_RETENTION_DAYS", "1y"),
+            ("AUDIT_RETENTION_DAYS", "18446744073709551615"),
         ];
         for (var, value) in cases {
             let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));

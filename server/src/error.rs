@@ -2,7 +2,7 @@
 
 use app::api::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::{
-    extract::rejection::JsonRejection,
+    extract::rejection::{JsonRejection, PathRejection},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -23,6 +23,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("service unavailable")]
     Unavailable,
+    /// The request ran past its time limit (`HTTP_REQUEST_TIMEOUT_SECS`).
+    #[error("request time limit reached")]
+    TimedOut,
     #[error("email already registered")]
     EmailTaken,
     #[error("too many attempts")]
@@ -89,7 +92,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TimedOut | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EmailTaken | ApiError::LastAdmin | ApiError::AlreadyVerified => {
                 StatusCode::CONFLICT
@@ -117,7 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Unavailable | ApiError::TimedOut => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::EmailTaken => ErrorCode::EmailTaken,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -153,6 +158,7 @@ impl ApiError {
             ApiError::NotFound => "No such API route.".into(),
             ApiError::MethodNotAllowed => "This method is not allowed on this route.".into(),
             ApiError::Unavailable => "The service is not ready.".into(),
+            ApiError::TimedOut => "The server took too long to answer. Try again.".into(),
             ApiError::Internal(_) => "Something went wrong on our side.".into(),
             ApiError::EmailTaken => "An account with this email already exists.".into(),
             ApiError::RateLimited { .. } => "Too many attempts. Try again later.".into(),
@@ -245,6 +251,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A path parameter that cannot be decoded (invalid UTF-8 after percent-decoding, or not
+/// the type the route expects) names no resource: 404 `not_found`, in the contract's shape.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        tracing::debug!(error = %rejection.body_text(), "path parameter refused");
+        ApiError::NotFound
+    }
+}
+
 impl From<crate::auth::password::PasswordError> for ApiError {
     fn from(e: crate::auth::password::PasswordError) -> ApiError {
         match e {
@@ -273,6 +288,11 @@ impl From<sqlx::Error> for ApiError {
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// `Path` whose rejections use the contract's error shape (see `From<PathRejection>`).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -308,5 +328,35 @@ mod tests {
         let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.code, ErrorCode::ValidationFailed);
         assert_eq!(body.error.fields, Some(fields));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_path_parameter_is_a_json_404() {
+        use axum::{body::Body, http::Request, routing::get, Router};
+        use tower::ServiceExt;
+        let app = Router::new().route(
+            "/things/{id}",
+            get(|ApiPath(id): ApiPath<String>| async move { id }),
+        );
+        let response = app
+            .clone()
+            .oneshot(Request::get("/things/%FF").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, ErrorCode::NotFound);
+        let response = app
+            .oneshot(Request::get("/things/%C3%A9").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..], "é".as_bytes());
     }
 }

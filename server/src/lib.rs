@@ -11,6 +11,7 @@ pub mod error;
 pub mod mail;
 pub mod routes;
 pub mod security;
+pub mod serve;
 pub mod service;
 pub mod state;
 pub mod telemetry;
@@ -113,18 +114,19 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (within the
+    /// HTTP limits of the settings), sends the mail still queued and closes the database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let pruner = tokio::spawn(prune_sessions(self.db.clone(), self.clock.clone()));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let pruner = tokio::spawn(prune_sessions(
+            self.db.clone(),
+            self.clock.clone(),
+            self.state.settings.audit_retention,
+        ));
+        let limits = self.state.settings.http;
+        let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
         self.state.core.mailer.flush(mail::LONGEST_SEND).await;
@@ -133,31 +135,37 @@ impl Application {
     }
 }
 
-/// Deletes dead sessions, codes and reset links every ten minutes, off the request path.
-async fn prune_sessions(db: Db, clock: SharedClock) {
+/// Prunes every ten minutes, off the request path (see [`prune_once`]).
+async fn prune_sessions(db: Db, clock: SharedClock, audit_retention: std::time::Duration) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
     let mut ticker = tokio::time::interval(EVERY);
     loop {
         ticker.tick().await;
-        if let Err(e) = prune_once(&db, clock.unix()).await {
+        if let Err(e) = prune_once(&db, clock.unix(), audit_retention).await {
             tracing::warn!(error = %e, "pruning failed");
         }
     }
 }
 
 /// One round of pruning at `now`: sessions that ended more than a week ago, codes and
-/// reset links that ended more than a day ago.
-pub async fn prune_once(db: &Db, now: i64) -> Result<(), sqlx::Error> {
+/// reset links that ended more than a day ago, audit entries older than their retention.
+pub async fn prune_once(
+    db: &Db,
+    now: i64,
+    audit_retention: std::time::Duration,
+) -> Result<(), sqlx::Error> {
     /// Used codes and reset links are kept a day, for the record.
     const KEEP_USED_SECS: i64 = 24 * 3600;
     let ended_before = now - service::sessions::KEEP_ENDED_SECS;
     let sessions = db::sessions::prune(db.pool(), ended_before).await?;
-    if sessions > 0 {
-        tracing::info!(sessions, "pruned ended sessions");
-    }
     let day_ago = now - KEEP_USED_SECS;
     db::email_codes::prune(db.pool(), day_ago).await?;
     db::password_resets::prune(db.pool(), day_ago).await?;
+    let retention = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
+    let entries = db::audit::prune(db.pool(), now.saturating_sub(retention)).await?;
+    if sessions + entries > 0 {
+        tracing::info!(sessions, audit_entries = entries, "pruned");
+    }
     Ok(())
 }
 
@@ -178,7 +186,12 @@ pub fn build_router(state: AppState) -> Router {
         >(page_context, shell));
 
     let cors = routes::cors(&state.settings);
+    let request_limit = state.settings.http.request_timeout;
     let router = routes::mount_api(pages.merge(routes::health::router()), cors)
+        .layer(axum::middleware::from_fn_with_state(
+            request_limit,
+            serve::request_time_limit,
+        ))
         .layer(telemetry::trace_layer())
         .with_state(state);
     security::with_security_headers(router)

@@ -1,12 +1,12 @@
-//! Outgoing mail: SMTP through lettre when `SMTP_URL` is set, else a development backend
-//! that writes each message in full to the log.
+//! Outgoing mail: SMTP through lettre, or a backend that writes each message in full to the
+//! log (development, or `SMTP_URL=log`; see [`MailTransport`]).
 //!
 //! A message is never dropped silently. [`Mailer::queue`] sends in the background (so a
 //! request never waits on, or reveals timing through, the mail server), retries a failed
 //! send, and logs an error naming the recipient and subject when it finally gives up.
 //! Shutdown waits for messages still in flight ([`Mailer::flush`]).
 
-use crate::config::Settings;
+use crate::config::{MailTransport, Settings};
 use lettre::{
     message::{header::ContentType, Mailbox},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -71,14 +71,14 @@ struct InFlight {
 impl Mailer {
     /// The backend the settings name (their `SMTP_URL` was checked when they were read).
     pub fn from_settings(settings: &Settings) -> Result<Mailer, MailError> {
-        let backend = match &settings.smtp_url {
-            Some(url) => Backend::Smtp(
+        let backend = match &settings.mail {
+            MailTransport::Smtp(url) => Backend::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?
                     .timeout(Some(SMTP_TIMEOUT))
                     .build(),
             ),
-            None => {
-                tracing::warn!("SMTP_URL is unset: mail is written to the log, not sent");
+            MailTransport::Log => {
+                tracing::warn!("mail is written to the log, not sent (SMTP_URL unset or log)");
                 Backend::Log
             }
         };
@@ -141,7 +141,7 @@ impl Mailer {
                 tracing::info!(
                     to = %email.to,
                     subject = %email.subject,
-                    "mail (development backend, SMTP_URL unset), not sent:\n{}",
+                    "mail (log backend), not sent:\n{}",
                     email.body
                 );
                 Ok(())
@@ -189,12 +189,33 @@ mod tests {
     use super::*;
 
     fn mailer(smtp_url: Option<&str>) -> Mailer {
+        mailer_with(&[], smtp_url)
+    }
+
+    fn mailer_with(vars: &[(&str, &str)], smtp_url: Option<&str>) -> Mailer {
         let settings = Settings::from_lookup(|name| match name {
             "SMTP_URL" => smtp_url.map(str::to_string),
-            _ => None,
+            _ => vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string()),
         })
         .unwrap();
         Mailer::from_settings(&settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_backend_follows_the_settings() {
+        assert!(matches!(*mailer(None).backend, Backend::Log));
+        let public = [("PUBLIC_URL", "https://auth.example.com")];
+        assert!(matches!(
+            *mailer_with(&public, Some("log")).backend,
+            Backend::Log
+        ));
+        assert!(matches!(
+            *mailer_with(&public, Some("smtps://mail.example.com")).backend,
+            Backend::Smtp(_)
+        ));
     }
 
     fn email(to: &str) -> Email {

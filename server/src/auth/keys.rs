@@ -1,6 +1,7 @@
 //! Key material on disk: the Ed25519 signing key (`AUTH_KEY_FILE`) and the server secret
 //! (`AUTH_SECRET_FILE`). Both are generated on first start with mode 0600 and survive
-//! restarts, so tokens issued before a restart stay valid after it.
+//! restarts, so tokens issued before a restart stay valid after it. An existing one that
+//! group or others may read or write stops start-up.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ed25519_dalek::{
@@ -41,6 +42,30 @@ fn create_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     file.sync_all().map_err(|e| file_error(path, e))
 }
 
+/// Refuses a key file that group or others may read or write: whoever reads it can sign
+/// tokens, or derive refresh tokens, as the server.
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|e| file_error(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o066 != 0 {
+            return Err(file_error(
+                path,
+                format!(
+                    "readable or writable by group or others (mode {:o}); run: chmod 600 {}",
+                    mode & 0o777,
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The signing key, from its PKCS#8 PEM file, generated when absent.
 pub fn load_or_create_signing_key(
     path: &Path,
@@ -56,6 +81,7 @@ pub fn load_or_create_signing_key(
         create_private(path, pem.as_bytes())?;
         tracing::info!(path = %path.display(), "generated a new Ed25519 signing key");
     }
+    check_private(path)?;
     let pem = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
     SigningKey::from_pkcs8_pem(&pem)
         .map_err(|e| file_error(path, format!("not an Ed25519 PKCS#8 PEM key: {e}")))
@@ -69,6 +95,7 @@ pub fn load_or_create_secret(path: &Path, rng: &mut impl RngCore) -> Result<[u8;
         create_private(path, &secret)?;
         tracing::info!(path = %path.display(), "generated a new server secret");
     }
+    check_private(path)?;
     let bytes = fs::read(path).map_err(|e| file_error(path, e))?;
     bytes
         .try_into()
@@ -130,15 +157,52 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_key_file_open_to_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("jwt.pem");
+        let secret_path = dir.path().join("secret.key");
+        let mut rng = rand::rng();
+        load_or_create_signing_key(&key_path, &mut rng).unwrap();
+        load_or_create_secret(&secret_path, &mut rng).unwrap();
+        for mode in [0o640, 0o604, 0o620, 0o602, 0o644, 0o666] {
+            for path in [&key_path, &secret_path] {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+            }
+            let e = load_or_create_signing_key(&key_path, &mut rng).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("chmod 600 {}", key_path.display())),
+                "{mode:o}: {e}"
+            );
+            let e = load_or_create_secret(&secret_path, &mut rng).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("chmod 600 {}", secret_path.display())),
+                "{mode:o}: {e}"
+            );
+        }
+        // Owner-only, read-only too, is fine.
+        for path in [&key_path, &secret_path] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        load_or_create_signing_key(&key_path, &mut rng).unwrap();
+        load_or_create_secret(&secret_path, &mut rng).unwrap();
+    }
+
     #[test]
     fn a_bad_key_file_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwt.pem");
-        fs::write(&path, "not a key").unwrap();
+        create_private(&path, b"not a key").unwrap();
         let e = load_or_create_signing_key(&path, &mut rand::rng()).unwrap_err();
         assert!(e.to_string().contains("jwt.pem"), "{e}");
+        assert!(e.to_string().contains("not an Ed25519"), "{e}");
         let secret = dir.path().join("short.key");
-        fs::write(&secret, [1u8; 5]).unwrap();
-        assert!(load_or_create_secret(&secret, &mut rand::rng()).is_err());
+        create_private(&secret, &[1u8; 5]).unwrap();
+        let e = load_or_create_secret(&secret, &mut rand::rng()).unwrap_err();
+        assert!(e.to_string().contains("expected 32 bytes"), "{e}");
     }
 }

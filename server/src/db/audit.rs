@@ -98,3 +98,16 @@ pub async fn page<'e>(
     .fetch_all(db)
     .await
 }
+
+/// Deletes the entries recorded before `before` (Unix seconds), so the log does not keep
+/// addresses and events for ever; returns how many went.
+pub async fn prune<'e>(
+    db: impl Executor<'e, Database = Any>,
+    before: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("delete from audit_log where at < $1")
+        .bind(before)
+        .execute(db)
+        .await
+        .map(|done| done.rows_affected())
+}

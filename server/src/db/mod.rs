@@ -76,6 +76,11 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create the database file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("cannot run migrations: {0}")]
@@ -238,13 +243,15 @@ impl Db {
     }
 }
 
-/// `sqlite://data/app.db` → create `data/` and ask SQLite to create the file.
+/// `sqlite://data/app.db` → create `data/` and the file, readable by its owner only, and ask
+/// SQLite to create it should it vanish meanwhile.
 fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if !path.is_empty() && path != ":memory:" {
+    let mode = query.split('&').find_map(|kv| kv.strip_prefix("mode="));
+    if !path.is_empty() && path != ":memory:" && mode != Some("memory") {
         if let Some(parent) = Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -254,14 +261,38 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
                 source,
             })?;
         }
+        if mode.is_none_or(|m| m == "rwc") {
+            create_private_file(Path::new(path))?;
+        }
     }
-    Ok(if query.split('&').any(|kv| kv.starts_with("mode=")) {
+    Ok(if mode.is_some() {
         url.to_string()
     } else if query.is_empty() {
         format!("{url}?mode=rwc")
     } else {
         format!("{url}&mode=rwc")
     })
+}
+
+/// Creates an empty database file with mode 0600 unless it exists. SQLite would create it
+/// with the umask's mode (often world-readable: every account, session and audit entry),
+/// and gives its `-wal` and `-shm` files the main file's mode, so this covers all three.
+fn create_private_file(path: &Path) -> Result<(), DbError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DbError::File {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// True when `e` is a unique violation of the named constraint. PostgreSQL reports the
@@ -284,7 +315,73 @@ mod tests {
         let url = format!("sqlite://{}/nested/app.db", dir.path().display());
         assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
         assert!(dir.path().join("nested").is_dir());
+        assert!(dir.path().join("nested/app.db").is_file());
         let ro = format!("sqlite://{}/x.db?mode=ro", dir.path().display());
         assert_eq!(prepare_sqlite_url(&ro).unwrap(), ro);
+        assert!(
+            !dir.path().join("x.db").exists(),
+            "read-only asks for an existing file"
+        );
+        assert_eq!(
+            prepare_sqlite_url("sqlite::memory:").unwrap(),
+            "sqlite::memory:?mode=rwc"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_journal_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/app.db", dir.path().display()))
+            .await
+            .unwrap();
+        // Migrations write, so the WAL and its index exist.
+        db.migrate().await.unwrap();
+        for file in ["app.db", "app.db-wal", "app.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
+        }
+        db.close().await;
+    }
+
+    /// A migration file added to `migrations/` but not to `MIGRATIONS` would never run.
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files.len(),
+            MIGRATIONS.len(),
+            "files {files:?} vs MIGRATIONS"
+        );
+        for (i, (file, (version, description, sql))) in files.iter().zip(MIGRATIONS).enumerate() {
+            let stem = file
+                .strip_suffix(".sql")
+                .unwrap_or_else(|| panic!("{file}: migrations are .sql files"));
+            let (number, name) = stem
+                .split_once('_')
+                .unwrap_or_else(|| panic!("{file}: expected NNNN_name.sql"));
+            assert_eq!(number.len(), 4, "{file}: four digits");
+            assert_eq!(
+                number.parse::<i64>().unwrap(),
+                i as i64 + 1,
+                "{file}: numbered in sequence from 1"
+            );
+            assert_eq!(*version, i as i64 + 1, "{file}: its entry's version");
+            assert_eq!(*description, name, "{file}: its entry's description");
+            assert_eq!(
+                *sql,
+                std::fs::read_to_string(folder.join(file)).unwrap(),
+                "{file}: its entry embeds this file"
+            );
+        }
     }
 }

@@ -6,13 +6,13 @@ use super::{
 };
 use crate::{
     db::{audit, users},
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiPath},
     service::accounts::{self, AccessChange},
     state::AppState,
 };
 use app::api::{AdminUser, AuditEntry, UpdateUserRequest, UserPage};
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     routing::{get, patch, post},
     Json, Router,
@@ -86,7 +86,7 @@ async fn list(
 async fn update(
     State(state): State<AppState>,
     RequireRole(admin, _): RequireRole<Admin>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(change): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUser>, ApiError> {
     let change = AccessChange {
@@ -108,7 +108,7 @@ async fn update(
 async fn revoke_sessions(
     State(state): State<AppState>,
     RequireRole(admin, _): RequireRole<Admin>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     accounts::end_all_sessions(&state.core, admin.user_id(), &id, state.clock.unix()).await?;
     Ok(StatusCode::NO_CONTENT)

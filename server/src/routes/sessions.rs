@@ -2,12 +2,15 @@
 
 use super::extract::AuthUser;
 use crate::{
-    clock::rfc3339, db::sessions as session_rows, error::ApiError, service::sessions,
+    clock::rfc3339,
+    db::sessions as session_rows,
+    error::{ApiError, ApiPath},
+    service::sessions,
     state::AppState,
 };
 use app::api::SessionInfo;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     routing::{delete, get, post},
     Json, Router,
@@ -48,7 +51,7 @@ async fn list(
 async fn revoke(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     sessions::end_one(&state.core, user.user_id(), &id, state.clock.unix()).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,28 +1,9 @@
 //! `/api/admin/*`: people, roles and access, admins only.
 
-use crate::helpers::{
-    assert_error, assert_error_clearing, spawn_app, unique_email, Signed, TestApp,
-};
+use crate::helpers::{assert_error, assert_error_clearing, spawn_app, unique_email, TestApp};
 use app::api::{AdminUser, ErrorCode, UserPage};
 use reqwest::{Response, StatusCode};
 use serde_json::json;
-use server::db::users;
-
-/// A registered person made admin, signed in again with an admin token.
-async fn admin(app: &TestApp) -> Signed {
-    let email = unique_email();
-    let person = app.register(&email).await;
-    users::set_role(
-        app.db.pool(),
-        &person.session.user.id,
-        server::db::users::Role::Admin,
-        0,
-    )
-    .await
-    .unwrap();
-    app.state.core.users.evict(&person.session.user.id);
-    app.login(&email).await
-}
 
 async fn patch(app: &TestApp, token: &str, id: &str, body: serde_json::Value) -> Response {
     app.client
@@ -56,7 +37,7 @@ async fn only_admins_get_in() {
 #[tokio::test]
 async fn people_are_listed_in_pages_and_searched() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     for name in ["Ada Lovelace", "Grace Hopper", "Alan Turing"] {
         let email = format!(
             "{}-{}@example.com",
@@ -117,7 +98,7 @@ async fn people_are_listed_in_pages_and_searched() {
 #[tokio::test]
 async fn disabling_takes_effect_at_once_and_revokes_sessions() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let person = app.register(&unique_email()).await;
     let id = person.session.user.id.clone();
     let response = patch(
@@ -154,7 +135,7 @@ async fn disabling_takes_effect_at_once_and_revokes_sessions() {
 #[tokio::test]
 async fn disabling_deletes_the_person_s_reset_links() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let person = app.register(&unique_email()).await;
     let id = person.session.user.id.clone();
     let now = app.clock.now_unix();
@@ -183,7 +164,7 @@ async fn disabling_deletes_the_person_s_reset_links() {
 #[tokio::test]
 async fn promoting_and_demoting() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let person = app.register(&unique_email()).await;
     let id = person.session.user.id.clone();
     let response = patch(
@@ -229,14 +210,14 @@ async fn promoting_and_demoting() {
 #[tokio::test]
 async fn the_last_active_admin_cannot_be_demoted_or_disabled() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let id = root.session.user.id.clone();
     for change in [json!({"role": "user"}), json!({"active": false})] {
         let response = patch(&app, &root.session.access_token, &id, change).await;
         assert_error(response, StatusCode::CONFLICT, ErrorCode::LastAdmin).await;
     }
     // With a second admin, the first may step down.
-    let second = admin(&app).await;
+    let second = app.admin().await;
     let response = patch(
         &app,
         &second.session.access_token,
@@ -258,7 +239,7 @@ async fn the_last_active_admin_cannot_be_demoted_or_disabled() {
 #[tokio::test]
 async fn revoking_a_persons_sessions_ends_their_tokens() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let person = app.register(&unique_email()).await;
     app.clock.advance(1);
     let response = app
@@ -282,7 +263,7 @@ async fn revoking_a_persons_sessions_ends_their_tokens() {
 #[tokio::test]
 async fn the_audit_log_records_security_events_without_secrets() {
     let app = spawn_app().await;
-    let root = admin(&app).await;
+    let root = app.admin().await;
     let email = unique_email();
     let person = app.register(&email).await;
     let _ = app.login_raw(&email, "not the password").await;

@@ -22,7 +22,7 @@ pub struct TestApp {
     pub key_file: PathBuf,
     pub state: server::state::AppState,
     _dir: TempDir,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 /// What a successful register, login or refresh gave the client.
@@ -84,6 +84,13 @@ pub fn refresh_cookie(headers: &HeaderMap) -> Option<SetCookie> {
 }
 
 impl TestApp {
+    /// Starts the server's graceful shutdown, as SIGTERM does in the binary.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -180,6 +187,19 @@ impl TestApp {
             .expect("request failed")
     }
 
+    /// A registered person made admin (directly in the database), signed in again with an
+    /// admin token.
+    pub async fn admin(&self) -> Signed {
+        let email = unique_email();
+        let person = self.register(&email).await;
+        let id = &person.session.user.id;
+        server::db::users::set_role(self.db.pool(), id, server::db::users::Role::Admin, 0)
+            .await
+            .unwrap();
+        self.state.core.users.evict(id);
+        self.login(&email).await
+    }
+
     pub async fn me_raw(&self, access_token: &str) -> Response {
         self.client
             .get(self.url("/api/me"))
@@ -265,7 +285,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         key_file,
         state,
         _dir: dir,
-        _stop: stop,
+        stop: Some(stop),
     }
 }
 

@@ -7,16 +7,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod audit_retention;
 mod errors;
 mod guards;
 mod headers;
 mod health;
 mod helpers;
+mod input;
+mod limits;
 mod login;
 mod logout;
 mod mailbox;
 mod me;
 mod password;
+mod paths;
 mod process;
 mod race_matrix;
 mod recovery;
@@ -24,5 +28,6 @@ mod refresh;
 mod register;
 mod security;
 mod sessions;
+mod startup;
 mod users;
 mod verification;

@@ -10,27 +10,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use server::{
     auth::tokens,
-    db::{password_resets, sessions, users, Backend},
+    db::{password_resets, sessions, Backend},
 };
 use std::net::{IpAddr, Ipv4Addr};
 
 async fn me_status(app: &TestApp, signed: &Signed) -> StatusCode {
     app.me_raw(&signed.session.access_token).await.status()
-}
-
-async fn admin(app: &TestApp) -> Signed {
-    let email = unique_email();
-    let person = app.register(&email).await;
-    users::set_role(
-        app.db.pool(),
-        &person.session.user.id,
-        users::Role::Admin,
-        0,
-    )
-    .await
-    .unwrap();
-    app.state.core.users.evict(&person.session.user.id);
-    app.login(&email).await
 }
 
 // 1. An ended session's access token stops at once.
@@ -107,7 +92,7 @@ async fn a_detected_replay_ends_the_sessions_access_tokens() {
 #[tokio::test]
 async fn an_admin_revocation_ends_access_tokens() {
     let app = spawn_app().await;
-    let admin = admin(&app).await;
+    let admin = app.admin().await;
     let person = app.register(&unique_email()).await;
     let response = app
         .bearer_post(
@@ -344,8 +329,8 @@ async fn a_rotation_step_refuses_a_family_revoked_since_it_was_read() {
 async fn two_admins_disabling_each_other_at_once_leave_one_admin() {
     let app = spawn_app().await;
     for round in 0..8 {
-        let a = admin(&app).await;
-        let b = admin(&app).await;
+        let a = app.admin().await;
+        let b = app.admin().await;
         // Every other admin of earlier rounds is disabled: these two are the only ones.
         let disable = |by: &Signed, whom: &Signed| {
             app.client
@@ -417,7 +402,8 @@ async fn an_expired_session_still_answers_expired_after_pruning() {
     let signed = app.register(&unique_email()).await;
     // Two days past its 14-day idle lifetime, and the pruner has run.
     app.clock.advance(16 * 24 * 3600);
-    server::prune_once(&app.db, app.clock.now_unix())
+    let retention = app.state.settings.audit_retention;
+    server::prune_once(&app.db, app.clock.now_unix(), retention)
         .await
         .unwrap();
     assert_error_clearing(
@@ -428,7 +414,8 @@ async fn an_expired_session_still_answers_expired_after_pruning() {
     .await;
     // A week after it ended, it is gone.
     app.clock.advance(6 * 24 * 3600);
-    server::prune_once(&app.db, app.clock.now_unix())
+    let retention = app.state.settings.audit_retention;
+    server::prune_once(&app.db, app.clock.now_unix(), retention)
         .await
         .unwrap();
     assert_error_clearing(
