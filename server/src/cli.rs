@@ -101,7 +101,7 @@ async fn core(settings: &Settings) -> Result<Core, CliError> {
         .await
         .map_err(crate::StartupError::from)?;
     db.migrate().await.map_err(crate::StartupError::from)?;
-    let secret = keys::load_or_create_secret(&settings.secret_file, &mut rand::rng())
+    let secret = keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())
         .map_err(crate::StartupError::from)?;
     Ok(Core::new(settings, db, secret)?)
 }

@@ -2,38 +2,58 @@
 //! Every variable of the spec's configuration table lives here; a value that cannot be
 //! parsed stops start-up with a message naming the variable.
 
+use crate::auth::csrf::parse_origin;
 use secrecy::SecretString;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+/// Every setting, in parts: each part is read by its own function.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// May carry a password, hence secret.
     pub database_url: SecretString,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    /// Audit entries older than this are deleted by the periodic pruning.
+    pub audit_retention: Duration,
+    pub rust_log: String,
+}
+
+/// Where the server listens and how it is reached.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
     pub site_addr: SocketAddr,
+    /// Origin-only form (`scheme://host[:port]`, no trailing slash).
+    pub public_url: String,
+    pub cookie_secure: bool,
+    /// Normalised origins (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    pub limits: HttpLimits,
+}
+
+/// Tokens, sessions, keys and the rules of signing in.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub session_max: Duration,
     pub refresh_grace: Duration,
-    /// Origin-only form (`scheme://host[:port]`, no trailing slash).
-    pub public_url: String,
     pub issuer: String,
     pub audience: String,
     pub key_file: PathBuf,
     pub secret_file: PathBuf,
-    pub cookie_secure: bool,
-    /// Normalised origins (`scheme://host[:port]`).
-    pub allowed_origins: Vec<String>,
     pub rate_limit_enabled: bool,
-    /// Where mail goes: `SMTP_URL`, or the log (see [`MailTransport`]).
-    pub mail: MailTransport,
-    /// The `From` of every message, e.g. `Example <no-reply@example.com>`.
-    pub mail_from: lettre::message::Mailbox,
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
     pub require_verified_email: bool,
-    pub http: HttpLimits,
-    /// Audit entries older than this are deleted by the periodic pruning.
-    pub audit_retention: Duration,
-    pub rust_log: String,
+}
+
+/// Outgoing mail.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    /// Where mail goes: `SMTP_URL`, or the log (see [`MailTransport`]).
+    pub transport: MailTransport,
+    /// The `From` of every message, e.g. `Example <no-reply@example.com>`.
+    pub from: lettre::message::Mailbox,
 }
 
 /// Limits of the HTTP server, so slow or many clients cannot hold it (see `serve.rs`).
@@ -86,9 +106,10 @@ impl Settings {
 
     /// Parses settings from any lookup, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
-
-        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db".into());
+        let vars = Vars(&get);
+        let database_url = vars
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| "sqlite://data/app.db".into());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
@@ -98,148 +119,10 @@ impl Settings {
                 "must start with sqlite: or postgres://",
             ));
         }
-
-        let site_addr: SocketAddr = var("LEPTOS_SITE_ADDR")
-            .unwrap_or_else(|| "127.0.0.1:3000".into())
-            .trim()
-            .parse()
-            .map_err(|_| {
-                err(
-                    "LEPTOS_SITE_ADDR",
-                    "expected an address such as 127.0.0.1:3000",
-                )
-            })?;
-
-        let secs = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            let n = match var(name) {
-                None => default,
-                Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                    err(
-                        name,
-                        format!("expected a whole number of seconds, got {v:?}"),
-                    )
-                })?,
-            };
-            Ok(Duration::from_secs(n))
-        };
-        let access_ttl = secs("AUTH_ACCESS_TTL_SECS", 900)?;
-        let refresh_ttl = secs("AUTH_REFRESH_TTL_SECS", 1_209_600)?;
-        let session_max = secs("AUTH_SESSION_MAX_SECS", 7_776_000)?;
-        let refresh_grace = secs("AUTH_REFRESH_GRACE_SECS", 10)?;
-        if access_ttl.is_zero() {
-            return Err(err("AUTH_ACCESS_TTL_SECS", "must be at least 1"));
-        }
-        if refresh_ttl.is_zero() {
-            return Err(err("AUTH_REFRESH_TTL_SECS", "must be at least 1"));
-        }
-        if session_max < refresh_ttl {
-            return Err(err(
-                "AUTH_SESSION_MAX_SECS",
-                "must be at least AUTH_REFRESH_TTL_SECS",
-            ));
-        }
-        if refresh_grace >= refresh_ttl {
-            return Err(err(
-                "AUTH_REFRESH_GRACE_SECS",
-                "must be shorter than AUTH_REFRESH_TTL_SECS",
-            ));
-        }
-
-        let public_url = match var("PUBLIC_URL") {
-            Some(v) => parse_origin(&v).map_err(|reason| err("PUBLIC_URL", reason))?,
-            None => format!("http://{site_addr}"),
-        };
-        let issuer = var("AUTH_ISSUER").unwrap_or_else(|| public_url.clone());
-        let audience = var("AUTH_AUDIENCE").unwrap_or_else(|| public_url.clone());
-
-        let key_file =
-            PathBuf::from(var("AUTH_KEY_FILE").unwrap_or_else(|| "data/jwt-ed25519.pem".into()));
-        let secret_file =
-            PathBuf::from(var("AUTH_SECRET_FILE").unwrap_or_else(|| "data/secret.key".into()));
-
-        let cookie_secure = parse_bool("COOKIE_SECURE", var("COOKIE_SECURE"), true)?;
-        let rate_limit_enabled = parse_bool("RATE_LIMIT_ENABLED", var("RATE_LIMIT_ENABLED"), true)?;
-
-        let allowed_origins = match var("ALLOWED_ORIGINS") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|o| {
-                    parse_origin(o)
-                        .map_err(|reason| err("ALLOWED_ORIGINS", format!("{o:?}: {reason}")))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-
-        let mail = match var("SMTP_URL") {
-            Some(v) if v.trim().eq_ignore_ascii_case("log") => MailTransport::Log,
-            Some(url) => {
-                let url = url.trim().to_string();
-                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                    return Err(err(
-                        "SMTP_URL",
-                        "must start with smtp:// or smtps://, or be log",
-                    ));
-                }
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
-                    .map_err(|e| err("SMTP_URL", e.to_string()))?;
-                MailTransport::Smtp(SecretString::from(url))
-            }
-            None if is_loopback_origin(&public_url) => MailTransport::Log,
-            None => {
-                return Err(err(
-                    "SMTP_URL",
-                    format!(
-                        "unset while PUBLIC_URL ({public_url}) is not a loopback address, so \
-                         reset links and codes would only reach the log; set SMTP_URL to your \
-                         mail server (smtps://user:pass@host:465), or SMTP_URL=log to write mail \
-                         to the log on purpose"
-                    ),
-                ))
-            }
-        };
-        let mail_from = var("MAIL_FROM")
-            .unwrap_or_else(|| "JWT Auth <no-reply@localhost>".into())
-            .trim()
-            .parse()
-            .map_err(|_| {
-                err(
-                    "MAIL_FROM",
-                    "expected an address such as Example <no-reply@example.com>",
-                )
-            })?;
-        let require_verified_email = parse_bool(
-            "REQUIRE_VERIFIED_EMAIL",
-            var("REQUIRE_VERIFIED_EMAIL"),
-            false,
-        )?;
-
-        let http = HttpLimits {
-            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
-            request_timeout: secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
-            max_connections: match var("HTTP_MAX_CONNECTIONS") {
-                None => 1024,
-                Some(v) => v.trim().parse::<u32>().map_err(|_| {
-                    err(
-                        "HTTP_MAX_CONNECTIONS",
-                        format!("expected a whole number, got {v:?}"),
-                    )
-                })?,
-            },
-        };
-        if http.header_timeout.is_zero() {
-            return Err(err("HTTP_HEADER_TIMEOUT_SECS", "must be at least 1"));
-        }
-        if http.request_timeout.is_zero() {
-            return Err(err("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
-        }
-        if http.max_connections == 0 {
-            return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1"));
-        }
-
-        let audit_retention = match var("AUDIT_RETENTION_DAYS") {
+        let http = http_settings(&vars)?;
+        let auth = auth_settings(&vars, &http.public_url)?;
+        let mail = mail_settings(&vars, &http.public_url)?;
+        let audit_retention = match vars.get("AUDIT_RETENTION_DAYS") {
             None => Duration::from_secs(365 * 86_400),
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(0) => return Err(err("AUDIT_RETENTION_DAYS", "must be at least 1")),
@@ -253,34 +136,194 @@ impl Settings {
                 }
             },
         };
-
-        let rust_log = var("RUST_LOG").unwrap_or_else(|| "info".into());
+        let rust_log = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
-
         Ok(Settings {
             database_url: SecretString::from(database_url),
-            site_addr,
-            access_ttl,
-            refresh_ttl,
-            session_max,
-            refresh_grace,
-            public_url,
-            issuer,
-            audience,
-            key_file,
-            secret_file,
-            cookie_secure,
-            allowed_origins,
-            rate_limit_enabled,
-            mail,
-            mail_from,
-            require_verified_email,
             http,
+            auth,
+            mail,
             audit_retention,
             rust_log,
         })
     }
+
+    /// The lifetimes of sessions and their refresh tokens, as the services use them.
+    pub fn lifetimes(&self) -> crate::service::sessions::Lifetimes {
+        crate::service::sessions::Lifetimes {
+            policy: crate::auth::refresh::Policy {
+                refresh_ttl: self.auth.refresh_ttl.as_secs() as i64,
+                grace: self.auth.refresh_grace.as_secs() as i64,
+            },
+            session_max: self.auth.session_max.as_secs() as i64,
+        }
+    }
+}
+
+/// The environment (or a test's map), with blank values read as unset.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let n = match self.get(name) {
+            None => default,
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                err(
+                    name,
+                    format!("expected a whole number of seconds, got {v:?}"),
+                )
+            })?,
+        };
+        Ok(Duration::from_secs(n))
+    }
+
+    /// Seconds, at least one.
+    fn positive_secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let secs = self.secs(name, default)?;
+        if secs.is_zero() {
+            return Err(err(name, "must be at least 1"));
+        }
+        Ok(secs)
+    }
+
+    fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        parse_bool(name, self.get(name), default)
+    }
+}
+
+fn http_settings(vars: &Vars) -> Result<HttpSettings, ConfigError> {
+    let site_addr: SocketAddr = vars
+        .get("LEPTOS_SITE_ADDR")
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+        .trim()
+        .parse()
+        .map_err(|_| {
+            err(
+                "LEPTOS_SITE_ADDR",
+                "expected an address such as 127.0.0.1:3000",
+            )
+        })?;
+    let public_url = match vars.get("PUBLIC_URL") {
+        Some(v) => parse_origin(&v).map_err(|reason| err("PUBLIC_URL", reason))?,
+        None => format!("http://{site_addr}"),
+    };
+    let allowed_origins = match vars.get("ALLOWED_ORIGINS") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|o| {
+                parse_origin(o).map_err(|reason| err("ALLOWED_ORIGINS", format!("{o:?}: {reason}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let limits = HttpLimits {
+        header_timeout: vars.positive_secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
+        request_timeout: vars.positive_secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
+        max_connections: match vars.get("HTTP_MAX_CONNECTIONS") {
+            None => 1024,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(0) => return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1")),
+                Ok(n) => n,
+                Err(_) => {
+                    return Err(err(
+                        "HTTP_MAX_CONNECTIONS",
+                        format!("expected a whole number, got {v:?}"),
+                    ))
+                }
+            },
+        },
+    };
+    Ok(HttpSettings {
+        site_addr,
+        public_url,
+        cookie_secure: vars.bool("COOKIE_SECURE", true)?,
+        allowed_origins,
+        limits,
+    })
+}
+
+fn auth_settings(vars: &Vars, public_url: &str) -> Result<AuthSettings, ConfigError> {
+    let access_ttl = vars.positive_secs("AUTH_ACCESS_TTL_SECS", 900)?;
+    let refresh_ttl = vars.positive_secs("AUTH_REFRESH_TTL_SECS", 1_209_600)?;
+    let session_max = vars.secs("AUTH_SESSION_MAX_SECS", 7_776_000)?;
+    let refresh_grace = vars.secs("AUTH_REFRESH_GRACE_SECS", 10)?;
+    if session_max < refresh_ttl {
+        return Err(err(
+            "AUTH_SESSION_MAX_SECS",
+            "must be at least AUTH_REFRESH_TTL_SECS",
+        ));
+    }
+    if refresh_grace >= refresh_ttl {
+        return Err(err(
+            "AUTH_REFRESH_GRACE_SECS",
+            "must be shorter than AUTH_REFRESH_TTL_SECS",
+        ));
+    }
+    let file =
+        |name: &str, default: &str| PathBuf::from(vars.get(name).unwrap_or_else(|| default.into()));
+    Ok(AuthSettings {
+        access_ttl,
+        refresh_ttl,
+        session_max,
+        refresh_grace,
+        issuer: vars.get("AUTH_ISSUER").unwrap_or_else(|| public_url.into()),
+        audience: vars
+            .get("AUTH_AUDIENCE")
+            .unwrap_or_else(|| public_url.into()),
+        key_file: file("AUTH_KEY_FILE", "data/jwt-ed25519.pem"),
+        secret_file: file("AUTH_SECRET_FILE", "data/secret.key"),
+        rate_limit_enabled: vars.bool("RATE_LIMIT_ENABLED", true)?,
+        require_verified_email: vars.bool("REQUIRE_VERIFIED_EMAIL", false)?,
+    })
+}
+
+fn mail_settings(vars: &Vars, public_url: &str) -> Result<MailSettings, ConfigError> {
+    let transport = match vars.get("SMTP_URL") {
+        Some(v) if v.trim().eq_ignore_ascii_case("log") => MailTransport::Log,
+        Some(url) => {
+            let url = url.trim().to_string();
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(err(
+                    "SMTP_URL",
+                    "must start with smtp:// or smtps://, or be log",
+                ));
+            }
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
+                .map_err(|e| err("SMTP_URL", e.to_string()))?;
+            MailTransport::Smtp(SecretString::from(url))
+        }
+        None if is_loopback_origin(public_url) => MailTransport::Log,
+        None => {
+            return Err(err(
+                "SMTP_URL",
+                format!(
+                    "unset while PUBLIC_URL ({public_url}) is not a loopback address, so \
+                     reset links and codes would only reach the log; set SMTP_URL to your \
+                     mail server (smtps://user:pass@host:465), or SMTP_URL=log to write mail \
+                     to the log on purpose"
+                ),
+            ))
+        }
+    };
+    let from = vars
+        .get("MAIL_FROM")
+        .unwrap_or_else(|| "JWT Auth <no-reply@localhost>".into())
+        .trim()
+        .parse()
+        .map_err(|_| {
+            err(
+                "MAIL_FROM",
+                "expected an address such as Example <no-reply@example.com>",
+            )
+        })?;
+    Ok(MailSettings { transport, from })
 }
 
 fn parse_bool(
@@ -312,53 +355,6 @@ fn is_loopback_origin(origin: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Reduces a URL to its origin (`scheme://host[:port]`, lowercase, default port dropped),
-/// the form browsers send in `Origin`.
-pub fn parse_origin(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    let (scheme, rest) = value
-        .split_once("://")
-        .ok_or_else(|| "expected a URL such as https://example.com".to_string())?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => "80",
-        "https" => "443",
-        _ => return Err("the scheme must be http or https".into()),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
-        return Err("expected a host".into());
-    }
-    let authority = authority.to_ascii_lowercase();
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(inner) => {
-            let (ip, after) = inner.split_once(']').ok_or("unclosed IPv6 bracket")?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or("unexpected text after the host")?,
-                ),
-            };
-            (format!("[{ip}]"), port)
-        }
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host.to_string(), Some(port)),
-            None => (authority.clone(), None),
-        },
-    };
-    if host.is_empty() || host == "[]" {
-        return Err("expected a host".into());
-    }
-    let authority = match port {
-        None => host,
-        Some(p) if p.parse::<u16>().is_err() => return Err("the port must be a number".into()),
-        Some(p) if p == default_port => host,
-        Some(p) => format!("{host}:{p}"),
-    };
-    Ok(format!("{scheme}://{authority}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,28 +373,28 @@ mod tests {
     fn defaults_follow_the_spec() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.database_url.expose_secret(), "sqlite://data/app.db");
-        assert_eq!(s.site_addr.to_string(), "127.0.0.1:3000");
-        assert_eq!(s.access_ttl, Duration::from_secs(900));
-        assert_eq!(s.refresh_ttl, Duration::from_secs(1_209_600));
-        assert_eq!(s.session_max, Duration::from_secs(7_776_000));
-        assert_eq!(s.refresh_grace, Duration::from_secs(10));
-        assert_eq!(s.public_url, "http://127.0.0.1:3000");
-        assert_eq!(s.issuer, "http://127.0.0.1:3000");
-        assert_eq!(s.audience, "http://127.0.0.1:3000");
-        assert_eq!(s.key_file, PathBuf::from("data/jwt-ed25519.pem"));
-        assert_eq!(s.secret_file, PathBuf::from("data/secret.key"));
-        assert!(s.cookie_secure);
-        assert!(s.allowed_origins.is_empty());
-        assert!(s.rate_limit_enabled);
+        assert_eq!(s.http.site_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.auth.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.auth.refresh_ttl, Duration::from_secs(1_209_600));
+        assert_eq!(s.auth.session_max, Duration::from_secs(7_776_000));
+        assert_eq!(s.auth.refresh_grace, Duration::from_secs(10));
+        assert_eq!(s.http.public_url, "http://127.0.0.1:3000");
+        assert_eq!(s.auth.issuer, "http://127.0.0.1:3000");
+        assert_eq!(s.auth.audience, "http://127.0.0.1:3000");
+        assert_eq!(s.auth.key_file, PathBuf::from("data/jwt-ed25519.pem"));
+        assert_eq!(s.auth.secret_file, PathBuf::from("data/secret.key"));
+        assert!(s.http.cookie_secure);
+        assert!(s.http.allowed_origins.is_empty());
+        assert!(s.auth.rate_limit_enabled);
         assert_eq!(s.rust_log, "info");
         assert!(
-            matches!(s.mail, MailTransport::Log),
+            matches!(s.mail.transport, MailTransport::Log),
             "mail goes to the log by default (a loopback PUBLIC_URL)"
         );
-        assert_eq!(s.mail_from.email.to_string(), "no-reply@localhost");
-        assert!(!s.require_verified_email);
+        assert_eq!(s.mail.from.email.to_string(), "no-reply@localhost");
+        assert!(!s.auth.require_verified_email);
         assert_eq!(
-            s.http,
+            s.http.limits,
             HttpLimits {
                 header_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(30),
@@ -435,9 +431,9 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "8"),
         ])
         .unwrap();
-        assert_eq!(s.http.header_timeout, Duration::from_secs(2));
-        assert_eq!(s.http.request_timeout, Duration::from_secs(5));
-        assert_eq!(s.http.max_connections, 8);
+        assert_eq!(s.http.limits.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.limits.max_connections, 8);
     }
 
     #[test]
@@ -448,14 +444,14 @@ mod tests {
             ("REQUIRE_VERIFIED_EMAIL", "true"),
         ])
         .unwrap();
-        match &s.mail {
+        match &s.mail.transport {
             MailTransport::Smtp(url) => {
                 assert_eq!(url.expose_secret(), "smtp://user:pw@127.0.0.1:1025")
             }
             MailTransport::Log => panic!("SMTP_URL is set"),
         }
-        assert_eq!(s.mail_from.to_string(), "Example <hello@example.com>");
-        assert!(s.require_verified_email);
+        assert_eq!(s.mail.from.to_string(), "Example <hello@example.com>");
+        assert!(s.auth.require_verified_email);
         assert!(
             !format!("{s:?}").contains("pw@"),
             "the SMTP password never shows in Debug"
@@ -498,14 +494,14 @@ mod tests {
                 ("SMTP_URL", log),
             ])
             .unwrap();
-            assert!(matches!(s.mail, MailTransport::Log), "{log:?}");
+            assert!(matches!(s.mail.transport, MailTransport::Log), "{log:?}");
         }
         let s = settings(&[
             ("PUBLIC_URL", "https://auth.example.com"),
             ("SMTP_URL", "smtps://user:pw@mail.example.com:465"),
         ])
         .unwrap();
-        assert!(matches!(s.mail, MailTransport::Smtp(_)));
+        assert!(matches!(s.mail.transport, MailTransport::Smtp(_)));
     }
 
     #[test]
@@ -515,8 +511,8 @@ mod tests {
             ("SMTP_URL", "log"),
         ])
         .unwrap();
-        assert_eq!(s.public_url, "https://auth.example.com");
-        assert_eq!(s.issuer, "https://auth.example.com");
+        assert_eq!(s.http.public_url, "https://auth.example.com");
+        assert_eq!(s.auth.issuer, "https://auth.example.com");
         let s = settings(&[
             ("PUBLIC_URL", "https://auth.example.com"),
             ("SMTP_URL", "log"),
@@ -525,7 +521,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (s.issuer.as_str(), s.audience.as_str()),
+            (s.auth.issuer.as_str(), s.auth.audience.as_str()),
             ("issuer-x", "aud-y")
         );
     }
@@ -584,44 +580,11 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert!(!s.cookie_secure);
-        assert!(!s.rate_limit_enabled);
+        assert!(!s.http.cookie_secure);
+        assert!(!s.auth.rate_limit_enabled);
         assert_eq!(
-            s.allowed_origins,
+            s.http.allowed_origins,
             vec!["https://a.example", "http://b.example:8080"]
         );
-    }
-
-    #[test]
-    fn origins_are_normalised() {
-        assert_eq!(
-            parse_origin("HTTP://Example.COM:80/path?q").unwrap(),
-            "http://example.com"
-        );
-        assert_eq!(
-            parse_origin("http://127.0.0.1:3000").unwrap(),
-            "http://127.0.0.1:3000"
-        );
-        assert_eq!(
-            parse_origin("http://[::1]:3000").unwrap(),
-            "http://[::1]:3000"
-        );
-        assert_eq!(parse_origin("https://[::1]").unwrap(), "https://[::1]");
-        assert!(parse_origin("https://user@example.com").is_err());
-        assert!(parse_origin("https://example.com:http").is_err());
-        assert!(parse_origin("https://").is_err());
-    }
-}
-
-impl Settings {
-    /// The lifetimes of sessions and their refresh tokens, as the services use them.
-    pub fn lifetimes(&self) -> crate::service::sessions::Lifetimes {
-        crate::service::sessions::Lifetimes {
-            policy: crate::auth::refresh::Policy {
-                refresh_ttl: self.refresh_ttl.as_secs() as i64,
-                grace: self.refresh_grace.as_secs() as i64,
-            },
-            session_max: self.session_max.as_secs() as i64,
-        }
     }
 }

@@ -63,24 +63,25 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let db = Db::connect(settings.database_url.expose_secret()).await?;
         db.migrate().await?;
-        let listener = TcpListener::bind(settings.site_addr)
+        let listener = TcpListener::bind(settings.http.site_addr)
             .await
             .map_err(|source| StartupError::Bind {
-                addr: settings.site_addr,
+                addr: settings.http.site_addr,
                 source,
             })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.site_addr,
+            addr: settings.http.site_addr,
             source,
         })?;
         let mut rng = rand::rng();
-        let signing_key = auth::keys::load_or_create_signing_key(&settings.key_file, &mut rng)?;
-        let secret = auth::keys::load_or_create_secret(&settings.secret_file, &mut rng)?;
+        let signing_key =
+            auth::keys::load_or_create_signing_key(&settings.auth.key_file, &mut rng)?;
+        let secret = auth::keys::load_or_create_secret(&settings.auth.secret_file, &mut rng)?;
         let jwt = auth::jwt::JwtKeys::new(
             &signing_key,
-            &settings.issuer,
-            &settings.audience,
-            settings.access_ttl.as_secs() as i64,
+            &settings.auth.issuer,
+            &settings.auth.audience,
+            settings.auth.access_ttl.as_secs() as i64,
         );
         let core = service::Core::new(&settings, db.clone(), secret)?;
         let state = AppState {
@@ -125,7 +126,7 @@ impl Application {
             self.clock.clone(),
             self.state.settings.audit_retention,
         ));
-        let limits = self.state.settings.http;
+        let limits = self.state.settings.http.limits;
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
@@ -186,7 +187,7 @@ pub fn build_router(state: AppState) -> Router {
         >(page_context, shell));
 
     let cors = routes::cors(&state.settings);
-    let request_limit = state.settings.http.request_timeout;
+    let request_limit = state.settings.http.limits.request_timeout;
     let router = routes::mount_api(pages.merge(routes::health::router()), cors)
         .layer(axum::middleware::from_fn_with_state(
             request_limit,
@@ -207,7 +208,7 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
         Some(Ok(conf)) => conf.leptos_options,
         _ => LeptosOptions::builder().output_name("jwt-auth").build(),
     };
-    options.site_addr = settings.site_addr;
+    options.site_addr = settings.http.site_addr;
     options
 }
 

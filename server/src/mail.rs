@@ -71,7 +71,7 @@ struct InFlight {
 impl Mailer {
     /// The backend the settings name (their `SMTP_URL` was checked when they were read).
     pub fn from_settings(settings: &Settings) -> Result<Mailer, MailError> {
-        let backend = match &settings.mail {
+        let backend = match &settings.mail.transport {
             MailTransport::Smtp(url) => Backend::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?
                     .timeout(Some(SMTP_TIMEOUT))
@@ -84,7 +84,7 @@ impl Mailer {
         };
         Ok(Mailer {
             backend: Arc::new(backend),
-            from: settings.mail_from.clone(),
+            from: settings.mail.from.clone(),
             in_flight: Arc::default(),
         })
     }

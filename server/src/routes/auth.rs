@@ -94,7 +94,11 @@ fn session_response(
         let max_age = issued.expires_at - now;
         headers.insert(
             header::SET_COOKIE,
-            cookie::set(&issued.refresh_token, max_age, state.settings.cookie_secure),
+            cookie::set(
+                &issued.refresh_token,
+                max_age,
+                state.settings.http.cookie_secure,
+            ),
         );
     }
     Ok(response)
@@ -105,7 +109,7 @@ fn clearing(state: &AppState, error: ApiError) -> Response {
     let mut response = error.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        cookie::clear(state.settings.cookie_secure),
+        cookie::clear(state.settings.http.cookie_secure),
     );
     response
 }
@@ -213,7 +217,7 @@ async fn logout(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        cookie::clear(state.settings.cookie_secure),
+        cookie::clear(state.settings.http.cookie_secure),
     );
     Ok(response)
 }

@@ -85,7 +85,7 @@ fn still_valid(claims: &AccessClaims, account: &CachedUser) -> bool {
 
 /// The email rule of `REQUIRE_VERIFIED_EMAIL`.
 fn verified_enough(user: AuthUser, state: &AppState) -> Result<AuthUser, ApiError> {
-    if state.settings.require_verified_email && !user.account.row.email_verified {
+    if state.settings.auth.require_verified_email && !user.account.row.email_verified {
         Err(ApiError::EmailUnverified)
     } else {
         Ok(user)

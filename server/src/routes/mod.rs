@@ -60,10 +60,11 @@ async fn not_found() -> ApiError {
 /// CORS for the origins of `ALLOWED_ORIGINS` only, with credentials (the refresh cookie).
 /// No layer at all when the list is empty: same-origin needs none.
 pub fn cors(settings: &Settings) -> Option<CorsLayer> {
-    if settings.allowed_origins.is_empty() {
+    if settings.http.allowed_origins.is_empty() {
         return None;
     }
     let origins: Vec<HeaderValue> = settings
+        .http
         .allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -110,9 +111,9 @@ pub fn client<'a>(headers: &'a HeaderMap, ip: &'a str) -> Client<'a> {
 /// outright, before any token is read, so a refused request never consumes one.
 pub fn origin_allowed(parts: &Parts, settings: &Settings) -> bool {
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let mut trusted = Vec::with_capacity(1 + settings.allowed_origins.len());
-    trusted.push(settings.public_url.clone());
-    trusted.extend(settings.allowed_origins.iter().cloned());
+    let mut trusted = Vec::with_capacity(1 + settings.http.allowed_origins.len());
+    trusted.push(settings.http.public_url.clone());
+    trusted.extend(settings.http.allowed_origins.iter().cloned());
     csrf::origin_allowed(
         RequestOrigin {
             origin: header(header::ORIGIN),

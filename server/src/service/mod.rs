@@ -47,7 +47,7 @@ impl Core {
         db: Db,
         secret: [u8; 32],
     ) -> Result<Core, crate::StartupError> {
-        let limiter: Arc<dyn Limiter> = if settings.rate_limit_enabled {
+        let limiter: Arc<dyn Limiter> = if settings.auth.rate_limit_enabled {
             Arc::new(crate::auth::throttle::MemoryLimiter::default())
         } else {
             Arc::new(crate::auth::throttle::Unlimited)
@@ -60,7 +60,7 @@ impl Core {
             users: Arc::new(UserCache::default()),
             mailer: Mailer::from_settings(settings)?,
             lifetimes: settings.lifetimes(),
-            public_url: settings.public_url.clone(),
+            public_url: settings.http.public_url.clone(),
         })
     }
 }
