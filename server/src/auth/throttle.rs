@@ -40,6 +40,23 @@ pub const IP_REGISTER: Budget = Budget {
     window_secs: 60 * 60,
 };
 
+/// The part of a client address that limits are keyed by: an IPv4 address, or an IPv6
+/// address's /64 prefix (one subscriber gets a whole /64, so keying by the full address
+/// would hand an attacker 2^64 fresh budgets). Anything unparsable is its own key.
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
 /// A key and the budget it is counted against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limit {
@@ -275,6 +292,46 @@ mod tests {
             attempt(&l, &k(&format!("flood-{i}")), 0).unwrap();
         }
         assert!(l.keys() <= 1_000, "{} keys kept", l.keys());
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_prefix() {
+        assert_eq!(address_key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            address_key("2001:db8:1:2::9")
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("::ffff:198.51.100.1"), "198.51.100.1");
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_from_one_address_cannot_reset_a_spent_budget() {
+        // Every attempt names the address too, and a refused attempt creates no key: one
+        // address makes at most its own budget of keys, far below the cap.
+        let l = MemoryLimiter::with_capacity(1_000);
+        let account = Limit::new("account:victim", B);
+        for _ in 0..3 {
+            l.decide(&[account.clone()], 0).unwrap();
+        }
+        let per_address = Budget {
+            limit: 100,
+            window_secs: 100,
+        };
+        for i in 0..20_000 {
+            let _ = l.decide(
+                &[
+                    Limit::new("ip:attacker", per_address),
+                    Limit::new(format!("account:{i}"), B),
+                ],
+                1,
+            );
+        }
+        assert!(l.decide(&[account], 2).is_err(), "still spent");
     }
 
     #[tokio::test]

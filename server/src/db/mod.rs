@@ -110,11 +110,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "email_codes_and_resets",
         include_str!("../../migrations/0005_email_codes_and_resets.sql"),
     ),
-    (
-        6,
-        "drop_session_epoch",
-        include_str!("../../migrations/0006_drop_session_epoch.sql"),
-    ),
 ];
 
 #[derive(Debug)]

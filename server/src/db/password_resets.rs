@@ -81,6 +81,20 @@ pub async fn claim(
     }
 }
 
+/// Makes a link claimed at `claimed_at` usable again (its reset could not be carried out).
+pub async fn release<'e>(
+    db: impl Executor<'e, Database = Any>,
+    token_hash: &str,
+    claimed_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update password_resets set used_at = null where token_hash = $1 and used_at = $2")
+        .bind(token_hash)
+        .bind(claimed_at)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 /// Ends every link of the person (after a reset, or when an admin disables them).
 pub async fn delete_for_user<'e>(
     db: impl Executor<'e, Database = Any>,

@@ -176,14 +176,17 @@ pub struct Rotation<'a> {
     pub now: i64,
 }
 
-/// The stored hash and idle expiry of one generation of a family.
+/// The stored hash and idle expiry of one generation of a family, while the family is
+/// live (a convergence that races a logout answers nothing).
 pub async fn token_of_generation<'e>(
     db: impl Executor<'e, Database = Any>,
     family_id: &str,
     generation: i64,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     sqlx::query_as::<_, (String, i64)>(
-        "select token_hash, expires_at from refresh_tokens where family_id = $1 and generation = $2",
+        "select t.token_hash, t.expires_at from refresh_tokens t \
+         join refresh_families f on f.id = t.family_id \
+         where t.family_id = $1 and t.generation = $2 and f.revoked_at is null",
     )
     .bind(family_id)
     .bind(generation)

@@ -60,6 +60,9 @@ pub enum InsertUserError {
     Db(#[from] sqlx::Error),
 }
 
+/// `session_epoch` (migration 3) is no longer read: access tokens end with their session.
+/// It stays while older instances sharing the database may still read it, for a rolling
+/// deploy; a later release drops it.
 const COLUMNS: &str =
     "id, email, name, password_hash, role, email_verified, active, created_at, updated_at";
 

@@ -58,7 +58,7 @@ async fn authenticate(token: &str, state: &AppState) -> Result<AuthUser, ApiErro
     let account = state
         .core
         .users
-        .get(&state.core.db, &claims.sub, &claims.sid, now)
+        .get(&state.core.db, &claims.sub, &claims.sid, claims.iat, now)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     if !still_valid(&claims, &account) {

@@ -116,7 +116,11 @@ pub fn origin_allowed(parts: &Parts, settings: &Settings) -> bool {
     trusted.extend(settings.http.allowed_origins.iter().cloned());
     csrf::origin_allowed(
         RequestOrigin {
-            origin: header(header::ORIGIN),
+            // An `Origin` that is not text is still an origin, and an unreadable one: refused.
+            origin: parts
+                .headers
+                .get(header::ORIGIN)
+                .map(|v| v.to_str().unwrap_or_default()),
             fetch_site: header(HeaderName::from_static("sec-fetch-site")),
             // HTTP/2 requests carry the authority in the URI instead of `Host`.
             host: header(header::HOST).or_else(|| parts.uri.authority().map(|a| a.as_str())),

@@ -1,6 +1,9 @@
 //! Accounts: creating them, their password, their access, ending all their sessions.
 
-use super::{end_sessions_in, record, recovery, sessions, Client, Core, Ending, SignedIn};
+use super::{
+    count_attempt, end_sessions_in, judged, record, recovery, sessions, Client, Core, Ending,
+    SignedIn,
+};
 use crate::{
     auth::{
         access,
@@ -51,26 +54,29 @@ pub async fn register(
     client: Client<'_>,
     now: i64,
 ) -> Result<SignedIn, ApiError> {
-    let ip = client.ip.unwrap_or("unknown");
+    let ip = throttle::address_key(client.ip.unwrap_or("unknown"));
     let limits = [Limit::new(format!("register:{ip}"), throttle::IP_REGISTER)];
-    core.limiter
-        .attempt(&limits, now)
-        .await
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    count_attempt(core, &limits, now).await?;
     let account = account.validated()?;
-    let password_hash = core.passwords.hash(&account.password).await?;
+    let password_hash = judged(
+        core,
+        &limits,
+        now,
+        core.passwords.hash(&account.password).await,
+    )
+    .await?;
+    let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
     let user = insert(&mut tx, &account, &password_hash, Role::User, now).await?;
-    // In the same transaction: an account never exists without its first code.
+    // One transaction: an account never exists without its first code and session.
     let code_mail = recovery::new_code(&mut *tx, core, &user, now).await?;
+    let issued =
+        sessions::start_in(&mut tx, &user.id, now, core.lifetimes, client, first_token).await?;
     tx.commit().await?;
     if let Some(mail) = code_mail {
         core.mailer.queue(mail);
     }
     tracing::info!(user_id = %user.id, "registered");
-    let first_token = tokens::random_token(&mut rand::rng());
-    let issued =
-        sessions::start(&core.db, &user.id, now, core.lifetimes, client, first_token).await?;
     Ok(SignedIn { user, issued })
 }
 
@@ -162,24 +168,22 @@ pub async fn change_password(
     client: Client<'_>,
     now: i64,
 ) -> Result<(), ApiError> {
-    let ip = client.ip.unwrap_or("unknown");
-    let limits = [Limit::new(
-        format!("password:{user_id}:{ip}"),
-        throttle::ACCOUNT_AND_IP,
-    )];
-    core.limiter
-        .attempt(&limits, now)
-        .await
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let ip = throttle::address_key(client.ip.unwrap_or("unknown"));
+    // Per address, and per person from all addresses together: a stolen session on
+    // rotating addresses gets no more guesses at the current password than a login would.
+    let limits = [
+        Limit::new(format!("password:{user_id}:{ip}"), throttle::ACCOUNT_AND_IP),
+        Limit::new(format!("password-account:{user_id}"), throttle::ACCOUNT),
+    ];
+    count_attempt(core, &limits, now).await?;
     let row = users::find_by_id(core.db.pool(), user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
-    if !core
+    let verified = core
         .passwords
         .verify(&change.current, Some(&row.password_hash))
-        .await?
-        .valid
-    {
+        .await;
+    if !judged(core, &limits, now, verified).await?.valid {
         return Err(ApiError::InvalidCredentials);
     }
     core.limiter.give_back(&limits, now).await;
@@ -232,13 +236,14 @@ pub async fn change_access(
 ) -> Result<UserRow, ApiError> {
     let mut tx = core.db.begin_write().await?;
     // Only a change that can take an admin away needs the count, and so the lock; taken
-    // before the target is read, so what is read is what the others left.
+    // before anyone is read, so what is read is what the others left.
     let may_remove_admin = change.role == Some(Role::User) || change.active == Some(false);
     let active_admins = if may_remove_admin {
         users::lock_active_admins(&mut *tx).await?
     } else {
         0
     };
+    still_admin(&mut tx, admin_id).await?;
     let target = users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -299,6 +304,7 @@ pub async fn end_all_sessions(
     now: i64,
 ) -> Result<(), ApiError> {
     let mut tx = core.db.begin_write().await?;
+    still_admin(&mut tx, admin_id).await?;
     users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -324,4 +330,14 @@ pub async fn end_all_sessions(
     core.users.evict(target_id);
     tracing::info!(admin = %admin_id, user_id = %target_id, "sessions revoked by an admin");
     Ok(())
+}
+
+/// The acting admin, read in the change's own transaction: an admin disabled or demoted
+/// while their request was on its way (or on another instance, past its cache) acts no more.
+async fn still_admin(tx: &mut crate::db::WriteTx, admin_id: &str) -> Result<(), ApiError> {
+    let actor = users::find_by_id(&mut **tx, admin_id).await?;
+    match actor {
+        Some(a) if a.active && access::has_role(a.role, Role::Admin) => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
 }

@@ -14,7 +14,11 @@ pub mod sessions;
 pub mod user_cache;
 
 use crate::{
-    auth::{password::Passwords, throttle::Limiter, tokens::ServerSecret},
+    auth::{
+        password::{PasswordError, Passwords},
+        throttle::{Limit, Limiter},
+        tokens::ServerSecret,
+    },
     db::{audit, sessions as session_rows, users::UserRow, Db, WriteTx},
     error::ApiError,
     mail::Mailer,
@@ -57,7 +61,7 @@ impl Core {
             passwords: Passwords::for_this_machine()?,
             secret: Arc::new(ServerSecret::new(secret)),
             limiter,
-            users: Arc::new(UserCache::default()),
+            users: Arc::new(UserCache::new()),
             mailer: Mailer::from_settings(settings)?,
             lifetimes: settings.lifetimes(),
             public_url: settings.http.public_url.clone(),
@@ -102,6 +106,29 @@ async fn end_sessions_in(
             session_rows::revoke_others(&mut **tx, user_id, keep, now, reason).await
         }
     }
+}
+
+/// Counts an attempt against `limits` before any password work: refused (429) when one of
+/// them is spent.
+async fn count_attempt(core: &Core, limits: &[Limit], now: i64) -> Result<(), ApiError> {
+    core.limiter
+        .attempt(limits, now)
+        .await
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })
+}
+
+/// The outcome of password work counted by [`count_attempt`]: when the hashing pool was too
+/// busy to judge it (503), the attempt was no guess and is given back.
+async fn judged<T>(
+    core: &Core,
+    limits: &[Limit],
+    now: i64,
+    work: Result<T, PasswordError>,
+) -> Result<T, ApiError> {
+    if let Err(PasswordError::Overloaded) = &work {
+        core.limiter.give_back(limits, now).await;
+    }
+    work.map_err(ApiError::from)
 }
 
 /// One audit entry in the caller's transaction.

@@ -1,11 +1,11 @@
 //! Proving an address and getting back in: email verification codes and password reset
 //! links. The rules of codes are in `auth::email_code`.
 
-use super::{end_sessions_in, record, Client, Core, Ending};
+use super::{count_attempt, end_sessions_in, record, Client, Core, Ending};
 use crate::{
     auth::{
         email_code::{self, Check, Pending},
-        throttle::{Budget, Limit},
+        throttle::{self, Budget, Limit},
         tokens,
     },
     db::{
@@ -150,10 +150,7 @@ pub async fn resend_code(core: &Core, user_id: &str, now: i64) -> Result<(), Api
         format!("verify-resend:{}", row.id),
         RESEND_BUDGET,
     )];
-    core.limiter
-        .attempt(&limits, now)
-        .await
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    count_attempt(core, &limits, now).await?;
     // Decided again in the statement that stores the code: a parallel request got in first.
     let Some(email) = new_code(core.db.pool(), core, &row, now).await? else {
         return Err(ApiError::RateLimited {
@@ -175,17 +172,15 @@ pub async fn request_reset(
     now: i64,
 ) -> Result<(), ApiError> {
     let ip = client.ip.unwrap_or("unknown").to_string();
+    let ip_key = throttle::address_key(&ip);
     let limits = [
         Limit::new(
             format!("forgot:{}", users::email_key(&email)),
             RESET_PER_ADDRESS,
         ),
-        Limit::new(format!("forgot-ip:{ip}"), RESET_PER_IP),
+        Limit::new(format!("forgot-ip:{ip_key}"), RESET_PER_IP),
     ];
-    core.limiter
-        .attempt(&limits, now)
-        .await
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    count_attempt(core, &limits, now).await?;
     // Composed through the mailer, so shutdown waits for it as for queued mail.
     let background = core.clone();
     core.mailer
@@ -250,9 +245,10 @@ async fn reset_link(
 }
 
 /// Sets a new password (validated) with a live link, and ends every session of the
-/// person. The link is checked before the password is hashed, so bogus links never reach
-/// the hashing pool; it is used up only once the hash is made, so a busy server (503)
-/// leaves it working.
+/// person. The link is claimed first, in a transaction of its own: a bogus or used link
+/// never reaches the hashing pool, and parallel resets with one link hash once. When the
+/// hash cannot be made (a busy server's 503), the claim is released and the link works
+/// again.
 pub async fn reset_password(
     core: &Core,
     token: &str,
@@ -264,10 +260,19 @@ pub async fn reset_password(
         return Err(ApiError::ResetTokenInvalid);
     }
     let token_hash = tokens::hash(token);
-    link_is_live(password_resets::find(core.db.pool(), &token_hash, now).await?)?;
-    let password_hash = core.passwords.hash(&password).await?;
     let mut tx = core.db.begin_write().await?;
     let user_id = link_is_live(password_resets::claim(&mut tx, &token_hash, now).await?)?;
+    tx.commit().await?;
+    let password_hash = match core.passwords.hash(&password).await {
+        Ok(hash) => hash,
+        Err(e) => {
+            let mut tx = core.db.begin_write().await?;
+            password_resets::release(&mut *tx, &token_hash, now).await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+    };
+    let mut tx = core.db.begin_write().await?;
     // A link sent before an admin disabled the person does not bring the account back.
     if !users::find_by_id(&mut *tx, &user_id)
         .await?

@@ -4,14 +4,14 @@
 //! token is looked up first, outside any write transaction: an unknown, expired or revoked
 //! token never waits for (or holds up) a writer.
 
-use super::{end_sessions_in, record, Client, Core, Ending, SignedIn};
+use super::{count_attempt, end_sessions_in, judged, record, Client, Core, Ending, SignedIn};
 use crate::{
     auth::{
         refresh::{decide, Decision, FamilyRecord, Policy, ReuseCause, TokenRecord},
         throttle::{self, Limit},
         tokens::{self, ServerSecret},
     },
-    db::{audit::Action, sessions, users, Db},
+    db::{audit::Action, sessions, users, Db, WriteTx},
     error::ApiError,
 };
 use secrecy::SecretString;
@@ -50,9 +50,25 @@ pub struct Lifetimes {
 pub const KEEP_ENDED_SECS: i64 = 7 * 24 * 3600;
 
 /// Starts a family for `user_id` whose first token is `first_token` (from
-/// [`tokens::random_token`]; drawn by the caller so no RNG is held across an await).
+/// [`tokens::random_token`]; drawn by the caller so no RNG is held across an await), in
+/// its own transaction.
 pub async fn start(
     db: &Db,
+    user_id: &str,
+    now: i64,
+    lifetimes: Lifetimes,
+    client: Client<'_>,
+    first_token: String,
+) -> Result<Issued, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let issued = start_in(&mut tx, user_id, now, lifetimes, client, first_token).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// [`start`] inside the caller's transaction (a sign-in that writes more than the session).
+pub async fn start_in(
+    tx: &mut WriteTx,
     user_id: &str,
     now: i64,
     lifetimes: Lifetimes,
@@ -63,9 +79,8 @@ pub async fn start(
     let token = first_token;
     let expires_at = now + lifetimes.session_max;
     let token_expires_at = (now + lifetimes.policy.refresh_ttl).min(expires_at);
-    let mut tx = db.begin_write().await?;
     sessions::create(
-        &mut tx,
+        tx,
         sessions::NewFamily {
             id: &family_id,
             user_id,
@@ -78,7 +93,6 @@ pub async fn start(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(Issued {
         refresh_token: token,
         expires_at: token_expires_at,
@@ -216,16 +230,13 @@ pub async fn login(
     now: i64,
 ) -> Result<SignedIn, ApiError> {
     let account = users::email_key(&credentials.email);
-    let ip = client.ip.unwrap_or("unknown");
+    let ip = throttle::address_key(client.ip.unwrap_or("unknown"));
     let limits = [
         Limit::new(format!("login:{account}:{ip}"), throttle::ACCOUNT_AND_IP),
         Limit::new(format!("login-ip:{ip}"), throttle::IP_LOGIN),
         Limit::new(format!("login-account:{account}"), throttle::ACCOUNT),
     ];
-    core.limiter
-        .attempt(&limits, now)
-        .await
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    count_attempt(core, &limits, now).await?;
 
     let user = users::find_by_email(core.db.pool(), &credentials.email).await?;
     let verified = core
@@ -234,7 +245,8 @@ pub async fn login(
             &credentials.password,
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
-        .await?;
+        .await;
+    let verified = judged(core, &limits, now, verified).await?;
     let user = match user {
         Some(user) if verified.valid => user,
         other => {
@@ -268,14 +280,25 @@ pub async fn login(
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
-    if verified.needs_rehash {
-        let fresh = core.passwords.hash(&credentials.password).await?;
-        users::set_password_hash(core.db.pool(), &user.id, &fresh, now).await?;
-        core.users.evict(&user.id);
-        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
-    }
-    tracing::info!(user_id = %user.id, "logged in");
+    // Stored with older parameters: re-hashed now that the password is known (before the
+    // write turn is taken, which hashing would hold up).
+    // A busy pool only postpones it to a later login.
+    let rehashed = if verified.needs_rehash {
+        match core.passwords.hash(&credentials.password).await {
+            Ok(fresh) => Some(fresh),
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "re-hash postponed");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
+    if let Some(fresh) = &rehashed {
+        users::set_password_hash(&mut *tx, &user.id, fresh, now).await?;
+    }
     record(
         &mut tx,
         Action::LoginSucceeded,
@@ -286,9 +309,13 @@ pub async fn login(
         now,
     )
     .await?;
+    let issued = start_in(&mut tx, &user.id, now, core.lifetimes, client, first_token).await?;
     tx.commit().await?;
-    let first_token = tokens::random_token(&mut rand::rng());
-    let issued = start(&core.db, &user.id, now, core.lifetimes, client, first_token).await?;
+    if rehashed.is_some() {
+        core.users.evict(&user.id);
+        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
+    }
+    tracing::info!(user_id = %user.id, "logged in");
     Ok(SignedIn { user, issued })
 }
 

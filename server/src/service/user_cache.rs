@@ -2,14 +2,24 @@
 //! carries a cached, verified token touches no database.
 //!
 //! An entry lives at most `TTL_SECS`; a change made on this instance evicts it at once.
-//! Changes made on another instance are therefore seen here within `TTL_SECS`. A token of
-//! a session the entry does not list (one started since, perhaps on another instance)
-//! reads the person again before it is refused, so only ended sessions are refused.
+//! Changes made on another instance are therefore seen here within `TTL_SECS`.
+//!
+//! A token of a session the entry does not list is refused from memory when the token is
+//! older than the entry (its session existed when the entry was read, so it has ended
+//! since); only a token at least as new as the entry (its session may have started since,
+//! here or on another instance) makes the person be read again. So a replayed token of an
+//! ended session costs no database work.
 
 use crate::db::{sessions, users, users::UserRow, Db};
-use std::sync::{Arc, OnceLock};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, OnceLock,
+};
 
 pub const TTL_SECS: i64 = 30;
+/// Clocks of instances may differ by this much: a token less than this older than the
+/// entry is read again rather than refused.
+const CLOCK_SKEW_SECS: i64 = 5;
 const ENTRIES: usize = 16_384;
 
 /// A person as the guards see them.
@@ -31,33 +41,42 @@ impl CachedUser {
 
 pub struct UserCache {
     entries: quick_cache::sync::Cache<String, (i64, CachedUser)>,
-}
-
-impl Default for UserCache {
-    fn default() -> Self {
-        UserCache {
-            entries: quick_cache::sync::Cache::new(ENTRIES),
-        }
-    }
+    /// Bumped by every eviction. A read that saw it move while it was loading may hold
+    /// what the evicting change replaced, so it is answered but not kept.
+    evictions: AtomicU64,
+    /// Reads of the database, for tests and metrics.
+    loads: AtomicU64,
 }
 
 impl UserCache {
-    /// The person, if they exist, as they are now as far as `session_id` is concerned:
-    /// from memory when read less than `TTL_SECS` ago and the entry lists the session,
-    /// else from the database.
+    pub fn new() -> UserCache {
+        UserCache {
+            entries: quick_cache::sync::Cache::new(ENTRIES),
+            evictions: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    /// The person, if they exist, as far as a token of `session_id` issued at `issued_at`
+    /// is concerned: from memory when read less than `TTL_SECS` ago and the entry settles
+    /// the session, else from the database.
     pub async fn get(
         &self,
         db: &Db,
         id: &str,
         session_id: &str,
+        issued_at: i64,
         now: i64,
     ) -> Result<Option<CachedUser>, sqlx::Error> {
         if let Some((fetched_at, cached)) = self.entries.get(id) {
-            if (fetched_at..fetched_at + TTL_SECS).contains(&now) && cached.has_session(session_id)
-            {
+            let fresh = (fetched_at..fetched_at + TTL_SECS).contains(&now);
+            let older_than_entry = issued_at + CLOCK_SKEW_SECS < fetched_at;
+            if fresh && (cached.has_session(session_id) || older_than_entry) {
                 return Ok(Some(cached));
             }
         }
+        let evictions = self.evictions.load(Ordering::SeqCst);
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let Some(row) = users::find_by_id(db.pool(), id).await? else {
             self.entries.remove(id);
             return Ok(None);
@@ -68,12 +87,20 @@ impl UserCache {
             live_sessions: live.into(),
             rendered: Arc::default(),
         };
-        self.entries.insert(id.to_string(), (now, cached.clone()));
+        if self.evictions.load(Ordering::SeqCst) == evictions {
+            self.entries.insert(id.to_string(), (now, cached.clone()));
+        }
         Ok(Some(cached))
     }
 
-    /// Forgets a person after a change on this instance.
+    /// Forgets a person after a change on this instance (call it after the commit).
     pub fn evict(&self, id: &str) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(id);
+    }
+
+    /// How many times a person was read from the database.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
     }
 }
