@@ -39,7 +39,9 @@ export default defineConfig({
       timeout: 30_000,
     },
     {
-      command: 'target/release/server',
+      // E2E_SERVER=target/debug/server runs the suite against `cargo leptos build` (faster
+      // to rebuild while working on the browser side); CI always uses the release build.
+      command: process.env.E2E_SERVER ?? 'target/release/server',
       cwd: '..',
       url: `${baseURL}/readyz`,
       reuseExistingServer: false,

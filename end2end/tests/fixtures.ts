@@ -88,7 +88,7 @@ export async function waitForMail(to: string, subject: RegExp): Promise<Mail> {
 
 /** Runs the server's command line (e.g. `admin create`) against the suite's database. */
 export function serverCli(args: string[], input = ''): string {
-  return execFileSync('target/release/server', args, {
+  return execFileSync(process.env.E2E_SERVER ?? 'target/release/server', args, {
     cwd: '..',
     env: { ...process.env, ...serverEnv },
     input,
