@@ -9,7 +9,7 @@
 //! ```
 
 use crate::{
-    auth::{keys, tokens, validate},
+    auth::{keys, tokens},
     config::Settings,
     db::Db,
     error::ApiError,
@@ -90,6 +90,13 @@ impl From<ApiError> for CliError {
             ApiError::EmailTaken => CliError::EmailTaken,
             ApiError::NotFound => CliError::UnknownEmail,
             ApiError::EmailUnverified => CliError::Unverified,
+            ApiError::Validation(fields) => CliError::Invalid(
+                fields
+                    .iter()
+                    .map(|(f, e)| format!("{f}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             other => CliError::Failed(other),
         }
     }
@@ -125,18 +132,11 @@ pub async fn admin_create(
         Some(p) => (p, false),
         None => (tokens::random_token(&mut rand::rng()), true),
     };
-    let mut errors = validate::FieldErrors::new();
-    let email = validate::email(email, &mut errors);
-    let name = validate::name(name, &mut errors);
-    validate::password(&password, &mut errors);
-    if !errors.is_empty() {
-        let why: Vec<String> = errors.iter().map(|(f, e)| format!("{f}: {e}")).collect();
-        return Err(CliError::Invalid(why.join("; ")));
-    }
     let core = core(settings).await?;
+    // Validated by the service, as a registration is.
     let account = accounts::NewAccount {
-        email,
-        name,
+        email: email.to_string(),
+        name: name.to_string(),
         password: SecretString::from(password.clone()),
     };
     let created = accounts::create_admin(&core, account, now).await;

@@ -188,11 +188,7 @@ pub fn build_router(state: AppState) -> Router {
 
     let cors = routes::cors(&state.settings);
     let request_limit = state.settings.http.limits.request_timeout;
-    let router = routes::mount_api(pages.merge(routes::health::router()), cors)
-        .layer(axum::middleware::from_fn_with_state(
-            request_limit,
-            serve::request_time_limit,
-        ))
+    let router = routes::mount_api(pages.merge(routes::health::router()), cors, request_limit)
         .layer(telemetry::trace_layer())
         .with_state(state);
     security::with_security_headers(router)

@@ -47,7 +47,10 @@ fn is_invisible(c: char) -> bool {
         c,
         '\u{00AD}'                     // soft hyphen
             | '\u{034F}'               // combining grapheme joiner
+            | '\u{0600}'..='\u{0605}' // Arabic number signs (format characters)
             | '\u{061C}'               // Arabic letter mark
+            | '\u{06DD}' | '\u{070F}' | '\u{08E2}' // end of ayah, Syriac abbreviation mark
+            | '\u{2800}'               // braille blank, shown as nothing
             | '\u{115F}' | '\u{1160}' // Hangul fillers
             | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
             | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
@@ -60,6 +63,9 @@ fn is_invisible(c: char) -> bool {
             | '\u{FEFF}'               // byte order mark, zero-width no-break space
             | '\u{FFA0}'               // halfwidth Hangul filler
             | '\u{FFF0}'..='\u{FFFB}' // unassigned specials, interlinear annotation
+            | '\u{110BD}' | '\u{110CD}' // Kaithi number signs
+            | '\u{13430}'..='\u{1343F}' // Egyptian hieroglyph format controls
+            | '\u{1BCA0}'..='\u{1BCA3}' // shorthand format controls
             | '\u{1D173}'..='\u{1D17A}' // musical formatting
             | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
     )
@@ -81,8 +87,14 @@ pub fn password(raw: &str, errors: &mut FieldErrors) {
     }
 }
 
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// 1–100 characters after trimming, none of them a control character (a NUL is refused
-/// by PostgreSQL; line breaks and escapes would forge lines in logs and mail).
+/// by PostgreSQL; line breaks and escapes would forge lines in logs and mail) or a
+/// bidirectional override or isolate (which would make a name shown in an admin's list
+/// read as something else). Joiners stay allowed: scripts and emoji need them.
 pub fn name(raw: &str, errors: &mut FieldErrors) -> String {
     let name = raw.trim().to_string();
     let len = name.chars().count();
@@ -90,7 +102,7 @@ pub fn name(raw: &str, errors: &mut FieldErrors) -> String {
         errors.insert("name".into(), "Enter your name.".into());
     } else if len > NAME_MAX {
         errors.insert("name".into(), format!("Use at most {NAME_MAX} characters."));
-    } else if name.chars().any(char::is_control) {
+    } else if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         errors.insert(
             "name".into(),
             "Use letters, spaces and punctuation only.".into(),
@@ -155,6 +167,21 @@ mod tests {
     }
 
     #[test]
+    fn names_with_direction_overrides_are_refused_but_joiners_are_kept() {
+        for c in ['\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}'] {
+            let mut e = FieldErrors::new();
+            name(&format!("Ada{c} Lovelace"), &mut e);
+            assert!(e.contains_key("name"), "U+{:04X}", c as u32);
+        }
+        let mut e = FieldErrors::new();
+        name(
+            "\u{645}\u{200C}\u{62D}\u{645}\u{62F} \u{1F469}\u{200D}\u{1F4BB}",
+            &mut e,
+        );
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
     fn emails_with_invisible_or_control_characters_are_refused() {
         for c in [
             '\u{0}',
@@ -186,6 +213,10 @@ mod tests {
             '\u{E0000}',
             '\u{E0041}',
             '\u{E007F}',
+            '\u{600}',
+            '\u{2800}',
+            '\u{13430}',
+            '\u{1BCA0}',
         ] {
             assert!(
                 !email_ok(&format!("ka{c}te@x.com")),

@@ -34,7 +34,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// middleware) cost a quarter of the throughput of `GET /api/me` (`cargo xtask bench`, F1).
 /// Bodies are read through `ApiJson` under `DefaultBodyLimit`, so any body over 64 KiB a
 /// route reads answers 413 `payload_too_large`.
-pub fn mount_api(router: Router<AppState>, cors: Option<CorsLayer>) -> Router<AppState> {
+/// Every request of `router` and of the API gets `request_limit` to be answered; the CORS
+/// layer sits outside the API's limit, so a cut request still carries its CORS headers.
+pub fn mount_api(
+    router: Router<AppState>,
+    cors: Option<CorsLayer>,
+    request_limit: std::time::Duration,
+) -> Router<AppState> {
+    let time_limit =
+        || axum::middleware::from_fn_with_state(request_limit, crate::serve::request_time_limit);
     let api = Router::new()
         .merge(auth::router())
         .merge(verify::router())
@@ -46,8 +54,9 @@ pub fn mount_api(router: Router<AppState>, cors: Option<CorsLayer>) -> Router<Ap
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    router.merge(match cors {
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(time_limit());
+    router.layer(time_limit()).merge(match cors {
         Some(cors) => api.layer(cors),
         None => api,
     })

@@ -62,14 +62,27 @@ async fn reset(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // Carried out to its end even if the client goes away or the request's time limit
+    // cuts the answer: between the claim of the link and the new password there are two
+    // commits, and a cut in between would use the link up for nothing.
     let ip = addr.ip().to_string();
-    recovery::reset_password(
-        &state.core,
-        &body.token,
-        SecretString::from(body.password),
-        client(&headers, &ip),
-        state.clock.unix(),
-    )
-    .await?;
+    let user_agent = super::client(&headers, &ip).user_agent.map(str::to_string);
+    let (core, now) = (state.core.clone(), state.clock.unix());
+    tokio::spawn(async move {
+        let client = crate::service::Client {
+            ip: Some(&ip),
+            user_agent: user_agent.as_deref(),
+        };
+        recovery::reset_password(
+            &core,
+            &body.token,
+            SecretString::from(body.password),
+            client,
+            now,
+        )
+        .await
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -129,8 +129,14 @@ async fn insert(
 /// Makes an existing person an admin (the command line). Only a verified address: else
 /// whoever registered someone else's address first would become admin.
 pub async fn promote(core: &Core, email: &str, now: i64) -> Result<UserRow, ApiError> {
+    // The address as registration stored it (trimmed, NFKC-normalised).
+    let mut errors = validate::FieldErrors::new();
+    let email = validate::email(email, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let mut tx = core.db.begin_write().await?;
-    let user = users::find_by_email(&mut *tx, email)
+    let user = users::find_by_email(&mut *tx, &email)
         .await?
         .ok_or(ApiError::NotFound)?;
     if !user.email_verified {

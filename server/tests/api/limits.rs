@@ -170,3 +170,37 @@ async fn a_keep_alive_connection_is_served_many_requests() {
     }
     read_healthz(&mut stream).await;
 }
+
+#[tokio::test]
+async fn a_request_cut_at_its_time_limit_keeps_its_cors_headers() {
+    let origin = "https://admin.example";
+    let app = spawn_app_with(&[
+        ("HTTP_REQUEST_TIMEOUT_SECS", "1"),
+        ("ALLOWED_ORIGINS", origin),
+    ])
+    .await;
+    let person = app.register(&unique_email()).await;
+    let max = app.db.pool().options().get_max_connections();
+    let mut held = Vec::new();
+    for _ in 0..max {
+        held.push(app.db.pool().acquire().await.unwrap());
+    }
+    let response = app
+        .client
+        .get(app.url("/api/sessions"))
+        .header("origin", origin)
+        .bearer_auth(&person.session.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(origin),
+        "a browser on an allowed origin can read the 503"
+    );
+    drop(held);
+}
