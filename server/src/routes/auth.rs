@@ -89,7 +89,6 @@ fn session_response(
     };
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if delivery == Delivery::Cookie {
         let max_age = issued.expires_at - now;
         headers.insert(

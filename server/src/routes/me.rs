@@ -25,12 +25,5 @@ async fn me(AllowUnverified(user): AllowUnverified) -> Response {
         // Serialising these plain fields cannot fail.
         Bytes::from(serde_json::to_vec(&user_json(&account.row)).unwrap_or_default())
     });
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        json.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response()
 }

@@ -24,7 +24,10 @@ use axum::{
     routing::any,
     Router,
 };
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    set_header::SetResponseHeaderLayer,
+};
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,6 +58,12 @@ pub fn mount_api(
         .route("/api/{*rest}", any(not_found))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Every API answer is about someone (a person, their sessions, the audit log) or
+        // carries a token: no cache, shared or private, may keep it.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(time_limit());
     router.layer(time_limit()).merge(match cors {
         Some(cors) => api.layer(cors),

@@ -68,3 +68,58 @@ async fn api_and_health_responses_carry_strict_headers() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_answer_about_someone_is_no_store() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin().await;
+    let token = admin.session.access_token.as_str();
+    let id = admin.session.user.id.as_str();
+    let get = |path: &'static str| app.client.get(app.url(path)).bearer_auth(token).send();
+    let answers = [
+        ("GET /api/me", get("/api/me").await.unwrap()),
+        ("GET /api/sessions", get("/api/sessions").await.unwrap()),
+        (
+            "GET /api/admin/users",
+            get("/api/admin/users").await.unwrap(),
+        ),
+        (
+            "GET /api/admin/audit",
+            get("/api/admin/audit").await.unwrap(),
+        ),
+        (
+            "PATCH /api/admin/users/{id}",
+            app.client
+                .patch(app.url(&format!("/api/admin/users/{id}")))
+                .bearer_auth(token)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "POST /api/auth/verify-email",
+            app.bearer_post(
+                "/api/auth/verify-email",
+                token,
+                serde_json::json!({"code": "123456"}),
+            )
+            .await,
+        ),
+        (
+            "POST /api/auth/refresh",
+            app.refresh_raw(&admin.refresh_token()).await,
+        ),
+    ];
+    for (route, response) in answers {
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{route} answered {}",
+            response.status()
+        );
+    }
+}
