@@ -16,8 +16,15 @@ function handled(message: { text(): string; location(): { url: string } }) {
   );
 }
 
-/** Every test fails on any other browser console error or uncaught page error (CSP included). */
-export const test = base.extend<{ consoleErrors: string[] }>({
+/**
+ * Every test fails on any other browser console error or uncaught page error (CSP included).
+ * A test that makes requests fail on purpose (a 503, a dropped connection) says which
+ * console errors it expects with `allowConsoleErrors(/…/)`.
+ */
+export const test = base.extend<{ consoleErrors: string[]; allowConsoleErrors: (pattern: RegExp) => void }>({
+  allowConsoleErrors: async ({}, use) => {
+    await use((pattern) => expected.push(pattern));
+  },
   consoleErrors: [
     async ({ page }, use) => {
       const errors: string[] = [];
@@ -27,12 +34,17 @@ export const test = base.extend<{ consoleErrors: string[] }>({
         }
       });
       page.on('pageerror', (error) => errors.push(error.message));
+      expected.length = 0;
       await use(errors);
-      expect(errors, 'browser console errors').toEqual([]);
+      const unexpected = errors.filter((e) => !expected.some((pattern) => pattern.test(e)));
+      expect(unexpected, 'browser console errors').toEqual([]);
     },
     { auto: true },
   ],
 });
+
+/** Console errors the running test expects (reset for every test). */
+const expected: RegExp[] = [];
 
 export { expect };
 

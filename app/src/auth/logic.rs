@@ -36,16 +36,104 @@ pub enum RefreshOutcome {
     Renewed,
     /// The server refused the session (401 refresh_* or 403): sign out.
     Ended,
-    /// No answer (offline, server down): keep the session, report the failure.
+    /// No answer, or the server's trouble (offline, 5xx, 429): keep the session, say
+    /// "Reconnecting…" and try again later. Never a reason to sign anyone out.
     Unreachable,
+    /// The answer came after a sign-in or sign-out of this browser (in any tab): it belongs
+    /// to a session that is over, and is dropped.
+    Superseded,
 }
 
+/// What a refresh's answer means. Only the server's word that the session is over (401
+/// `refresh_*`, 403 `account_disabled` or `origin_forbidden`) ends it.
 pub fn after_refresh(status: Option<u16>) -> RefreshOutcome {
     match status {
         Some(200) => RefreshOutcome::Renewed,
         Some(401 | 403) => RefreshOutcome::Ended,
         Some(_) | None => RefreshOutcome::Unreachable,
     }
+}
+
+/// Milliseconds before the `attempt`-th retry (from 0) of a refresh that found no server:
+/// 1 s, doubling, at most 30 s.
+pub fn reconnect_delay_ms(attempt: u32) -> u32 {
+    1_000u32.saturating_mul(1 << attempt.min(5)).min(30_000)
+}
+
+/// The claims of an access token this runtime reads (it never verifies them: the server
+/// does): who, and until when.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct TokenClaims {
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The claims of a JWT's payload, or `None` when it is not one.
+pub fn token_claims(jwt: &str) -> Option<TokenClaims> {
+    let payload = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&base64url_decode(payload)?).ok()
+}
+
+/// Unpadded base64url (RFC 4648 §5), as JWTs use it.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut bits = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            bits |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = bits.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The longest access-token lifetime another tab may hand us (a day): anything longer is
+/// not from this server.
+pub const MAX_SHARED_EXPIRES_IN: u64 = 24 * 60 * 60;
+
+/// What a tab knows when another tab offers it a session.
+#[derive(Clone, Debug)]
+pub struct Offer<'a> {
+    /// The sign-in epoch the session was obtained in, and this browser's epoch now.
+    pub epoch: u64,
+    pub current_epoch: u64,
+    pub expires_in: u64,
+    /// The offered token's claims (`None`: not a JWT).
+    pub claims: Option<TokenClaims>,
+    /// The claims of the token this tab holds, if any.
+    pub held: Option<&'a TokenClaims>,
+}
+
+/// Whether to adopt a session another tab sent: from the current sign-in, with a sane
+/// lifetime, a token this runtime can read, of the person already signed in here (a new
+/// person comes with a new epoch), and not older than the token held.
+pub fn adopt_offer(offer: &Offer<'_>) -> bool {
+    let Some(claims) = &offer.claims else {
+        return false;
+    };
+    let fresh = offer.epoch >= offer.current_epoch;
+    let sane = (1..=MAX_SHARED_EXPIRES_IN).contains(&offer.expires_in) && claims.exp > claims.iat;
+    let same_person_or_new_epoch =
+        offer.held.is_none_or(|held| held.sub == claims.sub || offer.epoch > offer.current_epoch);
+    let not_older = offer.held.is_none_or(|held| claims.exp >= held.exp);
+    fresh && sane && same_person_or_new_epoch && not_older
 }
 
 /// Milliseconds until a proactive refresh: between 75 % and 85 % of the token's lifetime,
@@ -131,6 +219,95 @@ mod tests {
         assert_eq!(after_refresh(Some(403)), RefreshOutcome::Ended);
         assert_eq!(after_refresh(Some(503)), RefreshOutcome::Unreachable);
         assert_eq!(after_refresh(None), RefreshOutcome::Unreachable);
+    }
+
+    #[test]
+    fn reconnecting_backs_off_to_thirty_seconds() {
+        assert_eq!(reconnect_delay_ms(0), 1_000);
+        assert_eq!(reconnect_delay_ms(1), 2_000);
+        assert_eq!(reconnect_delay_ms(4), 16_000);
+        assert_eq!(reconnect_delay_ms(5), 30_000);
+        assert_eq!(reconnect_delay_ms(40), 30_000);
+    }
+
+    /// A JWT with this payload (header and signature are not read).
+    fn jwt(payload: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut encoded = String::new();
+        for chunk in payload.as_bytes().chunks(3) {
+            let mut bits = 0u32;
+            for (i, b) in chunk.iter().enumerate() {
+                bits |= (*b as u32) << (16 - 8 * i);
+            }
+            for i in 0..=chunk.len() {
+                encoded.push(ALPHABET[((bits >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        format!("eyJhbGciOiJFZERTQSJ9.{encoded}.c2ln")
+    }
+
+    #[test]
+    fn token_claims_are_read_from_the_payload() {
+        for payload in [
+            r#"{"sub":"u1","iat":100,"exp":1000}"#,
+            r#"{"sub":"u1","iat":100,"exp":1000,"x":1}"#,
+            r#"{"sub":"u1","iat":100,"exp":1000,"xy":1}"#,
+        ] {
+            assert_eq!(
+                token_claims(&jwt(payload)),
+                Some(TokenClaims {
+                    sub: "u1".into(),
+                    iat: 100,
+                    exp: 1000
+                }),
+                "{payload}"
+            );
+        }
+        assert_eq!(token_claims("not a jwt"), None);
+        assert_eq!(token_claims("a.!!!.c"), None);
+        assert_eq!(token_claims(&jwt(r#"{"sub":"u1"}"#)), None);
+    }
+
+    fn claims(sub: &str, iat: i64, exp: i64) -> TokenClaims {
+        TokenClaims {
+            sub: sub.into(),
+            iat,
+            exp,
+        }
+    }
+
+    #[test]
+    fn offers_from_other_tabs_are_checked() {
+        let held = claims("ada", 100, 1000);
+        let offer = |epoch, expires_in, offered: Option<TokenClaims>, held| Offer {
+            epoch,
+            current_epoch: 3,
+            expires_in,
+            claims: offered,
+            held,
+        };
+        let newer = Some(claims("ada", 200, 1100));
+        assert!(adopt_offer(&offer(3, 900, newer.clone(), Some(&held))));
+        assert!(adopt_offer(&offer(3, 900, newer.clone(), None)));
+        assert!(!adopt_offer(&offer(2, 900, newer.clone(), Some(&held))), "an older sign-in");
+        assert!(!adopt_offer(&offer(3, 0, newer.clone(), None)), "no lifetime");
+        assert!(
+            !adopt_offer(&offer(3, 10 * MAX_SHARED_EXPIRES_IN, newer.clone(), None)),
+            "an absurd lifetime"
+        );
+        assert!(!adopt_offer(&offer(3, 900, None, None)), "not a token");
+        assert!(
+            !adopt_offer(&offer(3, 900, Some(claims("ada", 50, 900)), Some(&held))),
+            "older than the one held"
+        );
+        assert!(
+            !adopt_offer(&offer(3, 900, Some(claims("bob", 200, 1100)), Some(&held))),
+            "another person in the same sign-in"
+        );
+        assert!(
+            adopt_offer(&offer(4, 900, Some(claims("bob", 200, 1100)), Some(&held))),
+            "another person after a new sign-in"
+        );
     }
 
     #[test]

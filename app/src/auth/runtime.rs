@@ -59,6 +59,9 @@ impl ApiFailure {
 #[derive(Clone, Copy)]
 pub struct Auth {
     pub state: RwSignal<AuthState>,
+    /// True while the server cannot be reached for a refresh: the session is kept and the
+    /// refresh retried with backoff; the header says "Reconnecting…".
+    pub reconnecting: RwSignal<bool>,
     #[cfg(feature = "hydrate")]
     inner: StoredValue<browser::Inner, LocalStorage>,
 }
@@ -66,6 +69,7 @@ pub struct Auth {
 pub fn provide_auth() -> Auth {
     let auth = Auth {
         state: RwSignal::new(AuthState::Restoring),
+        reconnecting: RwSignal::new(false),
         #[cfg(feature = "hydrate")]
         inner: StoredValue::new_local(browser::Inner::default()),
     };
@@ -125,10 +129,18 @@ impl Auth {
         }
     }
 
-    /// Ends the session on the server and forgets the token here.
-    pub async fn logout(&self) {
+    /// Ends the session on the server, then forgets the token here and in every tab. When
+    /// the server could not end it (no answer, or its trouble), the person stays signed in
+    /// and the failure says so: a reload would sign them in again.
+    pub async fn logout(&self) -> Result<(), ApiFailure> {
         #[cfg(feature = "hydrate")]
-        browser::logout(*self).await;
+        {
+            browser::logout(*self).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
     }
 
     /// Refreshes now (single flight: concurrent callers share one request).
@@ -153,7 +165,7 @@ mod browser {
             ErrorBody, Session,
         },
         auth::{
-            logic::{self, after_answer, after_refresh, Next},
+            logic::{self, after_answer, after_refresh, Next, TokenClaims},
             tabs::{self, TabMessage},
         },
     };
@@ -169,12 +181,16 @@ mod browser {
         /// The refresh in flight, shared by every caller that needs it.
         flight: Option<Shared<LocalBoxFuture<'static, RefreshOutcome>>>,
         timer: Option<TimeoutHandle>,
+        /// The next try of a refresh that found no server, and how many came before it.
+        reconnect: Option<TimeoutHandle>,
+        reconnect_attempts: u32,
         /// To the other tabs of this browser.
         channel: Option<tabs::Channel>,
     }
 
     struct Token {
         value: String,
+        claims: Option<TokenClaims>,
         obtained_ms: f64,
         expires_in: u64,
     }
@@ -190,8 +206,13 @@ mod browser {
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
         let channel = tabs::Channel::open(move |message| match message {
-            TabMessage::Session { session } => adopt(auth, session),
-            TabMessage::SignedOut => forget(auth),
+            TabMessage::Session { session, epoch } => offered(auth, session, epoch),
+            TabMessage::SignedOut { epoch } => {
+                // A sign-out of an older sign-in says nothing about the current one.
+                if epoch >= tabs::epoch() {
+                    forget(auth);
+                }
+            }
             TabMessage::Hello => share(auth),
         });
         if let Some(channel) = &channel {
@@ -218,7 +239,7 @@ mod browser {
                     .as_ref()
                     .is_some_and(|t| logic::refresh_due(t.obtained_ms, t.expires_in, now_ms()))
             });
-            if due {
+            if due || auth.reconnecting.get_untracked() {
                 spawn_local(async move {
                     auth.refresh().await;
                 });
@@ -244,15 +265,34 @@ mod browser {
         });
     }
 
-    /// Takes a session this tab obtained, and hands it to the other tabs.
-    fn accept(auth: Auth, session: Session) {
+    /// Takes a session this tab obtained in sign-in `epoch`, and hands it to the others.
+    fn accept(auth: Auth, session: Session, epoch: u64) {
         tell(
             auth,
             TabMessage::Session {
                 session: session.clone(),
+                epoch,
             },
         );
         adopt(auth, session);
+    }
+
+    /// A session another tab sent: adopted only when it passes `logic::adopt_offer`.
+    fn offered(auth: Auth, session: Session, epoch: u64) {
+        let claims = logic::token_claims(&session.access_token);
+        let acceptable = auth.inner.with_value(|i| {
+            logic::adopt_offer(&logic::Offer {
+                epoch,
+                current_epoch: tabs::epoch(),
+                expires_in: session.expires_in,
+                claims: claims.clone(),
+                held: i.token.as_ref().and_then(|t| t.claims.as_ref()),
+            })
+        });
+        // The token must also speak for the person the message names.
+        if acceptable && claims.is_some_and(|c| c.sub == session.user.id) {
+            adopt(auth, session);
+        }
     }
 
     /// Answers a new tab's hello with our session, while it is not due for a refresh.
@@ -272,7 +312,13 @@ mod browser {
             })
         });
         if let Some(session) = session {
-            tell(auth, TabMessage::Session { session });
+            tell(
+                auth,
+                TabMessage::Session {
+                    session,
+                    epoch: tabs::epoch(),
+                },
+            );
         }
     }
 
@@ -281,6 +327,7 @@ mod browser {
         let expires_in = session.expires_in;
         auth.inner.update_value(|i| {
             i.token = Some(Token {
+                claims: logic::token_claims(&session.access_token),
                 value: session.access_token,
                 obtained_ms: now_ms(),
                 expires_in,
@@ -299,6 +346,7 @@ mod browser {
             )
             .ok();
         });
+        reconnected(auth);
         // A refresh of the same person changes nothing that is shown: no notification.
         let signed_in = AuthState::SignedIn(session.user);
         if auth.state.with_untracked(|state| *state != signed_in) {
@@ -313,18 +361,55 @@ mod browser {
                 timer.clear();
             }
         });
+        reconnected(auth);
         auth.state.set(AuthState::SignedOut);
     }
 
-    /// This tab and every other forget the session.
-    fn end_everywhere(auth: Auth) {
+    /// The server answered: no more retries pending.
+    fn reconnected(auth: Auth) {
+        auth.inner.update_value(|i| {
+            i.reconnect_attempts = 0;
+            if let Some(timer) = i.reconnect.take() {
+                timer.clear();
+            }
+        });
+        if auth.reconnecting.get_untracked() {
+            auth.reconnecting.set(false);
+        }
+    }
+
+    /// No server for a refresh: keep what we have (signed in, or still restoring), say
+    /// "Reconnecting…", and try again after a growing delay.
+    fn retry_later(auth: Auth) {
+        auth.reconnecting.set(true);
+        auth.inner.update_value(|i| {
+            if i.reconnect.is_some() {
+                return;
+            }
+            let delay = logic::reconnect_delay_ms(i.reconnect_attempts);
+            i.reconnect_attempts = i.reconnect_attempts.saturating_add(1);
+            i.reconnect = set_timeout_with_handle(
+                move || {
+                    auth.inner.update_value(|i| i.reconnect = None);
+                    spawn_local(async move {
+                        auth.refresh().await;
+                    })
+                },
+                Duration::from_millis(u64::from(delay)),
+            )
+            .ok();
+        });
+    }
+
+    /// This tab and every other forget the session of sign-in `epoch`.
+    fn end_everywhere(auth: Auth, epoch: u64) {
         forget(auth);
-        tell(auth, TabMessage::SignedOut);
+        tell(auth, TabMessage::SignedOut { epoch });
     }
 
     /// Memory cleared, then the login page, coming back here afterwards.
     fn sign_out_and_redirect(auth: Auth) {
-        end_everywhere(auth);
+        end_everywhere(auth, tabs::epoch());
         let location = window().location();
         // Already there: a page's own guard (or another failed call) got there first, and
         // its `next` is the page the person was on.
@@ -352,6 +437,15 @@ mod browser {
         flight.await
     }
 
+    /// Waits for this tab's refresh in flight, if any: a sign-in or sign-out must not race
+    /// it (its answer's `Set-Cookie` would land after theirs).
+    async fn settle(auth: Auth) {
+        let flight = auth.inner.with_value(|i| i.flight.clone());
+        if let Some(flight) = flight {
+            flight.await;
+        }
+    }
+
     /// One refresh across the tabs: under the Web Lock, and not at all when another tab
     /// refreshed while this one waited (its session arrived over the channel).
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
@@ -373,21 +467,27 @@ mod browser {
     }
 
     async fn refresh_request(auth: Auth) -> RefreshOutcome {
+        let epoch = tabs::epoch();
         // The cookie goes along by itself; nothing else is sent.
         let response = request(REFRESH.method, REFRESH.path).send().await.ok();
-        let outcome = after_refresh(response.as_ref().map(Response::status));
-        match (outcome, response) {
-            (RefreshOutcome::Renewed, Some(response)) => match answer(REFRESH, response).await {
-                Ok(session) => accept(auth, session),
-                Err(_) => return RefreshOutcome::Unreachable,
-            },
-            (RefreshOutcome::Ended, _) => end_everywhere(auth),
-            _ => {
-                // Unreachable: keep what we have; a first restore with no answer is signed out.
-                if auth.state.get_untracked() == AuthState::Restoring {
-                    auth.state.set(AuthState::SignedOut);
-                }
+        let mut outcome = after_refresh(response.as_ref().map(Response::status));
+        let session = match (outcome, response) {
+            (RefreshOutcome::Renewed, Some(response)) => answer(REFRESH, response).await.ok(),
+            _ => None,
+        };
+        // Signed in or out, here or in another tab, while this was on its way: the answer
+        // belongs to a session that is over.
+        if tabs::epoch() != epoch {
+            return RefreshOutcome::Superseded;
+        }
+        match (outcome, session) {
+            (RefreshOutcome::Renewed, Some(session)) => accept(auth, session, epoch),
+            (RefreshOutcome::Renewed, None) => {
+                outcome = RefreshOutcome::Unreachable;
+                retry_later(auth);
             }
+            (RefreshOutcome::Ended, _) => end_everywhere(auth, epoch),
+            _ => retry_later(auth),
         }
         outcome
     }
@@ -493,32 +593,67 @@ mod browser {
                         sign_out_and_redirect(auth);
                         return Err(ApiFailure::SignedOut);
                     }
+                    // Someone signed in or out meanwhile: retry with whatever is held now
+                    // (pages reload their data for a new person), or stop when nothing is.
+                    RefreshOutcome::Superseded => {
+                        if auth.inner.with_value(|i| i.token.is_none()) {
+                            return Err(ApiFailure::SignedOut);
+                        }
+                        retried = true;
+                    }
                     RefreshOutcome::Unreachable => return Err(ApiFailure::Network),
                 },
             }
         }
     }
 
-    /// Login or register: no access token yet, and the answer is a `Session`.
+    /// Login or register: no access token yet, and the answer is a `Session`. Run under
+    /// the refresh lock, after this tab's refresh in flight, as a new sign-in epoch: any
+    /// answer of the sign-in before it is dropped wherever it lands.
     pub async fn sign_in<B: Serialize>(
         auth: Auth,
         endpoint: Endpoint<B, Session>,
         body: &B,
     ) -> Result<(), ApiFailure> {
-        let request = request(endpoint.method, endpoint.path)
-            .json(body)
-            .map_err(|_| ApiFailure::Network)?;
-        let response = request.send().await.map_err(|_| ApiFailure::Network)?;
-        if !response.ok() {
-            return Err(failure(response).await);
-        }
-        let session = answer(endpoint, response).await?;
-        accept(auth, session);
-        Ok(())
+        let body = serde_json::to_string(body).map_err(|_| ApiFailure::Network)?;
+        let (method, path) = (endpoint.method, endpoint.path);
+        settle(auth).await;
+        tabs::with_lock(move || async move {
+            let epoch = tabs::next_epoch();
+            let request = request(method, path)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .map_err(|_| ApiFailure::Network)?;
+            let response = request.send().await.map_err(|_| ApiFailure::Network)?;
+            if !response.ok() {
+                return Err(failure(response).await);
+            }
+            let session = response
+                .json::<Session>()
+                .await
+                .map_err(|_| ApiFailure::Network)?;
+            accept(auth, session, epoch);
+            Ok(())
+        })
+        .await
     }
 
-    pub async fn logout(auth: Auth) {
-        let _ = request(LOGOUT.method, LOGOUT.path).send().await;
-        end_everywhere(auth);
+    /// Ends the session on the server first; only then is the person shown signed out.
+    /// Under the refresh lock, after this tab's refresh in flight, as a new epoch.
+    pub async fn logout(auth: Auth) -> Result<(), ApiFailure> {
+        settle(auth).await;
+        tabs::with_lock(move || async move {
+            let epoch = tabs::next_epoch();
+            let response = request(LOGOUT.method, LOGOUT.path)
+                .send()
+                .await
+                .map_err(|_| ApiFailure::Network)?;
+            if response.status() != 204 {
+                return Err(failure(response).await);
+            }
+            end_everywhere(auth, epoch);
+            Ok(())
+        })
+        .await
     }
 }

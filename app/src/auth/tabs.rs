@@ -1,6 +1,11 @@
 //! Cross-tab coordination, browser only: one refresh across the tabs of a browser under a
 //! Web Lock, and tabs telling each other, memory to memory over a `BroadcastChannel`, about
-//! new tokens and sign-outs. Nothing here touches any storage.
+//! new tokens and sign-outs.
+//!
+//! The one thing kept in storage is the *sign-in epoch*, a counter in `localStorage` that
+//! every sign-in and sign-out moves on (under the lock). It is no secret: it only lets a
+//! tab recognise an answer or a message that belongs to a sign-in that has ended since,
+//! and drop it.
 
 use crate::api::Session;
 use serde::{Deserialize, Serialize};
@@ -9,6 +14,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 const CHANNEL: &str = "jwt-auth";
+const EPOCH_KEY: &str = "jwt-auth-epoch";
 const LOCK: &str = "jwt-auth-refresh";
 /// Held, shared, by every open tab for its whole life: how tabs count each other.
 const PRESENCE: &str = "jwt-auth-tab";
@@ -18,12 +24,36 @@ pub const LOCK_WAIT_MS: u32 = 3_000;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
-    /// A tab obtained a session (a refresh or a sign-in): the others adopt it.
-    Session { session: Session },
-    /// A tab signed out, or learned that the session ended: every tab forgets it.
-    SignedOut,
+    /// A tab obtained a session (a refresh or a sign-in) in sign-in `epoch`: the others
+    /// adopt it.
+    Session { session: Session, epoch: u64 },
+    /// A tab signed out, or learned that the session of `epoch` ended: every tab forgets it.
+    SignedOut { epoch: u64 },
     /// A tab that just opened asks whether another holds a live session.
     Hello,
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    leptos::prelude::window().local_storage().ok().flatten()
+}
+
+/// The current sign-in epoch of this browser (0 before any sign-in or sign-out, and
+/// without storage).
+pub fn epoch() -> u64 {
+    storage()
+        .and_then(|s| s.get_item(EPOCH_KEY).ok().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Moves the epoch on (a sign-in or a sign-out begins) and returns the new one. Called
+/// under the refresh lock, so tabs never race each other here.
+pub fn next_epoch() -> u64 {
+    let next = epoch().saturating_add(1);
+    if let Some(s) = storage() {
+        let _ = s.set_item(EPOCH_KEY, &next.to_string());
+    }
+    next
 }
 
 pub struct Channel(web_sys::BroadcastChannel);
@@ -128,7 +158,11 @@ pub async fn sleep(ms: i32) {
 /// [`LOCK_WAIT_MS`], then steals the lock: a tab that was closed released it already, one
 /// that is frozen would otherwise block every other tab. Without Web Locks `work` runs at
 /// once, and the server's convergence is the backstop.
-pub async fn with_lock<T, Fut>(work: impl Fn() -> Fut + 'static) -> T
+///
+/// `work` runs once at most. When another tab steals the lock from us while `work` runs,
+/// our request's promise rejects (`AbortError`) but `work` goes on: we wait for its result
+/// rather than take the lock back and run it a second time.
+pub async fn with_lock<T, Fut>(work: impl FnOnce() -> Fut + 'static) -> T
 where
     T: 'static,
     Fut: Future<Output = T> + 'static,
@@ -136,8 +170,9 @@ where
     let Some((locks, request)) = lock_method("request") else {
         return work().await;
     };
-    let work = Rc::new(work);
-    let result: Rc<RefCell<Option<T>>> = Rc::default();
+    let work: Rc<RefCell<Option<_>>> = Rc::new(RefCell::new(Some(work)));
+    let (done, result) = futures::channel::oneshot::channel::<T>();
+    let done = Rc::new(RefCell::new(Some(done)));
     for steal in [false, true] {
         let options = js_sys::Object::new();
         let (key, value): (&str, JsValue) = if steal {
@@ -149,11 +184,16 @@ where
             )
         };
         let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &value);
-        let (work, slot) = (work.clone(), result.clone());
+        let (slot, done) = (work.clone(), done.clone());
         let callback = Closure::once_into_js(move |_lock: JsValue| -> js_sys::Promise {
             wasm_bindgen_futures::future_to_promise(async move {
+                let Some(work) = slot.borrow_mut().take() else {
+                    return Ok(JsValue::UNDEFINED);
+                };
                 let value = work().await;
-                *slot.borrow_mut() = Some(value);
+                if let Some(done) = done.borrow_mut().take() {
+                    let _ = done.send(value);
+                }
                 Ok(JsValue::UNDEFINED)
             })
         });
@@ -161,12 +201,22 @@ where
         else {
             break;
         };
-        // Rejected only when the wait timed out: then steal, on the next round.
-        if JsFuture::from(js_sys::Promise::from(promise)).await.is_ok() {
-            if let Some(value) = result.borrow_mut().take() {
-                return value;
-            }
+        let _ = JsFuture::from(js_sys::Promise::from(promise)).await;
+        // Started (and maybe robbed of the lock since): its result comes, whatever the
+        // promise said. Not started: the wait timed out; steal on the next round.
+        if work.borrow().is_none() {
+            break;
         }
     }
-    work().await
+    let pending = work.borrow_mut().take();
+    match pending {
+        // The lock could not be asked for at all: run unlocked.
+        Some(work) => work().await,
+        None => match result.await {
+            Ok(value) => value,
+            // The work was dropped unfinished (the page is going away): nothing to return
+            // to; never settles, like the page itself.
+            Err(_) => std::future::pending().await,
+        },
+    }
 }

@@ -11,15 +11,33 @@ pub fn Header() -> impl IntoView {
     let (open, set_open) = signal(false);
     let navigate = use_navigate();
     let pending = RwSignal::new(false);
+    let failed = RwSignal::new(None::<String>);
     let logout = move |_| {
         pending.set(true);
+        failed.set(None);
         let navigate = navigate.clone();
-        // Leave a protected page first, so it does not take the sign-out for an expired
-        // session and send the person to the login page.
-        navigate("/", Default::default());
         spawn_local(async move {
-            auth.logout().await;
+            // Retried a few times (the server may be restarting); the person stays signed
+            // in, and is told so, until the server has ended the session.
+            let mut outcome = auth.logout().await;
+            for delay_ms in [1_000, 2_000] {
+                if outcome.is_ok() {
+                    break;
+                }
+                failed.set(Some("Signing out did not reach the server yet. Retrying…".into()));
+                sleep_ms(delay_ms).await;
+                outcome = auth.logout().await;
+            }
             pending.set(false);
+            match outcome {
+                Ok(()) => {
+                    failed.set(None);
+                    navigate("/", Default::default());
+                }
+                Err(_) => failed.set(Some(
+                    "You are still signed in: the server could not be reached. Try again.".into(),
+                )),
+            }
         });
     };
 
@@ -35,6 +53,12 @@ pub fn Header() -> impl IntoView {
             >
                 "Menu"
             </button>
+            {move || auth.reconnecting.get().then(|| view! {
+                <p class="reconnecting" role="status">"Reconnecting…"</p>
+            })}
+            {move || failed.get().map(|message| view! {
+                <p class="sign-out-error" role="alert">{message}</p>
+            })}
             <nav id="site-nav" class="site-nav" class:open=open aria-label="Account">
                 {move || match auth.state.get() {
                     AuthState::Restoring => EitherOf3::A(view! { <span class="nav-pending" aria-busy="true"></span> }),
@@ -56,4 +80,21 @@ pub fn Header() -> impl IntoView {
             </nav>
         </header>
     }
+}
+
+/// Resolves after `ms` milliseconds (never, on the server, where nothing calls it).
+async fn sleep_ms(ms: u64) {
+    #[cfg(feature = "hydrate")]
+    {
+        let (done, wait) = futures::channel::oneshot::channel::<()>();
+        let _ = set_timeout_with_handle(
+            move || {
+                let _ = done.send(());
+            },
+            std::time::Duration::from_millis(ms),
+        );
+        let _ = wait.await;
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ms;
 }

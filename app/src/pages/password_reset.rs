@@ -119,7 +119,10 @@ pub fn ResetPasswordPage() -> impl IntoView {
                 done.set(true);
                 // This browser's session (if any) ended with the others: forget it here too.
                 if matches!(auth.state.get_untracked(), AuthState::SignedIn(_)) {
-                    leptos::task::spawn_local(async move { auth.logout().await });
+                    leptos::task::spawn_local(async move {
+                        // The server ended it already; this only clears the cookie here.
+                        let _ = auth.logout().await;
+                    });
                 }
             },
         );
