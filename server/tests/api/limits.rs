@@ -170,3 +170,43 @@ async fn a_keep_alive_connection_is_served_many_requests() {
     }
     read_healthz(&mut stream).await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_connection_slot() {
+    let app = spawn_app_with(&[
+        ("HTTP_MAX_CONNECTIONS", "1"),
+        ("HTTP_HEADER_TIMEOUT_SECS", "1"),
+        ("HTTP_REQUEST_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    // Client A: a small receive window, many pipelined requests, and never a read. Its
+    // answers soon fill its window and the server's send buffer, so the server's writes
+    // stall while A keeps the one connection slot.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stalled = socket.connect(app.addr).await.unwrap();
+    let (_unread, mut requests) = stalled.into_split();
+    let writer = tokio::spawn(async move {
+        let pipelined = HEALTHZ.repeat(20_000);
+        // The server stops reading once its writes stall, so this write may never end,
+        // or fail once the server closes the connection; either way the half stays open.
+        let _ = requests.write_all(&pipelined).await;
+        std::future::pending::<()>().await;
+        drop(requests);
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Client B is served once the stalled connection has been closed and its slot freed.
+    let started = Instant::now();
+    let mut waiting = connect_and_ask(app.addr).await;
+    let answer = timeout(Duration::from_secs(8), read_healthz(&mut waiting))
+        .await
+        .expect("a connection whose writes stall must not hold its slot");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.abort();
+}
