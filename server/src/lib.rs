@@ -81,7 +81,7 @@ impl Application {
             &signing_key,
             &settings.auth.issuer,
             &settings.auth.audience,
-            settings.auth.access_ttl.as_secs() as i64,
+            config::unix_secs(settings.auth.access_ttl),
         );
         let core = service::Core::new(&settings, db.clone(), secret)?;
         let state = AppState {
@@ -162,7 +162,7 @@ pub async fn prune_once(
     let day_ago = now - KEEP_USED_SECS;
     db::email_codes::prune(db.pool(), day_ago).await?;
     db::password_resets::prune(db.pool(), day_ago).await?;
-    let retention = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
+    let retention = config::unix_secs(audit_retention);
     let entries = db::audit::prune(db.pool(), now.saturating_sub(retention)).await?;
     if sessions + entries > 0 {
         tracing::info!(sessions, audit_entries = entries, "pruned");

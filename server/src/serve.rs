@@ -85,7 +85,7 @@ pub async fn serve(
     // Each request in flight ends within its time limit, and a stalled write within the
     // header time limit; a response body still trickling to a slow reader after that is cut
     // rather than holding shutdown forever.
-    let drain = limits.header_timeout + limits.request_timeout + Duration::from_secs(5);
+    let drain = drain_limit(limits);
     if tokio::time::timeout(drain, slots.acquire_many(limits.max_connections))
         .await
         .is_err()
@@ -96,6 +96,17 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// How long shutdown waits for open connections: a request may wait the header time
+/// limit for its headers, then the request time limit for its answer; 5 s more to write it.
+/// Saturating: the settings bound each limit, but a sum that overflowed would panic here,
+/// at shutdown, of all moments.
+fn drain_limit(limits: HttpLimits) -> Duration {
+    limits
+        .header_timeout
+        .saturating_add(limits.request_timeout)
+        .saturating_add(Duration::from_secs(5))
 }
 
 async fn serve_connection(
@@ -268,6 +279,22 @@ mod tests {
     use super::*;
     use app::api::{ErrorBody, ErrorCode};
     use axum::{http::StatusCode, routing::get};
+
+    #[test]
+    fn the_drain_limit_adds_the_time_limits_without_overflowing() {
+        let limits = HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1,
+        };
+        assert_eq!(drain_limit(limits), Duration::from_secs(45));
+        let huge = HttpLimits {
+            header_timeout: Duration::MAX,
+            request_timeout: Duration::MAX,
+            max_connections: 1,
+        };
+        assert_eq!(drain_limit(huge), Duration::MAX);
+    }
 
     #[tokio::test]
     async fn a_slow_handler_is_cut_with_503_and_a_fast_one_is_not() {
