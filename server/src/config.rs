@@ -315,6 +315,7 @@ fn mail_settings(vars: &Vars, public_url: &str) -> Result<MailSettings, ConfigEr
             }
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
                 .map_err(|e| err("SMTP_URL", e.to_string()))?;
+            refuse_cleartext_smtp(&url)?;
             MailTransport::Smtp(SecretString::from(url))
         }
         None if is_loopback_origin(public_url) => MailTransport::Log,
@@ -359,18 +360,68 @@ fn parse_bool(
     }
 }
 
-/// True when `origin` (as [`parse_origin`] makes it) names this machine: `localhost`,
-/// 127.0.0.0/8 or `::1`.
-fn is_loopback_origin(origin: &str) -> bool {
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let host = match authority.strip_prefix('[') {
-        Some(inner) => inner.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
+/// Refuses a plain `smtp://` URL (no TLS, or TLS only if the server offers it) to another
+/// machine: the password (SMTP `AUTH PLAIN`) and every code and reset link would cross the
+/// network in cleartext, readable and changeable on the way. A relay on this machine
+/// (maildev in the tests) is fine.
+///
+/// Read as lettre reads it (the `url` crate): the host follows the authority's last `@`;
+/// TLS is required when the first `tls` parameter is `required`. Anything this reads
+/// differently (a percent-encoded or `+` query) counts as not required, so a doubt refuses.
+fn refuse_cleartext_smtp(url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("smtp://") else {
+        // smtps://: TLS from the first byte.
+        return Ok(());
     };
-    host == "localhost"
+    let (before_fragment, _) = rest.split_once('#').unwrap_or((rest, ""));
+    let authority_end = before_fragment
+        .find(['/', '?'])
+        .unwrap_or(before_fragment.len());
+    let authority = &before_fragment[..authority_end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query = before_fragment
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    let tls_required = !query.contains(['%', '+'])
+        && query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("tls="))
+            .is_some_and(|value| value == "required");
+    if tls_required || is_loopback_host(host_of(host_port)) {
+        return Ok(());
+    }
+    Err(err(
+        "SMTP_URL",
+        format!(
+            "plain smtp:// to {host} would send the SMTP password and every code and reset \
+             link unencrypted; use smtps://user:pass@{host}:465 (TLS), or add ?tls=required \
+             (STARTTLS, e.g. smtp://user:pass@{host}:587?tls=required). Plain smtp:// is for \
+             a relay on this machine (localhost, 127.0.0.0/8, ::1)",
+            host = host_of(host_port),
+        ),
+    ))
+}
+
+/// The host of `host[:port]` or `[v6][:port]`.
+fn host_of(host_port: &str) -> &str {
+    match host_port.strip_prefix('[') {
+        Some(inner) => inner.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// True when `host` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// True when `origin` (as [`parse_origin`] makes it, so lower case) names this machine.
+fn is_loopback_origin(origin: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    is_loopback_host(host_of(authority))
 }
 
 #[cfg(test)]
@@ -542,6 +593,49 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(s.mail.transport, MailTransport::Smtp(_)));
+    }
+
+    #[test]
+    fn plain_smtp_is_refused_unless_it_stays_on_this_machine() {
+        let public = ("PUBLIC_URL", "https://auth.example.com");
+        for url in [
+            "smtp://user:pw@mail.example.com:587",
+            "smtp://mail.example.com",
+            "smtp://10.0.0.5:25",
+            "smtp://user:pw@mail.example.com:587?tls=opportunistic",
+            "smtp://[2001:db8::1]:25",
+            "smtp://localhost.example.com:25",
+            "smtp://127.0.0.1.nip.io:25",
+            // The user part is not the host.
+            "smtp://localhost:pw@mail.example.com:25",
+        ] {
+            let e = settings(&[public, ("SMTP_URL", url)])
+                .expect_err(&format!("{url} sends credentials and links in cleartext"));
+            assert_eq!(e.var, "SMTP_URL", "{url}");
+            assert!(
+                e.reason.contains("smtps://") && e.reason.contains("?tls=required"),
+                "says how: {e}"
+            );
+            assert!(
+                !e.to_string().contains("pw"),
+                "no password in the message: {e}"
+            );
+        }
+        for url in [
+            // maildev in the tests, a local relay.
+            "smtp://127.0.0.1:1025",
+            "smtp://user:pw@127.0.0.1:1025",
+            "smtp://127.8.9.10:25",
+            "smtp://localhost:25",
+            "smtp://LOCALHOST",
+            "smtp://[::1]:25",
+            // Encrypted, wherever it goes.
+            "smtp://user:pw@mail.example.com:587?tls=required",
+            "smtps://user:pw@mail.example.com:465",
+        ] {
+            let s = settings(&[public, ("SMTP_URL", url)]);
+            assert!(s.is_ok(), "{url}: {:?}", s.err());
+        }
     }
 
     #[test]
