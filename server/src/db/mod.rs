@@ -69,6 +69,19 @@ impl std::ops::DerefMut for WriteTx {
 /// a connection.
 pub const WRITE_TURN_WAIT: Duration = Duration::from_secs(5);
 
+/// The most rows one pruning statement deletes. A batch (with the rows that cascade from
+/// it) takes milliseconds, so writers waiting their turn, or in SQLite's busy handler
+/// for up to 5 s, get in between batches of a backlog of any size.
+pub const PRUNE_BATCH: i64 = 5_000;
+
+/// One batch of a pruning (`audit::prune`, `sessions::prune`): deletes up to
+/// [`PRUNE_BATCH`] rows older than its argument on the connection, and says how many.
+pub type PruneBatch =
+    for<'c> fn(
+        &'c mut sqlx::AnyConnection,
+        i64,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, sqlx::Error>> + Send + 'c>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot create the database folder {path}: {source}")]
@@ -229,6 +242,26 @@ impl Db {
                 tx: self.pool.begin().await?,
                 _turn: None,
             }),
+        }
+    }
+
+    /// Runs `batch` with `before`, each in its own write transaction (so on SQLite each takes
+    /// its turn in the writer queue), until one deletes fewer than [`PRUNE_BATCH`] rows;
+    /// returns how many went in all.
+    pub async fn prune_in_batches(
+        &self,
+        batch: PruneBatch,
+        before: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let deleted = batch(&mut tx, before).await?;
+            tx.commit().await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
         }
     }
 
