@@ -60,9 +60,10 @@ pub struct MailSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
     /// A connection that has not sent complete request headers within this is closed
-    /// (slowloris); so is a keep-alive connection idle this long.
+    /// (slowloris); so is a keep-alive connection idle this long, and one whose client
+    /// has taken no byte of its answers this long.
     pub header_timeout: Duration,
-    /// A request with no response within this is answered 503 `unavailable`.
+    /// A request with no response headers within this is answered 503 `unavailable`.
     pub request_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel's accept queue.
     pub max_connections: u32,

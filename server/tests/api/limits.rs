@@ -136,6 +136,9 @@ async fn shutdown_finishes_the_requests_in_flight_and_takes_no_new_ones() {
     for _ in 0..max {
         held.push(app.db.pool().acquire().await.unwrap());
     }
+    // A client holding an idle keep-alive connection, its request long answered.
+    let mut idle = connect_and_ask(app.addr).await;
+    read_healthz(&mut idle).await;
     // In flight: waiting for a database connection.
     let in_flight = tokio::spawn({
         let request = app
@@ -158,6 +161,26 @@ async fn shutdown_finishes_the_requests_in_flight_and_takes_no_new_ones() {
         .unwrap()
         .expect("the request in flight is answered, not cut");
     assert_eq!(response.status(), StatusCode::OK);
+    let answered = Instant::now();
+    // The idle connection is closed rather than waited for, so `run_until` returns (its
+    // last step closes the database) well before the drain limit of 10 + 30 + 5 s.
+    let mut rest = Vec::new();
+    let read = timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed at shutdown");
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
+    timeout(Duration::from_secs(5), async {
+        while !app.db.pool().is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("run_until returns once the last request is answered");
+    assert!(
+        answered.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        answered.elapsed()
+    );
 }
 
 #[tokio::test]
