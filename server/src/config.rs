@@ -60,9 +60,10 @@ pub struct MailSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
     /// A connection that has not sent complete request headers within this is closed
-    /// (slowloris); so is a keep-alive connection idle this long.
+    /// (slowloris); so is a keep-alive connection idle this long, and one whose client
+    /// has taken no byte of its answers this long.
     pub header_timeout: Duration,
-    /// A request with no response within this is answered 503 `unavailable`.
+    /// A request with no response headers within this is answered 503 `unavailable`.
     pub request_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel's accept queue.
     pub max_connections: u32,
@@ -85,6 +86,16 @@ pub struct ConfigError {
     pub var: &'static str,
     pub reason: String,
 }
+
+/// The longest any seconds setting may be: ten years. Longer is no lifetime or time limit
+/// anyone means, and far larger values break the arithmetic they feed: hyper and tokio add
+/// them to an `Instant` (which panics on overflow), and the lifetimes become Unix seconds
+/// in an `i64`.
+pub const MAX_SECS: u64 = 315_360_000;
+
+/// The longest audit retention, a million years: in effect "keep for ever", still a number
+/// of seconds that fits an `i64`.
+const MAX_DAYS: u64 = 365_000_000;
 
 fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -122,20 +133,8 @@ impl Settings {
         let http = http_settings(&vars)?;
         let auth = auth_settings(&vars, &http.public_url)?;
         let mail = mail_settings(&vars, &http.public_url)?;
-        let audit_retention = match vars.get("AUDIT_RETENTION_DAYS") {
-            None => Duration::from_secs(365 * 86_400),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(0) => return Err(err("AUDIT_RETENTION_DAYS", "must be at least 1")),
-                // More than a million years is no limit worth a number.
-                Ok(days) if days <= 365_000_000 => Duration::from_secs(days * 86_400),
-                _ => {
-                    return Err(err(
-                        "AUDIT_RETENTION_DAYS",
-                        format!("expected a whole number of days, got {v:?}"),
-                    ))
-                }
-            },
-        };
+        let audit_retention_days = vars.number("AUDIT_RETENTION_DAYS", 365, 1, MAX_DAYS, "days")?;
+        let audit_retention = Duration::from_secs(audit_retention_days * 86_400);
         let rust_log = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
@@ -153,12 +152,19 @@ impl Settings {
     pub fn lifetimes(&self) -> crate::service::sessions::Lifetimes {
         crate::service::sessions::Lifetimes {
             policy: crate::auth::refresh::Policy {
-                refresh_ttl: self.auth.refresh_ttl.as_secs() as i64,
-                grace: self.auth.refresh_grace.as_secs() as i64,
+                refresh_ttl: unix_secs(self.auth.refresh_ttl),
+                grace: unix_secs(self.auth.refresh_grace),
             },
-            session_max: self.auth.session_max.as_secs() as i64,
+            session_max: unix_secs(self.auth.session_max),
         }
     }
+}
+
+/// A setting's duration as Unix seconds. Settings are at most [`MAX_SECS`], so this never
+/// saturates; were one larger, it would stay a large positive number rather than wrap
+/// negative as `as i64` does.
+pub fn unix_secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The environment (or a test's map), with blank values read as unset.
@@ -169,26 +175,43 @@ impl Vars<'_> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
-    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let n = match self.get(name) {
-            None => default,
-            Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                err(
-                    name,
-                    format!("expected a whole number of seconds, got {v:?}"),
-                )
-            })?,
+    /// A whole number from `min` to `max` (`unit` says what it counts, for the message).
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
         };
-        Ok(Duration::from_secs(n))
+        let n: u64 = v.trim().parse().map_err(|_| {
+            err(
+                name,
+                format!("expected a whole number of {unit}, got {v:?}"),
+            )
+        })?;
+        if n < min {
+            return Err(err(name, format!("must be at least {min}")));
+        }
+        if n > max {
+            return Err(err(name, format!("must be at most {max} {unit}")));
+        }
+        Ok(n)
+    }
+
+    /// Seconds, up to [`MAX_SECS`].
+    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default, 0, MAX_SECS, "seconds")
+            .map(Duration::from_secs)
     }
 
     /// Seconds, at least one.
     fn positive_secs(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let secs = self.secs(name, default)?;
-        if secs.is_zero() {
-            return Err(err(name, "must be at least 1"));
-        }
-        Ok(secs)
+        self.number(name, default, 1, MAX_SECS, "seconds")
+            .map(Duration::from_secs)
     }
 
     fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -226,19 +249,15 @@ fn http_settings(vars: &Vars) -> Result<HttpSettings, ConfigError> {
     let limits = HttpLimits {
         header_timeout: vars.positive_secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
         request_timeout: vars.positive_secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
-        max_connections: match vars.get("HTTP_MAX_CONNECTIONS") {
-            None => 1024,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(0) => return Err(err("HTTP_MAX_CONNECTIONS", "must be at least 1")),
-                Ok(n) => n,
-                Err(_) => {
-                    return Err(err(
-                        "HTTP_MAX_CONNECTIONS",
-                        format!("expected a whole number, got {v:?}"),
-                    ))
-                }
-            },
-        },
+        max_connections: u32::try_from(vars.number(
+            "HTTP_MAX_CONNECTIONS",
+            1024,
+            1,
+            u32::MAX.into(),
+            "connections",
+        )?)
+        // The bound above makes this the number itself.
+        .unwrap_or(u32::MAX),
     };
     Ok(HttpSettings {
         site_addr,
@@ -297,6 +316,7 @@ fn mail_settings(vars: &Vars, public_url: &str) -> Result<MailSettings, ConfigEr
             }
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url)
                 .map_err(|e| err("SMTP_URL", e.to_string()))?;
+            refuse_cleartext_smtp(&url)?;
             MailTransport::Smtp(SecretString::from(url))
         }
         None if is_loopback_origin(public_url) => MailTransport::Log,
@@ -341,18 +361,68 @@ fn parse_bool(
     }
 }
 
-/// True when `origin` (as [`parse_origin`] makes it) names this machine: `localhost`,
-/// 127.0.0.0/8 or `::1`.
-fn is_loopback_origin(origin: &str) -> bool {
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let host = match authority.strip_prefix('[') {
-        Some(inner) => inner.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
+/// Refuses a plain `smtp://` URL (no TLS, or TLS only if the server offers it) to another
+/// machine: the password (SMTP `AUTH PLAIN`) and every code and reset link would cross the
+/// network in cleartext, readable and changeable on the way. A relay on this machine
+/// (maildev in the tests) is fine.
+///
+/// Read as lettre reads it (the `url` crate): the host follows the authority's last `@`;
+/// TLS is required when the first `tls` parameter is `required`. Anything this reads
+/// differently (a percent-encoded or `+` query) counts as not required, so a doubt refuses.
+fn refuse_cleartext_smtp(url: &str) -> Result<(), ConfigError> {
+    let Some(rest) = url.strip_prefix("smtp://") else {
+        // smtps://: TLS from the first byte.
+        return Ok(());
     };
-    host == "localhost"
+    let (before_fragment, _) = rest.split_once('#').unwrap_or((rest, ""));
+    let authority_end = before_fragment
+        .find(['/', '?'])
+        .unwrap_or(before_fragment.len());
+    let authority = &before_fragment[..authority_end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query = before_fragment
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    let tls_required = !query.contains(['%', '+'])
+        && query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("tls="))
+            .is_some_and(|value| value == "required");
+    if tls_required || is_loopback_host(host_of(host_port)) {
+        return Ok(());
+    }
+    Err(err(
+        "SMTP_URL",
+        format!(
+            "plain smtp:// to {host} would send the SMTP password and every code and reset \
+             link unencrypted; use smtps://user:pass@{host}:465 (TLS), or add ?tls=required \
+             (STARTTLS, e.g. smtp://user:pass@{host}:587?tls=required). Plain smtp:// is for \
+             a relay on this machine (localhost, 127.0.0.0/8, ::1)",
+            host = host_of(host_port),
+        ),
+    ))
+}
+
+/// The host of `host[:port]` or `[v6][:port]`.
+fn host_of(host_port: &str) -> &str {
+    match host_port.strip_prefix('[') {
+        Some(inner) => inner.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// True when `host` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// True when `origin` (as [`parse_origin`] makes it, so lower case) names this machine.
+fn is_loopback_origin(origin: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    is_loopback_host(host_of(authority))
 }
 
 #[cfg(test)]
@@ -437,6 +507,28 @@ mod tests {
     }
 
     #[test]
+    fn seconds_go_up_to_ten_years() {
+        let ten_years = "315360000";
+        let s = settings(&[
+            ("HTTP_HEADER_TIMEOUT_SECS", ten_years),
+            ("HTTP_REQUEST_TIMEOUT_SECS", ten_years),
+            ("AUTH_ACCESS_TTL_SECS", ten_years),
+            ("AUTH_REFRESH_TTL_SECS", ten_years),
+            ("AUTH_SESSION_MAX_SECS", ten_years),
+        ])
+        .unwrap();
+        let ten_years = Duration::from_secs(315_360_000);
+        assert_eq!(s.http.limits.header_timeout, ten_years);
+        assert_eq!(s.http.limits.request_timeout, ten_years);
+        assert_eq!(s.auth.access_ttl, ten_years);
+        let lifetimes = s.lifetimes();
+        assert_eq!(lifetimes.session_max, 315_360_000);
+        assert_eq!(lifetimes.policy.refresh_ttl, 315_360_000);
+        let e = settings(&[("HTTP_REQUEST_TIMEOUT_SECS", "315360001")]).unwrap_err();
+        assert!(e.reason.contains("at most 315360000"), "{e}");
+    }
+
+    #[test]
     fn mail_settings_parse() {
         let s = settings(&[
             ("SMTP_URL", "smtp://user:pw@127.0.0.1:1025"),
@@ -505,6 +597,49 @@ mod tests {
     }
 
     #[test]
+    fn plain_smtp_is_refused_unless_it_stays_on_this_machine() {
+        let public = ("PUBLIC_URL", "https://auth.example.com");
+        for url in [
+            "smtp://user:pw@mail.example.com:587",
+            "smtp://mail.example.com",
+            "smtp://10.0.0.5:25",
+            "smtp://user:pw@mail.example.com:587?tls=opportunistic",
+            "smtp://[2001:db8::1]:25",
+            "smtp://localhost.example.com:25",
+            "smtp://127.0.0.1.nip.io:25",
+            // The user part is not the host.
+            "smtp://localhost:pw@mail.example.com:25",
+        ] {
+            let e = settings(&[public, ("SMTP_URL", url)])
+                .expect_err(&format!("{url} sends credentials and links in cleartext"));
+            assert_eq!(e.var, "SMTP_URL", "{url}");
+            assert!(
+                e.reason.contains("smtps://") && e.reason.contains("?tls=required"),
+                "says how: {e}"
+            );
+            assert!(
+                !e.to_string().contains("pw"),
+                "no password in the message: {e}"
+            );
+        }
+        for url in [
+            // maildev in the tests, a local relay.
+            "smtp://127.0.0.1:1025",
+            "smtp://user:pw@127.0.0.1:1025",
+            "smtp://127.8.9.10:25",
+            "smtp://localhost:25",
+            "smtp://LOCALHOST",
+            "smtp://[::1]:25",
+            // Encrypted, wherever it goes.
+            "smtp://user:pw@mail.example.com:587?tls=required",
+            "smtps://user:pw@mail.example.com:465",
+        ] {
+            let s = settings(&[public, ("SMTP_URL", url)]);
+            assert!(s.is_ok(), "{url}: {:?}", s.err());
+        }
+    }
+
+    #[test]
     fn public_url_feeds_issuer_and_audience_unless_they_are_set() {
         let s = settings(&[
             ("PUBLIC_URL", "https://Auth.Example.com/"),
@@ -558,6 +693,15 @@ mod tests {
             ("AUDIT_RETENTION_DAYS", "-1"),
             ("AUDIT_RETENTION_DAYS", "1y"),
             ("AUDIT_RETENTION_DAYS", "18446744073709551615"),
+            // Past ten years: hyper would panic adding it to an Instant, or the lifetimes
+            // would wrap negative as Unix seconds.
+            ("HTTP_HEADER_TIMEOUT_SECS", "18446744073709551615"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "315360001"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "18446744073709551615"),
+            ("AUTH_ACCESS_TTL_SECS", "9223372036854775808"),
+            ("AUTH_REFRESH_TTL_SECS", "315360001"),
+            ("AUTH_SESSION_MAX_SECS", "18446744073709551615"),
+            ("HTTP_MAX_CONNECTIONS", "4294967296"),
         ];
         for (var, value) in cases {
             let e = settings(&[(var, value)]).expect_err(&format!("{var}={value} must be refused"));

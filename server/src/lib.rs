@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod mail;
 pub mod routes;
 pub mod security;
@@ -81,7 +82,7 @@ impl Application {
             &signing_key,
             &settings.auth.issuer,
             &settings.auth.audience,
-            settings.auth.access_ttl.as_secs() as i64,
+            config::unix_secs(settings.auth.access_ttl),
         );
         let core = service::Core::new(&settings, db.clone(), secret)?;
         let state = AppState {
@@ -157,13 +158,30 @@ pub async fn prune_once(
 ) -> Result<(), sqlx::Error> {
     /// Used codes and reset links are kept a day, for the record.
     const KEEP_USED_SECS: i64 = 24 * 3600;
+    // In batches, each a write transaction: a backlog (the first round after an upgrade or
+    // an outage) deleted in one statement can hold SQLite's write lock past the 5 s other
+    // writers wait, and fail them.
     let ended_before = now - service::sessions::KEEP_ENDED_SECS;
-    let sessions = db::sessions::prune(db.pool(), ended_before).await?;
+    let sessions = db
+        .prune_in_batches(
+            |conn, before| Box::pin(db::sessions::prune(conn, before)),
+            ended_before,
+        )
+        .await?;
     let day_ago = now - KEEP_USED_SECS;
-    db::email_codes::prune(db.pool(), day_ago).await?;
-    db::password_resets::prune(db.pool(), day_ago).await?;
-    let retention = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
-    let entries = db::audit::prune(db.pool(), now.saturating_sub(retention)).await?;
+    // Codes and links live a day, so at most a day's worth goes at once: one transaction,
+    // taking its turn like any writer.
+    let mut tx = db.begin_write().await?;
+    db::email_codes::prune(&mut *tx, day_ago).await?;
+    db::password_resets::prune(&mut *tx, day_ago).await?;
+    tx.commit().await?;
+    let retention = config::unix_secs(audit_retention);
+    let entries = db
+        .prune_in_batches(
+            |conn, before| Box::pin(db::audit::prune(conn, before)),
+            now.saturating_sub(retention),
+        )
+        .await?;
     if sessions + entries > 0 {
         tracing::info!(sessions, audit_entries = entries, "pruned");
     }

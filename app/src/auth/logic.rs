@@ -130,8 +130,9 @@ pub fn adopt_offer(offer: &Offer<'_>) -> bool {
     };
     let fresh = offer.epoch >= offer.current_epoch;
     let sane = (1..=MAX_SHARED_EXPIRES_IN).contains(&offer.expires_in) && claims.exp > claims.iat;
-    let same_person_or_new_epoch =
-        offer.held.is_none_or(|held| held.sub == claims.sub || offer.epoch > offer.current_epoch);
+    let same_person_or_new_epoch = offer
+        .held
+        .is_none_or(|held| held.sub == claims.sub || offer.epoch > offer.current_epoch);
     let not_older = offer.held.is_none_or(|held| claims.exp >= held.exp);
     fresh && sane && same_person_or_new_epoch && not_older
 }
@@ -289,8 +290,14 @@ mod tests {
         let newer = Some(claims("ada", 200, 1100));
         assert!(adopt_offer(&offer(3, 900, newer.clone(), Some(&held))));
         assert!(adopt_offer(&offer(3, 900, newer.clone(), None)));
-        assert!(!adopt_offer(&offer(2, 900, newer.clone(), Some(&held))), "an older sign-in");
-        assert!(!adopt_offer(&offer(3, 0, newer.clone(), None)), "no lifetime");
+        assert!(
+            !adopt_offer(&offer(2, 900, newer.clone(), Some(&held))),
+            "an older sign-in"
+        );
+        assert!(
+            !adopt_offer(&offer(3, 0, newer.clone(), None)),
+            "no lifetime"
+        );
         assert!(
             !adopt_offer(&offer(3, 10 * MAX_SHARED_EXPIRES_IN, newer.clone(), None)),
             "an absurd lifetime"

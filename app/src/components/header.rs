@@ -24,7 +24,9 @@ pub fn Header() -> impl IntoView {
                 if outcome.is_ok() {
                     break;
                 }
-                failed.set(Some("Signing out did not reach the server yet. Retrying…".into()));
+                failed.set(Some(
+                    "Signing out did not reach the server yet. Retrying…".into(),
+                ));
                 sleep_ms(delay_ms).await;
                 outcome = auth.logout().await;
             }

@@ -10,7 +10,7 @@ use ed25519_dalek::{
 };
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::{fs, io::Write, path::Path};
+use std::{fs, path::Path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -25,21 +25,13 @@ fn file_error(path: &Path, reason: impl ToString) -> KeyError {
     }
 }
 
-/// Writes `contents` to a new file readable by its owner only; never overwrites.
+/// Writes `contents` to a new file readable by its owner only, creating its folder;
+/// never overwrites.
 fn create_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
     }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| file_error(path, e))?;
-    file.write_all(contents).map_err(|e| file_error(path, e))?;
-    file.sync_all().map_err(|e| file_error(path, e))
+    crate::files::create_private(path, contents).map_err(|e| file_error(path, e))
 }
 
 /// Refuses a key file that group or others may read or write: whoever reads it can sign

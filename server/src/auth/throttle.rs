@@ -316,7 +316,7 @@ mod tests {
         let l = MemoryLimiter::with_capacity(1_000);
         let account = Limit::new("account:victim", B);
         for _ in 0..3 {
-            l.decide(&[account.clone()], 0).unwrap();
+            l.decide(std::slice::from_ref(&account), 0).unwrap();
         }
         let per_address = Budget {
             limit: 100,

@@ -99,15 +99,21 @@ pub async fn page<'e>(
     .await
 }
 
-/// Deletes the entries recorded before `before` (Unix seconds), so the log does not keep
-/// addresses and events for ever; returns how many went.
+/// Deletes up to [`super::PRUNE_BATCH`] of the entries recorded before `before` (Unix
+/// seconds), so the log does not keep addresses and events for ever; returns how many went.
+/// Run it until it deletes fewer ([`super::Db::prune_in_batches`]): one statement over a
+/// whole backlog would hold SQLite's write lock for as long as it takes.
 pub async fn prune<'e>(
     db: impl Executor<'e, Database = Any>,
     before: i64,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("delete from audit_log where at < $1")
-        .bind(before)
-        .execute(db)
-        .await
-        .map(|done| done.rows_affected())
+    sqlx::query(
+        "delete from audit_log where id in \
+         (select id from audit_log where at < $1 limit $2)",
+    )
+    .bind(before)
+    .bind(super::PRUNE_BATCH)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected())
 }

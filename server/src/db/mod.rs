@@ -69,6 +69,19 @@ impl std::ops::DerefMut for WriteTx {
 /// a connection.
 pub const WRITE_TURN_WAIT: Duration = Duration::from_secs(5);
 
+/// The most rows one pruning statement deletes. A batch (with the rows that cascade from
+/// it) takes milliseconds, so writers waiting their turn, or in SQLite's busy handler
+/// for up to 5 s, get in between batches of a backlog of any size.
+pub const PRUNE_BATCH: i64 = 5_000;
+
+/// One batch of a pruning (`audit::prune`, `sessions::prune`): deletes up to
+/// [`PRUNE_BATCH`] rows older than its argument on the connection, and says how many.
+pub type PruneBatch =
+    for<'c> fn(
+        &'c mut sqlx::AnyConnection,
+        i64,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, sqlx::Error>> + Send + 'c>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot create the database folder {path}: {source}")]
@@ -232,6 +245,26 @@ impl Db {
         }
     }
 
+    /// Runs `batch` with `before`, each in its own write transaction (so on SQLite each takes
+    /// its turn in the writer queue), until one deletes fewer than [`PRUNE_BATCH`] rows;
+    /// returns how many went in all.
+    pub async fn prune_in_batches(
+        &self,
+        batch: PruneBatch,
+        before: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let deleted = batch(&mut tx, before).await?;
+            tx.commit().await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Closes every connection; later queries fail. Used at shutdown and by tests.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -259,6 +292,7 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
         if mode.is_none_or(|m| m == "rwc") {
             create_private_file(Path::new(path))?;
         }
+        tighten_database_files(Path::new(path));
     }
     Ok(if mode.is_some() {
         url.to_string()
@@ -273,21 +307,47 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
 /// with the umask's mode (often world-readable: every account, session and audit entry),
 /// and gives its `-wal` and `-shm` files the main file's mode, so this covers all three.
 fn create_private_file(path: &Path) -> Result<(), DbError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
+    match crate::files::create_private(path, b"") {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(source) => Err(DbError::File {
             path: path.display().to_string(),
             source,
         }),
     }
+}
+
+/// Makes an existing database, and its `-wal` and `-shm` files, owner-only when group or
+/// others may use them (a database created before the server created it 0600, or copied
+/// since); returns how many it changed. Each change is a warning naming the file. Refusing
+/// to start instead would stop every existing deployment at its upgrade; a file this
+/// cannot change (another owner's) is a warning too, for the same reason.
+fn tighten_database_files(path: &Path) -> usize {
+    let mut changed = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = Path::new(&file);
+        match crate::files::make_private(file) {
+            Ok(Some(mode)) => {
+                changed += 1;
+                tracing::warn!(
+                    file = %file.display(),
+                    "the database file was open to group or others (mode {mode:o}); \
+                     made it owner-only (0600)"
+                );
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                file = %file.display(),
+                error = %e,
+                "cannot check or change the database file's permissions; make it \
+                 owner-only yourself (chmod 600)"
+            ),
+        }
+    }
+    changed
 }
 
 /// True when `e` is a unique violation of the named constraint. PostgreSQL reports the
@@ -324,9 +384,23 @@ mod tests {
     }
 
     #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_new_sqlite_database_and_its_journal_are_owner_only() {
-        use std::os::unix::fs::PermissionsExt;
+        // The usual umask, under which SQLite alone would create 0644 files; a restrictive
+        // one (077) on the machine running the tests would hide the difference. The umask
+        // is the process's: other tests creating files meanwhile get the common default.
+        // SAFETY: umask only sets the process's file creation mask; it cannot fail.
+        unsafe { libc::umask(0o022) };
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}/app.db", dir.path().display()))
             .await
@@ -334,13 +408,51 @@ mod tests {
         // Migrations write, so the WAL and its index exist.
         db.migrate().await.unwrap();
         for file in ["app.db", "app.db-wal", "app.db-shm"] {
-            let mode = std::fs::metadata(dir.path().join(file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"))
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
+            let mode = mode_of(&dir.path().join(file));
+            assert_eq!(mode, 0o600, "{file}: {mode:o}");
         }
         db.close().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_existing_database_open_to_group_or_others_is_made_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/app.db", dir.path().display());
+        // Open, so the WAL and its index exist, as a running server keeps them.
+        let first = Db::connect(&url).await.unwrap();
+        first.migrate().await.unwrap();
+        let files = [
+            ("app.db", 0o644),
+            ("app.db-wal", 0o640),
+            ("app.db-shm", 0o606),
+        ];
+        for (file, mode) in files {
+            std::fs::set_permissions(dir.path().join(file), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        // As an upgraded server starts on a database an older one created.
+        let second = Db::connect(&url).await.unwrap();
+        for (file, _) in files {
+            let mode = mode_of(&dir.path().join(file));
+            assert_eq!(mode, 0o600, "{file}: {mode:o}");
+        }
+        // It still works.
+        second.ping().await.unwrap();
+        second.close().await;
+        first.close().await;
+        // Owner-only ones are left as they are, read-only included.
+        std::fs::set_permissions(
+            dir.path().join("app.db"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+        assert_eq!(
+            tighten_database_files(Path::new(&format!("{}/app.db", dir.path().display()))),
+            0
+        );
+        assert_eq!(mode_of(&dir.path().join("app.db")), 0o400);
     }
 
     /// A migration file added to `migrations/` but not to `MIGRATIONS` would never run.

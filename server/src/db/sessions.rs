@@ -212,19 +212,22 @@ pub async fn revoke<'e>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes families that ended (past their absolute or idle end, or revoked) at or before
-/// `ended_before`, their tokens with them. Callers keep ended families a while, so a late
-/// token of one is still answered for what it is (`refresh_expired`, or reuse) rather
-/// than as unknown.
+/// Deletes up to [`super::PRUNE_BATCH`] families that ended (past their absolute or idle
+/// end, or revoked) at or before `ended_before`, their tokens with them; returns how many.
+/// Run it until it deletes fewer ([`super::Db::prune_in_batches`]), so no one statement
+/// holds SQLite's write lock over a whole backlog. Callers keep ended families a while, so
+/// a late token of one is still answered for what it is (`refresh_expired`, or reuse)
+/// rather than as unknown.
 pub async fn prune<'e>(
     db: impl Executor<'e, Database = Any>,
     ended_before: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "delete from refresh_families \
-         where expires_at <= $1 or idle_expires_at <= $1 or revoked_at <= $1",
+        "delete from refresh_families where id in (select id from refresh_families \
+         where expires_at <= $1 or idle_expires_at <= $1 or revoked_at <= $1 limit $2)",
     )
     .bind(ended_before)
+    .bind(super::PRUNE_BATCH)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

@@ -19,7 +19,7 @@ use crate::{
 use app::api::{ChangePasswordRequest, LoginRequest, RegisterRequest, Session};
 use axum::{
     extract::{ConnectInfo, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
     Json, Router,

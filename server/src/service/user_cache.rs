@@ -48,6 +48,12 @@ pub struct UserCache {
     loads: AtomicU64,
 }
 
+impl Default for UserCache {
+    fn default() -> Self {
+        UserCache::new()
+    }
+}
+
 impl UserCache {
     pub fn new() -> UserCache {
         UserCache {

@@ -136,6 +136,9 @@ async fn shutdown_finishes_the_requests_in_flight_and_takes_no_new_ones() {
     for _ in 0..max {
         held.push(app.db.pool().acquire().await.unwrap());
     }
+    // A client holding an idle keep-alive connection, its request long answered.
+    let mut idle = connect_and_ask(app.addr).await;
+    read_healthz(&mut idle).await;
     // In flight: waiting for a database connection.
     let in_flight = tokio::spawn({
         let request = app
@@ -158,6 +161,26 @@ async fn shutdown_finishes_the_requests_in_flight_and_takes_no_new_ones() {
         .unwrap()
         .expect("the request in flight is answered, not cut");
     assert_eq!(response.status(), StatusCode::OK);
+    let answered = Instant::now();
+    // The idle connection is closed rather than waited for, so `run_until` returns (its
+    // last step closes the database) well before the drain limit of 10 + 30 + 5 s.
+    let mut rest = Vec::new();
+    let read = timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed at shutdown");
+    assert!(read.is_err() || rest.is_empty(), "{rest:?}");
+    timeout(Duration::from_secs(5), async {
+        while !app.db.pool().is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("run_until returns once the last request is answered");
+    assert!(
+        answered.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        answered.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -203,4 +226,44 @@ async fn a_request_cut_at_its_time_limit_keeps_its_cors_headers() {
         "a browser on an allowed origin can read the 503"
     );
     drop(held);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_loses_its_connection_slot() {
+    let app = spawn_app_with(&[
+        ("HTTP_MAX_CONNECTIONS", "1"),
+        ("HTTP_HEADER_TIMEOUT_SECS", "1"),
+        ("HTTP_REQUEST_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    // Client A: a small receive window, many pipelined requests, and never a read. Its
+    // answers soon fill its window and the server's send buffer, so the server's writes
+    // stall while A keeps the one connection slot.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stalled = socket.connect(app.addr).await.unwrap();
+    let (_unread, mut requests) = stalled.into_split();
+    let writer = tokio::spawn(async move {
+        let pipelined = HEALTHZ.repeat(20_000);
+        // The server stops reading once its writes stall, so this write may never end,
+        // or fail once the server closes the connection; either way the half stays open.
+        let _ = requests.write_all(&pipelined).await;
+        std::future::pending::<()>().await;
+        drop(requests);
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Client B is served once the stalled connection has been closed and its slot freed.
+    let started = Instant::now();
+    let mut waiting = connect_and_ask(app.addr).await;
+    let answer = timeout(Duration::from_secs(8), read_healthz(&mut waiting))
+        .await
+        .expect("a connection whose writes stall must not hold its slot");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.abort();
 }

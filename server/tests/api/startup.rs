@@ -1,7 +1,6 @@
-//! What start-up refuses, and what it creates: mail that would land in a production log,
-//! key files others can read, and the database files' permissions.
+//! What start-up refuses: mail that would land in a production log, and key files others
+//! can read. (The database files' permissions are tested in `db/mod.rs`.)
 
-use crate::helpers::spawn_app;
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -94,25 +93,5 @@ fn a_key_file_others_can_read_stops_start_up() {
             stderr.contains(&format!("chmod 600 {path_text}")),
             "{var}: {stderr}"
         );
-    }
-}
-
-#[cfg(unix)]
-#[tokio::test]
-async fn the_sqlite_database_and_its_journal_are_readable_by_their_owner_only() {
-    use std::os::unix::fs::PermissionsExt;
-    let app = spawn_app().await;
-    if app.db.backend() != server::db::Backend::Sqlite {
-        return;
-    }
-    // A write, so the WAL and its index exist.
-    app.register(&crate::helpers::unique_email()).await;
-    let dir = app.key_file.parent().unwrap();
-    for file in ["app.db", "app.db-wal", "app.db-shm"] {
-        let mode = std::fs::metadata(dir.join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e}"))
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
     }
 }
