@@ -90,6 +90,9 @@ test('person A’s late refresh is not shown after person B signed in', async ({
   await page.waitForTimeout(1_000);
   const seen = await headerSeen(page);
   expect(seen.names.slice(seen.names.indexOf('Bob Example')), 'after Bob, only Bob').toEqual(['Bob Example']);
+  // The page itself reloaded its data for the new person.
+  await expect(page.getByTestId('account-email')).toHaveText(bob);
+  await expect(page.getByTestId('account-name')).toHaveText('Bob Example');
   await expect(header(second).getByRole('link', { name: 'Bob Example' })).toBeVisible();
 });
 

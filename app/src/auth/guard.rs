@@ -5,9 +5,10 @@ use leptos::prelude::*;
 use leptos_router::{hooks::use_navigate, NavigateOptions};
 
 /// For pages only for signed-in people: sends a signed-out visitor to the login page,
-/// coming back to `path` afterwards. True once signed in (once per sign-in, not at every
-/// token refresh, so the page's data loads once).
-pub fn require_sign_in(path: &'static str) -> Memo<bool> {
+/// coming back to `path` afterwards. The id of the person signed in: it changes once per
+/// sign-in, not at every token refresh, so a page's data loads once per person, and again
+/// when another person signs in (in this tab or another), never mixing two people.
+pub fn require_sign_in(path: &'static str) -> Memo<Option<String>> {
     let auth = use_auth();
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -21,5 +22,8 @@ pub fn require_sign_in(path: &'static str) -> Memo<bool> {
             );
         }
     });
-    Memo::new(move |_| matches!(auth.state.get(), AuthState::SignedIn(_)))
+    Memo::new(move |_| match auth.state.get() {
+        AuthState::SignedIn(user) => Some(user.id),
+        _ => None,
+    })
 }

@@ -210,6 +210,7 @@ mod browser {
             TabMessage::SignedOut { epoch } => {
                 // A sign-out of an older sign-in says nothing about the current one.
                 if epoch >= tabs::epoch() {
+                    tabs::saw_epoch(epoch);
                     forget(auth);
                 }
             }
@@ -291,6 +292,7 @@ mod browser {
         });
         // The token must also speak for the person the message names.
         if acceptable && claims.is_some_and(|c| c.sub == session.user.id) {
+            tabs::saw_epoch(epoch);
             adopt(auth, session);
         }
     }

@@ -2,10 +2,11 @@
 //! Web Lock, and tabs telling each other, memory to memory over a `BroadcastChannel`, about
 //! new tokens and sign-outs.
 //!
-//! The one thing kept in storage is the *sign-in epoch*, a counter in `localStorage` that
-//! every sign-in and sign-out moves on (under the lock). It is no secret: it only lets a
-//! tab recognise an answer or a message that belongs to a sign-in that has ended since,
-//! and drop it.
+//! Every sign-in and sign-out starts a new *sign-in epoch*: a number that only grows (the
+//! time of the sign-in in milliseconds, or one more than the last epoch seen), announced
+//! with every message, so each tab knows the newest one it has heard of. It lets a tab
+//! recognise an answer or a message that belongs to a sign-in that has ended since, and
+//! drop it. Nothing here touches any storage.
 
 use crate::api::Session;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,6 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 const CHANNEL: &str = "jwt-auth";
-const EPOCH_KEY: &str = "jwt-auth-epoch";
 const LOCK: &str = "jwt-auth-refresh";
 /// Held, shared, by every open tab for its whole life: how tabs count each other.
 const PRESENCE: &str = "jwt-auth-tab";
@@ -33,26 +33,26 @@ pub enum TabMessage {
     Hello,
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    leptos::prelude::window().local_storage().ok().flatten()
+thread_local! {
+    static EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// The current sign-in epoch of this browser (0 before any sign-in or sign-out, and
-/// without storage).
+/// The newest sign-in epoch this tab knows of (0 in a new tab until it hears of one).
 pub fn epoch() -> u64 {
-    storage()
-        .and_then(|s| s.get_item(EPOCH_KEY).ok().flatten())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    EPOCH.with(|e| e.get())
 }
 
-/// Moves the epoch on (a sign-in or a sign-out begins) and returns the new one. Called
-/// under the refresh lock, so tabs never race each other here.
+/// Takes note of an epoch another tab announced.
+pub fn saw_epoch(epoch: u64) {
+    EPOCH.with(|e| e.set(e.get().max(epoch)));
+}
+
+/// Starts a new epoch (a sign-in or a sign-out begins) and returns it: newer than any
+/// epoch of this browser, since it is at least the current time and at least one more
+/// than any epoch this tab has heard of. Called under the refresh lock.
 pub fn next_epoch() -> u64 {
-    let next = epoch().saturating_add(1);
-    if let Some(s) = storage() {
-        let _ = s.set_item(EPOCH_KEY, &next.to_string());
-    }
+    let next = (js_sys::Date::now() as u64).max(epoch().saturating_add(1));
+    EPOCH.with(|e| e.set(next));
     next
 }
 

@@ -23,7 +23,7 @@ pub fn AccountPage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"Your account"</h1>
-            {move || if signed_in.get() {
+            {move || if signed_in.get().is_some() {
                 Either::Left(view! {
                     <AccountPanels/>
                     <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>

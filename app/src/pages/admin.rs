@@ -25,7 +25,7 @@ pub fn AdminPage() -> impl IntoView {
     view! {
         <section class="card wide">
             <h1>"Admin"</h1>
-            {move || if !signed_in.get() {
+            {move || if signed_in.get().is_none() {
                 EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             } else if is_admin() {
                 EitherOf3::B(view! { <People/> <AuditLog/> })

@@ -18,7 +18,7 @@ pub fn SessionsPage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"Your sessions"</h1>
-            {move || if signed_in.get() {
+            {move || if signed_in.get().is_some() {
                 Either::Left(view! { <SessionList/> })
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })

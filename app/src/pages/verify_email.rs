@@ -21,7 +21,7 @@ pub fn VerifyEmailPage() -> impl IntoView {
     view! {
         <section class="card auth-card">
             <h1>"Verify your email"</h1>
-            {move || if !signed_in.get() {
+            {move || if signed_in.get().is_none() {
                 EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             } else if verified() {
                 EitherOf3::B(view! {
