@@ -44,13 +44,23 @@ pub enum RefreshOutcome {
     Superseded,
 }
 
-/// What a refresh's answer means. Only the server's word that the session is over (401
-/// `refresh_*`, 403 `account_disabled` or `origin_forbidden`) ends it.
-pub fn after_refresh(status: Option<u16>) -> RefreshOutcome {
-    match status {
-        Some(200) => RefreshOutcome::Renewed,
-        Some(401 | 403) => RefreshOutcome::Ended,
-        Some(_) | None => RefreshOutcome::Unreachable,
+/// What a refresh's answer means: its status, and the error code of its body. Only the
+/// server's word that the session is over (401 `refresh_*`, 403 `account_disabled`) ends
+/// it; anything else (a proxy's 401, a 5xx, no answer) is a server to try again later.
+pub fn after_refresh(status: Option<u16>, code: Option<ErrorCode>) -> RefreshOutcome {
+    match (status, code) {
+        (Some(200), _) => RefreshOutcome::Renewed,
+        (
+            Some(401),
+            Some(
+                ErrorCode::RefreshMissing
+                | ErrorCode::RefreshInvalid
+                | ErrorCode::RefreshExpired
+                | ErrorCode::RefreshReused,
+            ),
+        )
+        | (Some(403), Some(ErrorCode::AccountDisabled)) => RefreshOutcome::Ended,
+        _ => RefreshOutcome::Unreachable,
     }
 }
 
@@ -133,7 +143,8 @@ pub fn adopt_offer(offer: &Offer<'_>) -> bool {
     let same_person_or_new_epoch = offer
         .held
         .is_none_or(|held| held.sub == claims.sub || offer.epoch > offer.current_epoch);
-    let not_older = offer.held.is_none_or(|held| claims.exp >= held.exp);
+    // Strictly newer: the same token again (every hello's answer) changes nothing.
+    let not_older = offer.held.is_none_or(|held| claims.exp > held.exp);
     fresh && sane && same_person_or_new_epoch && not_older
 }
 
@@ -215,11 +226,37 @@ mod tests {
 
     #[test]
     fn refresh_outcomes() {
-        assert_eq!(after_refresh(Some(200)), RefreshOutcome::Renewed);
-        assert_eq!(after_refresh(Some(401)), RefreshOutcome::Ended);
-        assert_eq!(after_refresh(Some(403)), RefreshOutcome::Ended);
-        assert_eq!(after_refresh(Some(503)), RefreshOutcome::Unreachable);
-        assert_eq!(after_refresh(None), RefreshOutcome::Unreachable);
+        assert_eq!(after_refresh(Some(200), None), RefreshOutcome::Renewed);
+        for code in [
+            ErrorCode::RefreshMissing,
+            ErrorCode::RefreshInvalid,
+            ErrorCode::RefreshExpired,
+            ErrorCode::RefreshReused,
+        ] {
+            assert_eq!(after_refresh(Some(401), Some(code)), RefreshOutcome::Ended);
+        }
+        assert_eq!(
+            after_refresh(Some(403), Some(ErrorCode::AccountDisabled)),
+            RefreshOutcome::Ended
+        );
+        assert_eq!(
+            after_refresh(Some(401), None),
+            RefreshOutcome::Unreachable,
+            "a proxy's 401"
+        );
+        assert_eq!(
+            after_refresh(Some(403), Some(ErrorCode::OriginForbidden)),
+            RefreshOutcome::Unreachable
+        );
+        assert_eq!(
+            after_refresh(Some(429), Some(ErrorCode::RateLimited)),
+            RefreshOutcome::Unreachable
+        );
+        assert_eq!(
+            after_refresh(Some(503), Some(ErrorCode::Overloaded)),
+            RefreshOutcome::Unreachable
+        );
+        assert_eq!(after_refresh(None, None), RefreshOutcome::Unreachable);
     }
 
     #[test]
@@ -289,6 +326,10 @@ mod tests {
         };
         let newer = Some(claims("ada", 200, 1100));
         assert!(adopt_offer(&offer(3, 900, newer.clone(), Some(&held))));
+        assert!(
+            !adopt_offer(&offer(3, 900, Some(held.clone()), Some(&held))),
+            "the same token again"
+        );
         assert!(adopt_offer(&offer(3, 900, newer.clone(), None)));
         assert!(
             !adopt_offer(&offer(2, 900, newer.clone(), Some(&held))),

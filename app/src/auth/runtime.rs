@@ -197,6 +197,15 @@ mod browser {
 
     /// How long a new tab waits for another tab's session before refreshing itself.
     const HELLO_WAIT_MS: i32 = 100;
+    /// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its
+    /// answer: past it, it counts as no answer, so nothing waits on it for ever.
+    const ANSWER_WAIT_MS: u32 = 10_000;
+
+    /// The request, given up (as no answer) after the wait above.
+    fn bounded(builder: RequestBuilder) -> RequestBuilder {
+        let signal = web_sys::AbortSignal::timeout_with_u32(ANSWER_WAIT_MS);
+        builder.abort_signal(Some(&signal))
+    }
 
     fn now_ms() -> f64 {
         js_sys::Date::now()
@@ -206,10 +215,13 @@ mod browser {
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
         let channel = tabs::Channel::open(move |message| match message {
-            TabMessage::Session { session, epoch } => offered(auth, session, epoch),
+            TabMessage::Session { session, epoch } if tabs::plausible_epoch(epoch) => {
+                offered(auth, session, epoch)
+            }
+            TabMessage::Session { .. } => {}
             TabMessage::SignedOut { epoch } => {
                 // A sign-out of an older sign-in says nothing about the current one.
-                if epoch >= tabs::epoch() {
+                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
                     tabs::saw_epoch(epoch);
                     forget(auth);
                 }
@@ -471,12 +483,20 @@ mod browser {
     async fn refresh_request(auth: Auth) -> RefreshOutcome {
         let epoch = tabs::epoch();
         // The cookie goes along by itself; nothing else is sent.
-        let response = request(REFRESH.method, REFRESH.path).send().await.ok();
-        let mut outcome = after_refresh(response.as_ref().map(Response::status));
-        let session = match (outcome, response) {
-            (RefreshOutcome::Renewed, Some(response)) => answer(REFRESH, response).await.ok(),
-            _ => None,
+        let response = bounded(request(REFRESH.method, REFRESH.path))
+            .send()
+            .await
+            .ok();
+        let status = response.as_ref().map(Response::status);
+        let (session, code) = match response {
+            Some(response) if response.ok() => (answer(REFRESH, response).await.ok(), None),
+            Some(response) => match failure(response).await {
+                ApiFailure::Api { code, .. } => (None, Some(code)),
+                _ => (None, None),
+            },
+            None => (None, None),
         };
+        let mut outcome = after_refresh(status, code);
         // Signed in or out, here or in another tab, while this was on its way: the answer
         // belongs to a session that is over.
         if tabs::epoch() != epoch {
@@ -540,6 +560,15 @@ mod browser {
         serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
     }
 
+    fn held_person(auth: Auth) -> Option<String> {
+        auth.inner.with_value(|i| {
+            i.token
+                .as_ref()
+                .and_then(|t| t.claims.as_ref())
+                .map(|c| c.sub.clone())
+        })
+    }
+
     /// One call with the access token, refreshing once on an expired or invalid token:
     /// the answer's body, `None` when it has none.
     async fn exchange(
@@ -549,7 +578,13 @@ mod browser {
         body: Option<String>,
     ) -> Result<Option<String>, ApiFailure> {
         let mut retried = false;
+        // The person this call is made for: after a refresh it is retried only for them,
+        // never for someone who signed in meanwhile.
+        let person = held_person(auth);
         loop {
+            if retried && held_person(auth) != person {
+                return Err(ApiFailure::SignedOut);
+            }
             let token = auth
                 .inner
                 .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
@@ -621,21 +656,36 @@ mod browser {
         let (method, path) = (endpoint.method, endpoint.path);
         settle(auth).await;
         tabs::with_lock(move || async move {
+            let before = tabs::epoch();
             let epoch = tabs::next_epoch();
-            let request = request(method, path)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .map_err(|_| ApiFailure::Network)?;
-            let response = request.send().await.map_err(|_| ApiFailure::Network)?;
-            if !response.ok() {
-                return Err(failure(response).await);
+            let outcome = async {
+                let response = bounded(request(method, path))
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .map_err(|_| ApiFailure::Network)?
+                    .send()
+                    .await
+                    .map_err(|_| ApiFailure::Network)?;
+                if !response.ok() {
+                    return Err(failure(response).await);
+                }
+                response
+                    .json::<Session>()
+                    .await
+                    .map_err(|_| ApiFailure::Network)
             }
-            let session = response
-                .json::<Session>()
-                .await
-                .map_err(|_| ApiFailure::Network)?;
-            accept(auth, session, epoch);
-            Ok(())
+            .await;
+            match outcome {
+                Ok(session) => {
+                    accept(auth, session, epoch);
+                    Ok(())
+                }
+                // Nothing changed: the session before (if any) goes on, in its epoch.
+                Err(failure) => {
+                    tabs::undo_epoch(epoch, before);
+                    Err(failure)
+                }
+            }
         })
         .await
     }
@@ -645,16 +695,24 @@ mod browser {
     pub async fn logout(auth: Auth) -> Result<(), ApiFailure> {
         settle(auth).await;
         tabs::with_lock(move || async move {
+            let before = tabs::epoch();
             let epoch = tabs::next_epoch();
-            let response = request(LOGOUT.method, LOGOUT.path)
-                .send()
-                .await
-                .map_err(|_| ApiFailure::Network)?;
-            if response.status() != 204 {
-                return Err(failure(response).await);
+            let answer = bounded(request(LOGOUT.method, LOGOUT.path)).send().await;
+            match answer {
+                Ok(response) if response.status() == 204 => {
+                    end_everywhere(auth, epoch);
+                    Ok(())
+                }
+                // The session goes on, in its epoch: answers and messages of it still count.
+                Ok(response) => {
+                    tabs::undo_epoch(epoch, before);
+                    Err(failure(response).await)
+                }
+                Err(_) => {
+                    tabs::undo_epoch(epoch, before);
+                    Err(ApiFailure::Network)
+                }
             }
-            end_everywhere(auth, epoch);
-            Ok(())
         })
         .await
     }

@@ -47,6 +47,22 @@ pub fn saw_epoch(epoch: u64) {
     EPOCH.with(|e| e.set(e.get().max(epoch)));
 }
 
+/// True when another tab could have started `epoch`: epochs are times, so one from more
+/// than a minute in the future is forged (it would freeze every later epoch).
+pub fn plausible_epoch(epoch: u64) -> bool {
+    epoch <= (js_sys::Date::now() as u64).saturating_add(60_000)
+}
+
+/// Gives a sign-in or sign-out that failed its epoch back (nothing of the session
+/// changed), unless another epoch was heard of since.
+pub fn undo_epoch(started: u64, before: u64) {
+    EPOCH.with(|e| {
+        if e.get() == started {
+            e.set(before);
+        }
+    });
+}
+
 /// Starts a new epoch (a sign-in or a sign-out begins) and returns it: newer than any
 /// epoch of this browser, since it is at least the current time and at least one more
 /// than any epoch this tab has heard of. Called under the refresh lock.
