@@ -143,6 +143,15 @@ impl Auth {
         }
     }
 
+    /// The signed-in person's details changed (an answer of the API says so, e.g. a verified
+    /// email): shown here and in every other tab.
+    pub fn person_changed(&self, user: User) {
+        #[cfg(feature = "hydrate")]
+        browser::person_changed(*self, user);
+        #[cfg(not(feature = "hydrate"))]
+        self.state.set(AuthState::SignedIn(user));
+    }
+
     /// Refreshes now (single flight: concurrent callers share one request).
     pub async fn refresh(&self) -> RefreshOutcome {
         #[cfg(feature = "hydrate")]
@@ -219,6 +228,11 @@ mod browser {
                 offered(auth, session, epoch)
             }
             TabMessage::Session { .. } => {}
+            TabMessage::Person { user, epoch } => {
+                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
+                    show_person(auth, user);
+                }
+            }
             TabMessage::SignedOut { epoch } => {
                 // A sign-out of an older sign-in says nothing about the current one.
                 if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
@@ -334,6 +348,25 @@ mod browser {
                 },
             );
         }
+    }
+
+    /// New details of the person signed in; never another person (that comes with a token).
+    fn show_person(auth: Auth, user: User) {
+        let same = matches!(auth.state.get_untracked(), AuthState::SignedIn(u) if u.id == user.id);
+        if same {
+            auth.state.set(AuthState::SignedIn(user));
+        }
+    }
+
+    pub fn person_changed(auth: Auth, user: User) {
+        show_person(auth, user.clone());
+        tell(
+            auth,
+            TabMessage::Person {
+                user,
+                epoch: tabs::epoch(),
+            },
+        );
     }
 
     /// Keeps a session in memory and schedules its proactive refresh.

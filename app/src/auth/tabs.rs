@@ -27,6 +27,8 @@ pub enum TabMessage {
     /// A tab obtained a session (a refresh or a sign-in) in sign-in `epoch`: the others
     /// adopt it.
     Session { session: Session, epoch: u64 },
+    /// The signed-in person's details changed (a verified email): every tab shows them.
+    Person { user: crate::api::User, epoch: u64 },
     /// A tab signed out, or learned that the session of `epoch` ended: every tab forgets it.
     SignedOut { epoch: u64 },
     /// A tab that just opened asks whether another holds a live session.

@@ -44,6 +44,7 @@ pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView
     move || {
         message
             .get()
-            .map(|m| view! { <p class="form-error" role="alert">{m}</p> })
+            // Focusable from script only (`tabindex=-1`): a failed submit moves focus here.
+            .map(|m| view! { <p class="form-error" role="alert" tabindex="-1">{m}</p> })
     }
 }

@@ -76,6 +76,7 @@ impl FormState {
         self.fields.set(failure.fields());
         self.form_error.set(Some(failure.message()));
         self.pending.set(false);
+        focus_the_failure();
     }
 
     pub fn field(&self, name: &'static str) -> Signal<Option<String>> {
@@ -105,8 +106,38 @@ where
         let request = send();
         spawn_local(async move {
             match request.await {
-                Ok(()) => navigate(&next, Default::default()),
+                Ok(()) => {
+                    // `next` may be this very page (`?next=/login`): the form stays usable.
+                    form.done();
+                    navigate(&next, Default::default());
+                }
                 Err(failure) => form.fail(failure),
+            }
+        });
+    }
+}
+
+/// After a failed submit, moves focus to the first invalid field, or else to the form's
+/// error, so keyboard and screen-reader users land on what to fix. Done once the errors
+/// are on the page (the next frame).
+fn focus_the_failure() {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = request_animation_frame(|| {
+            use wasm_bindgen::JsCast;
+            let document = document();
+            let target = document
+                .query_selector("form [aria-invalid=\"true\"]")
+                .ok()
+                .flatten()
+                .or_else(|| {
+                    document
+                        .query_selector(".form-error[role=\"alert\"]")
+                        .ok()
+                        .flatten()
+                });
+            if let Some(element) = target.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+                let _ = element.focus();
             }
         });
     }

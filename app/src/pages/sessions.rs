@@ -4,6 +4,7 @@ use crate::{
         SessionInfo,
     },
     auth::{require_sign_in, use_auth, ApiFailure},
+    components::field::FormError,
 };
 use leptos::{
     either::{Either, EitherOf3},
@@ -32,6 +33,8 @@ fn SessionList() -> impl IntoView {
     let auth = use_auth();
     let sessions = RwSignal::new(None::<Result<Vec<SessionInfo>, ApiFailure>>);
     let pending = RwSignal::new(false);
+    // A failed sign-out keeps the list (the session is still there) and says why.
+    let error = RwSignal::new(None::<String>);
     let load = move || {
         spawn_local(async move {
             sessions.set(Some(auth.call(LIST_SESSIONS, &()).await));
@@ -42,11 +45,15 @@ fn SessionList() -> impl IntoView {
     // One session (`DELETE`), or every other one.
     let end = move |target: Target<(), ()>| {
         pending.set(true);
+        error.set(None);
         spawn_local(async move {
             match auth.call(target, &()).await {
                 Ok(()) => load(),
                 Err(failure) => {
-                    sessions.set(Some(Err(failure)));
+                    error.set(Some(format!(
+                        "{} The session is still signed in: try again.",
+                        failure.message()
+                    )));
                     pending.set(false);
                 }
             }
@@ -54,6 +61,7 @@ fn SessionList() -> impl IntoView {
     };
 
     view! {
+        <FormError message=error/>
         {move || match sessions.get() {
             None => EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
             Some(Err(failure)) => EitherOf3::B(view! { <p class="form-error" role="alert">{failure.message()}</p> }),

@@ -56,7 +56,7 @@ fn CodeForm() -> impl IntoView {
         form.send(
             move || async move { auth.call(VERIFY_EMAIL, &request).await },
             move |user| {
-                auth.state.set(AuthState::SignedIn(user));
+                auth.person_changed(user);
                 navigate("/account", Default::default());
             },
         );
