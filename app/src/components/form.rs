@@ -123,7 +123,7 @@ where
 fn focus_the_failure() {
     #[cfg(feature = "hydrate")]
     {
-        let _ = request_animation_frame(|| {
+        request_animation_frame(|| {
             use wasm_bindgen::JsCast;
             let document = document();
             let target = document
