@@ -177,3 +177,29 @@ test('a refresh that is never answered does not hold "Log out" for ever', async 
   // The runtime gives a request up after 10 s; the sign-out then goes through.
   await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible({ timeout: 20_000 });
 });
+
+test('a tab robbed of the lock waits for its own refresh: two refreshes, not four', async ({ page, context }) => {
+  await register(page, uniqueEmail());
+  const second = await context.newPage();
+  await second.goto('/account');
+  await expect(second.getByTestId('account-email')).toBeVisible();
+  // Every refresh answer of both tabs is held 5 s: the first tab keeps the lock with its
+  // request out; the second waits 3 s for the lock, then steals it and refreshes.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let seen = 0;
+  await context.route('**/api/auth/refresh', async (route) => {
+    seen += 1;
+    const response = await route.fetch();
+    await gate;
+    await route.fulfill({ response });
+  });
+  await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
+  await page.waitForTimeout(5_000);
+  const during = seen;
+  release();
+  await expect(page.getByTestId('account-email')).toBeVisible();
+  await expect(second.getByTestId('account-email')).toBeVisible();
+  // The robbed tab did not take the lock back for a second request of its own.
+  expect(during).toBe(2);
+});
