@@ -203,3 +203,42 @@ test('a tab robbed of the lock waits for its own refresh: two refreshes, not fou
   // The robbed tab did not take the lock back for a second request of its own.
   expect(during).toBe(2);
 });
+
+for (const [what, refuse] of [
+  ['a dropped connection', (route: Route) => route.abort('connectionreset')],
+  [
+    'a 429',
+    (route: Route) =>
+      route.fulfill({
+        status: 429,
+        headers: { 'retry-after': '1' },
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'rate_limited', message: 'Too many attempts.' } }),
+      }),
+  ],
+] as const) {
+  test(`a refresh of a signed-in tab that meets ${what} keeps the person signed in and reconnects`, async ({
+    page,
+    allowConsoleErrors,
+  }) => {
+    allowConsoleErrors(/ERR_CONNECTION_RESET|status of 429/);
+    const email = uniqueEmail();
+    await register(page, email);
+    let refused = 0;
+    await page.route('**/api/auth/refresh', async (route) => {
+      if (refused < 2) {
+        refused += 1;
+        await refuse(route);
+      } else {
+        await route.continue();
+      }
+    });
+    // The proactive refresh (2 s tokens) meets the trouble twice, then the server again.
+    await expect(page.getByRole('status').filter({ hasText: 'Reconnecting…' })).toBeVisible({ timeout: 5_000 });
+    await expect(page.getByRole('banner').getByRole('button', { name: 'Log out' })).toBeVisible();
+    await expect(page.getByRole('status').filter({ hasText: 'Reconnecting…' })).toHaveCount(0, { timeout: 10_000 });
+    await expect(page).toHaveURL(/\/account$/);
+    await expect(page.getByTestId('account-email')).toHaveText(email);
+    expect(refused).toBe(2);
+  });
+}
