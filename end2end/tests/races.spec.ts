@@ -242,3 +242,35 @@ for (const [what, refuse] of [
     expect(refused).toBe(2);
   });
 }
+
+test('a sign-out retry never signs out someone who signed in meanwhile', async ({ page, context, allowConsoleErrors }) => {
+  allowConsoleErrors(/net::ERR_FAILED.*\/api\/auth\/logout/);
+  const bob = uniqueEmail();
+  await register(page, bob, 'Bob Example');
+  await header(page).getByRole('button', { name: 'Log out' }).click();
+  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
+  await register(page, uniqueEmail(), 'Ada Lovelace');
+  // Ada's first sign-out fails; during the pause before its retry, Bob signs in in another tab.
+  let aborted = 0;
+  await page.route('**/api/auth/logout', async (route) => {
+    if (aborted === 0) {
+      aborted += 1;
+      await route.abort('failed');
+    } else {
+      await route.continue();
+    }
+  });
+  await header(page).getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('alert')).toContainText('Retrying');
+  const second = await context.newPage();
+  await second.goto('/login');
+  await waitForHydration(second);
+  await second.getByLabel('Email').fill(bob);
+  await second.getByLabel('Password').fill(PASSWORD);
+  await second.getByRole('button', { name: 'Log in' }).click();
+  await expect(second.getByTestId('account-email')).toHaveText(bob);
+  await page.waitForTimeout(3_000);
+  await expect(header(second).getByRole('link', { name: 'Bob Example' })).toBeVisible();
+  await second.reload();
+  await expect(second.getByTestId('account-email')).toHaveText(bob);
+});

@@ -144,7 +144,10 @@ pub fn adopt_offer(offer: &Offer<'_>) -> bool {
         .held
         .is_none_or(|held| held.sub == claims.sub || offer.epoch > offer.current_epoch);
     // Strictly newer: the same token again (every hello's answer) changes nothing.
-    let not_older = offer.held.is_none_or(|held| claims.exp > held.exp);
+    // (Only for the same person: another person's token may share the second.)
+    let not_older = offer
+        .held
+        .is_none_or(|held| held.sub != claims.sub || claims.exp > held.exp);
     fresh && sane && same_person_or_new_epoch && not_older
 }
 
@@ -355,6 +358,10 @@ mod tests {
         assert!(
             adopt_offer(&offer(4, 900, Some(claims("bob", 200, 1100)), Some(&held))),
             "another person after a new sign-in"
+        );
+        assert!(
+            adopt_offer(&offer(4, 900, Some(claims("bob", 100, 1000)), Some(&held))),
+            "another person's token of the same second, after a new sign-in"
         );
     }
 

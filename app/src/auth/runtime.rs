@@ -207,8 +207,11 @@ mod browser {
     /// How long a new tab waits for another tab's session before refreshing itself.
     const HELLO_WAIT_MS: i32 = 100;
     /// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its
-    /// answer: past it, it counts as no answer, so nothing waits on it for ever.
-    const ANSWER_WAIT_MS: u32 = 10_000;
+    /// answer: past it, it counts as no answer, so nothing waits on it for ever. Shorter
+    /// than the server's refresh grace (10 s) less the first retry's delay (1 s): a refresh
+    /// the server did carry out, but whose answer was given up, is retried with the old
+    /// cookie while the server still converges on it, rather than judged a replay.
+    const ANSWER_WAIT_MS: u32 = 8_000;
 
     /// The request, given up (as no answer) after the wait above.
     fn bounded(builder: RequestBuilder) -> RequestBuilder {

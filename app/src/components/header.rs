@@ -16,21 +16,38 @@ pub fn Header() -> impl IntoView {
         pending.set(true);
         failed.set(None);
         let navigate = navigate.clone();
+        let person = match auth.state.get_untracked() {
+            AuthState::SignedIn(user) => Some(user.id),
+            _ => None,
+        };
         spawn_local(async move {
             // Retried a few times (the server may be restarting); the person stays signed
-            // in, and is told so, until the server has ended the session.
+            // in, and is told so, until the server has ended the session. Only while the
+            // same person is signed in: never someone who signed in meanwhile.
+            let same_person = move || {
+                matches!(auth.state.get_untracked(),
+                    AuthState::SignedIn(u) if Some(&u.id) == person.as_ref())
+            };
             let mut outcome = auth.logout().await;
             for delay_ms in [1_000, 2_000] {
-                if outcome.is_ok() {
+                if outcome.is_ok() || !same_person() {
                     break;
                 }
                 failed.set(Some(
                     "Signing out did not reach the server yet. Retrying…".into(),
                 ));
                 sleep_ms(delay_ms).await;
+                if !same_person() {
+                    break;
+                }
                 outcome = auth.logout().await;
             }
             pending.set(false);
+            if outcome.is_err() && !same_person() {
+                // Signed out, or someone else signed in, elsewhere meanwhile.
+                failed.set(None);
+                return;
+            }
             match outcome {
                 Ok(()) => {
                     failed.set(None);
