@@ -112,3 +112,15 @@ test('an admin can promote a person, who then has the admin page', async ({ page
   await page.getByRole('button', { name: `Make user ${email}` }).click();
   await expect(row.getByRole('cell', { name: 'user', exact: true })).toBeVisible();
 });
+
+test('the admin page closes when a person who is not an admin signs in in another tab', async ({ page }) => {
+  const person = uniqueEmail();
+  await register(page, person, 'Pat Person');
+  await openAdmin(page);
+  const other = await page.context().newPage();
+  await logIn(other, person);
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Pat Person' })).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveText('Only admins can see this page.');
+  await expect(page.getByRole('heading', { name: 'People' })).toHaveCount(0);
+  await expect(page.locator('tr[data-email]')).toHaveCount(0);
+});

@@ -1,3 +1,4 @@
+import type { Page } from '@playwright/test';
 import { test, expect, register, logIn, uniqueEmail, waitForHydration, waitForMail, PASSWORD } from './fixtures';
 
 test('verifying the email in one tab shows it verified in every tab', async ({ page, context }) => {
@@ -98,4 +99,43 @@ test('a session offered by a script on the channel for another person, or forged
   await expect(name).toBeVisible();
   await expect(page.getByRole('banner').getByRole('link', { name: 'Mallory' })).toHaveCount(0);
   await expect(page.getByTestId('account-email')).toHaveText(email);
+});
+
+/** Signs `email` in through the login page of a new tab of the same browser. */
+async function signInElsewhere(page: Page, email: string) {
+  const other = await page.context().newPage();
+  await logIn(other, email);
+  return other;
+}
+
+test('the sessions page shows the new person’s sessions when another person signs in', async ({ page, browser }) => {
+  const ada = uniqueEmail();
+  const bob = uniqueEmail();
+  await register(page, bob, 'Bob Example');
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await register(page, ada, 'Ada Lovelace');
+  const phone = await browser.newPage({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1' });
+  await logIn(phone, ada);
+  await page.goto('/account/sessions');
+  await expect(page.getByRole('button', { name: /^Sign out Safari on iOS/ })).toBeVisible();
+  // Bob signs in in another tab: this page lists Bob's sessions, not Ada's phone.
+  await signInElsewhere(page, bob);
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Bob Example' })).toBeVisible();
+  await expect(page.getByRole('button', { name: /^Sign out Safari on iOS/ })).toHaveCount(0);
+  await expect(page.locator('li.session .badge')).toHaveText('This device');
+  await phone.close();
+});
+
+test('the verify-email page follows the person signed in', async ({ page }) => {
+  const ada = uniqueEmail();
+  const bob = uniqueEmail();
+  await register(page, bob, 'Bob Example');
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await register(page, ada, 'Ada Lovelace');
+  await page.goto('/verify-email');
+  await expect(page.locator('main strong')).toHaveText(ada);
+  await signInElsewhere(page, bob);
+  await expect(page.locator('main strong')).toHaveText(bob);
 });

@@ -64,10 +64,28 @@ pub fn after_refresh(status: Option<u16>, code: Option<ErrorCode>) -> RefreshOut
     }
 }
 
+/// The longest wait a `Retry-After` of the server may ask for (five minutes): a person
+/// looking at "Reconnecting…" should not wait longer for a retry.
+pub const MAX_RETRY_AFTER_SECS: u32 = 300;
+
 /// Milliseconds before the `attempt`-th retry (from 0) of a refresh that found no server:
-/// 1 s, doubling, at most 30 s.
-pub fn reconnect_delay_ms(attempt: u32) -> u32 {
-    1_000u32.saturating_mul(1 << attempt.min(5)).min(30_000)
+/// 1 s, doubling, at most 30 s; `jitter` in [0, 1) takes up to half of it off, so the tabs
+/// of many browsers that lost the server together do not come back in the same instant.
+/// Never sooner than the server's `Retry-After` (in seconds), up to five minutes.
+pub fn reconnect_delay_ms(attempt: u32, jitter: f64, retry_after_secs: Option<u32>) -> u32 {
+    let backoff = 1_000u32.saturating_mul(1 << attempt.min(5)).min(30_000);
+    let jittered = (f64::from(backoff) * (1.0 - 0.5 * jitter.clamp(0.0, 1.0))) as u32;
+    let asked = retry_after_secs
+        .unwrap_or(0)
+        .min(MAX_RETRY_AFTER_SECS)
+        .saturating_mul(1_000);
+    jittered.max(asked)
+}
+
+/// The delay-seconds form of a `Retry-After` header (its date form is not used by this
+/// server, and is ignored).
+pub fn retry_after_secs(header: Option<&str>) -> Option<u32> {
+    header?.trim().parse().ok()
 }
 
 /// The claims of an access token this runtime reads (it never verifies them: the server
@@ -264,11 +282,35 @@ mod tests {
 
     #[test]
     fn reconnecting_backs_off_to_thirty_seconds() {
-        assert_eq!(reconnect_delay_ms(0), 1_000);
-        assert_eq!(reconnect_delay_ms(1), 2_000);
-        assert_eq!(reconnect_delay_ms(4), 16_000);
-        assert_eq!(reconnect_delay_ms(5), 30_000);
-        assert_eq!(reconnect_delay_ms(40), 30_000);
+        assert_eq!(reconnect_delay_ms(0, 0.0, None), 1_000);
+        assert_eq!(reconnect_delay_ms(1, 0.0, None), 2_000);
+        assert_eq!(reconnect_delay_ms(4, 0.0, None), 16_000);
+        assert_eq!(reconnect_delay_ms(5, 0.0, None), 30_000);
+        assert_eq!(reconnect_delay_ms(40, 0.0, None), 30_000);
+    }
+
+    #[test]
+    fn reconnect_delays_are_spread_by_jitter_over_their_upper_half() {
+        assert_eq!(reconnect_delay_ms(0, 0.5, None), 750);
+        assert_eq!(reconnect_delay_ms(2, 0.999_999, None), 2_000);
+        assert_eq!(reconnect_delay_ms(5, 1.0, None), 15_000);
+        // Out-of-range jitter is clamped, never a zero or a negative delay.
+        assert_eq!(reconnect_delay_ms(0, 7.0, None), 500);
+        assert_eq!(reconnect_delay_ms(0, -1.0, None), 1_000);
+    }
+
+    #[test]
+    fn a_retry_after_is_a_floor_of_up_to_five_minutes() {
+        assert_eq!(reconnect_delay_ms(0, 0.0, Some(4)), 4_000);
+        // A shorter Retry-After than the backoff changes nothing.
+        assert_eq!(reconnect_delay_ms(3, 0.0, Some(1)), 8_000);
+        assert_eq!(reconnect_delay_ms(0, 0.0, Some(86_400)), 300_000);
+        assert_eq!(retry_after_secs(Some(" 12 ")), Some(12));
+        assert_eq!(
+            retry_after_secs(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(retry_after_secs(None), None);
     }
 
     /// A JWT with this payload (header and signature are not read).

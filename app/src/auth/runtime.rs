@@ -193,6 +193,8 @@ mod browser {
         /// The next try of a refresh that found no server, and how many came before it.
         reconnect: Option<TimeoutHandle>,
         reconnect_attempts: u32,
+        /// When another tab that found no server retries (`Date.now()` ms; 0: none known).
+        others_retry_at_ms: f64,
         /// To the other tabs of this browser.
         channel: Option<tabs::Channel>,
     }
@@ -206,16 +208,9 @@ mod browser {
 
     /// How long a new tab waits for another tab's session before refreshing itself.
     const HELLO_WAIT_MS: i32 = 100;
-    /// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its
-    /// answer: past it, it counts as no answer, so nothing waits on it for ever. Shorter
-    /// than the server's refresh grace (10 s) less the first retry's delay (1 s): a refresh
-    /// the server did carry out, but whose answer was given up, is retried with the old
-    /// cookie while the server still converges on it, rather than judged a replay.
-    const ANSWER_WAIT_MS: u32 = 8_000;
-
-    /// The request, given up (as no answer) after the wait above.
+    /// The request, given up (as no answer) after [`tabs::ANSWER_WAIT_MS`].
     fn bounded(builder: RequestBuilder) -> RequestBuilder {
-        let signal = web_sys::AbortSignal::timeout_with_u32(ANSWER_WAIT_MS);
+        let signal = web_sys::AbortSignal::timeout_with_u32(tabs::ANSWER_WAIT_MS);
         builder.abort_signal(Some(&signal))
     }
 
@@ -227,16 +222,20 @@ mod browser {
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
         let channel = tabs::Channel::open(move |message| match message {
-            TabMessage::Session { session, epoch } if tabs::plausible_epoch(epoch) => {
-                offered(auth, session, epoch)
+            TabMessage::Session { session, epoch } => {
+                let epoch = tabs::epoch_of(epoch);
+                if tabs::plausible_epoch(epoch) {
+                    offered(auth, session, epoch);
+                }
             }
-            TabMessage::Session { .. } => {}
             TabMessage::Person { user, epoch } => {
+                let epoch = tabs::epoch_of(epoch);
                 if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
                     show_person(auth, user);
                 }
             }
             TabMessage::SignedOut { epoch } => {
+                let epoch = tabs::epoch_of(epoch);
                 // A sign-out of an older sign-in says nothing about the current one.
                 if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
                     tabs::saw_epoch(epoch);
@@ -244,6 +243,15 @@ mod browser {
                 }
             }
             TabMessage::Hello => share(auth),
+            TabMessage::Unreachable {
+                epoch,
+                attempt,
+                retry_in_ms,
+            } => {
+                if epoch == tabs::epoch() {
+                    another_failed(auth, attempt, retry_in_ms);
+                }
+            }
         });
         if let Some(channel) = &channel {
             channel.post(&TabMessage::Hello);
@@ -301,7 +309,7 @@ mod browser {
             auth,
             TabMessage::Session {
                 session: session.clone(),
-                epoch,
+                epoch: Some(epoch),
             },
         );
         adopt(auth, session);
@@ -347,7 +355,7 @@ mod browser {
                 auth,
                 TabMessage::Session {
                     session,
-                    epoch: tabs::epoch(),
+                    epoch: Some(tabs::epoch()),
                 },
             );
         }
@@ -367,7 +375,7 @@ mod browser {
             auth,
             TabMessage::Person {
                 user,
-                epoch: tabs::epoch(),
+                epoch: Some(tabs::epoch()),
             },
         );
     }
@@ -419,6 +427,7 @@ mod browser {
     fn reconnected(auth: Auth) {
         auth.inner.update_value(|i| {
             i.reconnect_attempts = 0;
+            i.others_retry_at_ms = 0.0;
             if let Some(timer) = i.reconnect.take() {
                 timer.clear();
             }
@@ -429,32 +438,88 @@ mod browser {
     }
 
     /// No server for a refresh: keep what we have (signed in, or still restoring), say
-    /// "Reconnecting…", and try again after a growing delay.
-    fn retry_later(auth: Auth) {
+    /// "Reconnecting…", and try again after a growing delay, never sooner than the server's
+    /// `Retry-After`. The other tabs are told, and hold their own retries back.
+    fn retry_later(auth: Auth, retry_after_secs: Option<u32>) {
+        auth.reconnecting.set(true);
+        let scheduled = auth
+            .inner
+            .try_update_value(|i| {
+                if i.reconnect.is_some() {
+                    return None;
+                }
+                let attempt = i.reconnect_attempts;
+                let delay =
+                    logic::reconnect_delay_ms(attempt, js_sys::Math::random(), retry_after_secs);
+                i.reconnect_attempts = attempt.saturating_add(1);
+                i.reconnect = retry_in(auth, delay);
+                Some((attempt, delay))
+            })
+            .flatten();
+        if let Some((attempt, retry_in_ms)) = scheduled {
+            tell(
+                auth,
+                TabMessage::Unreachable {
+                    epoch: tabs::epoch(),
+                    attempt,
+                    retry_in_ms,
+                },
+            );
+        }
+    }
+
+    fn retry_in(auth: Auth, delay_ms: u32) -> Option<TimeoutHandle> {
+        set_timeout_with_handle(
+            move || {
+                auth.inner.update_value(|i| i.reconnect = None);
+                spawn_local(async move {
+                    auth.refresh().await;
+                })
+            },
+            Duration::from_millis(u64::from(delay_ms)),
+        )
+        .ok()
+    }
+
+    /// Another tab's refresh just found no server, and it retries in `retry_in_ms`: until
+    /// then this tab does not ask the server either, and its own pending retry moves to
+    /// after that one, so the server is asked once a round, not once a tab. When the other
+    /// tab's retry succeeds, its session arrives here and cancels the pending retry.
+    fn another_failed(auth: Auth, attempt: u32, retry_in_ms: u32) {
+        // From a tab of this site, yet checked: no retry storm, no retry never.
+        let retry_in_ms = retry_in_ms.clamp(500, logic::MAX_RETRY_AFTER_SECS * 1_000);
+        auth.inner.update_value(|i| {
+            i.others_retry_at_ms = now_ms() + f64::from(retry_in_ms);
+            i.reconnect_attempts = i.reconnect_attempts.max(attempt.saturating_add(1));
+            if let Some(timer) = i.reconnect.take() {
+                timer.clear();
+                i.reconnect = retry_in(auth, after_the_other_tab(retry_in_ms));
+            }
+        });
+    }
+
+    /// A delay past another tab's retry due in `ms`, by up to half as long again: that tab
+    /// goes first, and tells the result.
+    fn after_the_other_tab(ms: u32) -> u32 {
+        ms + (f64::from(ms) * 0.5 * (0.1 + 0.9 * js_sys::Math::random())) as u32
+    }
+
+    /// This tab needed the server while another tab's retry is pending: it waits for that
+    /// retry (it says "Reconnecting…" meanwhile) rather than asking the server itself.
+    fn wait_for_other_tab(auth: Auth, retry_at_ms: f64) {
         auth.reconnecting.set(true);
         auth.inner.update_value(|i| {
-            if i.reconnect.is_some() {
-                return;
+            if i.reconnect.is_none() {
+                let ms = (retry_at_ms - now_ms()).max(0.0) as u32;
+                i.reconnect = retry_in(auth, after_the_other_tab(ms.max(500)));
             }
-            let delay = logic::reconnect_delay_ms(i.reconnect_attempts);
-            i.reconnect_attempts = i.reconnect_attempts.saturating_add(1);
-            i.reconnect = set_timeout_with_handle(
-                move || {
-                    auth.inner.update_value(|i| i.reconnect = None);
-                    spawn_local(async move {
-                        auth.refresh().await;
-                    })
-                },
-                Duration::from_millis(u64::from(delay)),
-            )
-            .ok();
         });
     }
 
     /// This tab and every other forget the session of sign-in `epoch`.
     fn end_everywhere(auth: Auth, epoch: u64) {
         forget(auth);
-        tell(auth, TabMessage::SignedOut { epoch });
+        tell(auth, TabMessage::SignedOut { epoch: Some(epoch) });
     }
 
     /// Memory cleared, then the login page, coming back here afterwards.
@@ -496,18 +561,32 @@ mod browser {
         }
     }
 
-    /// One refresh across the tabs: under the Web Lock, and not at all when another tab
-    /// refreshed while this one waited (its session arrived over the channel).
+    /// One refresh across the tabs: under the Web Lock, and not at all when what happened
+    /// while this one waited for the lock makes it pointless.
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
         let started = now_ms();
+        let epoch = tabs::epoch();
         let outcome = tabs::with_lock(move || async move {
-            let renewed_meanwhile = auth
-                .inner
-                .with_value(|i| i.token.as_ref().is_some_and(|t| t.obtained_ms > started));
+            let (renewed_meanwhile, others_retry_at) = auth.inner.with_value(|i| {
+                (
+                    i.token.as_ref().is_some_and(|t| t.obtained_ms > started),
+                    i.others_retry_at_ms,
+                )
+            });
             if renewed_meanwhile {
+                // Another tab refreshed: its session arrived over the channel.
                 RefreshOutcome::Renewed
+            } else if tabs::epoch() != epoch {
+                // Signed in or out (here or in another tab): the session this refresh was
+                // for is over, and a new one came with its own token.
+                RefreshOutcome::Superseded
+            } else if now_ms() < others_retry_at {
+                // Another tab found no server and will try again: its retry speaks for this
+                // tab too.
+                wait_for_other_tab(auth, others_retry_at);
+                RefreshOutcome::Unreachable
             } else {
-                refresh_request(auth).await
+                refresh_request(auth, epoch).await
             }
         })
         .await;
@@ -516,14 +595,16 @@ mod browser {
         outcome
     }
 
-    async fn refresh_request(auth: Auth) -> RefreshOutcome {
-        let epoch = tabs::epoch();
+    async fn refresh_request(auth: Auth, epoch: u64) -> RefreshOutcome {
         // The cookie goes along by itself; nothing else is sent.
         let response = bounded(request(REFRESH.method, REFRESH.path))
             .send()
             .await
             .ok();
         let status = response.as_ref().map(Response::status);
+        let retry_after = response
+            .as_ref()
+            .and_then(|r| logic::retry_after_secs(r.headers().get("retry-after").as_deref()));
         let (session, code) = match response {
             Some(response) if response.ok() => (answer(REFRESH, response).await.ok(), None),
             Some(response) => match failure(response).await {
@@ -542,10 +623,10 @@ mod browser {
             (RefreshOutcome::Renewed, Some(session)) => accept(auth, session, epoch),
             (RefreshOutcome::Renewed, None) => {
                 outcome = RefreshOutcome::Unreachable;
-                retry_later(auth);
+                retry_later(auth, None);
             }
             (RefreshOutcome::Ended, _) => end_everywhere(auth, epoch),
-            _ => retry_later(auth),
+            _ => retry_later(auth, retry_after),
         }
         outcome
     }

@@ -18,21 +18,58 @@ const CHANNEL: &str = "jwt-auth";
 const LOCK: &str = "jwt-auth-refresh";
 /// Held, shared, by every open tab for its whole life: how tabs count each other.
 const PRESENCE: &str = "jwt-auth-tab";
+/// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its answer:
+/// past it, it counts as no answer, so nothing waits on it for ever. Shorter than the
+/// server's refresh grace (10 s) less the first retry's delay (at most 1 s): a refresh the
+/// server did carry out, but whose answer was given up, is retried with the old cookie
+/// while the server still converges on it, rather than judged a replay.
+pub const ANSWER_WAIT_MS: u32 = 8_000;
 /// How long a tab waits for the lock before taking it from a holder that is frozen or gone.
-pub const LOCK_WAIT_MS: u32 = 3_000;
+/// Longer than a holder's request may take ([`ANSWER_WAIT_MS`]): a live holder is never
+/// robbed, so its answer's `Set-Cookie` can never land after the request of the tab that
+/// took the lock (a sign-in's new cookie overwritten by an old session's, or cleared).
+pub const LOCK_WAIT_MS: u32 = ANSWER_WAIT_MS + 1_000;
 
+/// What tabs tell each other. The `epoch` of a message is `None` when it comes from a tab
+/// still running the version before epochs existed (a tab opened before a deploy keeps its
+/// code): taken as the current epoch, so a sign-out there still signs this tab out.
+/// Variants this version does not know are dropped, so an older tab ignores the newer ones.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
     /// A tab obtained a session (a refresh or a sign-in) in sign-in `epoch`: the others
     /// adopt it.
-    Session { session: Session, epoch: u64 },
+    Session {
+        session: Session,
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
     /// The signed-in person's details changed (a verified email): every tab shows them.
-    Person { user: crate::api::User, epoch: u64 },
+    Person {
+        user: crate::api::User,
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
     /// A tab signed out, or learned that the session of `epoch` ended: every tab forgets it.
-    SignedOut { epoch: u64 },
+    SignedOut {
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
     /// A tab that just opened asks whether another holds a live session.
     Hello,
+    /// A tab's refresh found no server (its `attempt`-th retry from 0 comes in
+    /// `retry_in_ms`): the other tabs hold their own retries back, so the tabs of a browser
+    /// ask the server once a round rather than once each.
+    Unreachable {
+        epoch: u64,
+        attempt: u32,
+        retry_in_ms: u32,
+    },
+}
+
+/// A message's epoch: its own, or the current one for a tab of the version before epochs.
+pub fn epoch_of(message_epoch: Option<u64>) -> u64 {
+    message_epoch.unwrap_or_else(epoch)
 }
 
 thread_local! {
