@@ -42,6 +42,15 @@ test('an admin disables a person, whose open tab is signed out at its next call'
   const person = await browser.newPage();
   await register(person, email);
 
+  // The person's refreshes wait until their tab has made its call: otherwise a proactive
+  // refresh (2 s tokens) may meet the refusal first and leave the page before the click.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  await person.route('**/api/auth/refresh', async (route) => {
+    await gate;
+    await route.continue();
+  });
+
   await openAdmin(page);
   const row = await findPerson(page, email);
   await page.getByRole('button', { name: `Disable ${email}` }).click();
@@ -51,7 +60,9 @@ test('an admin disables a person, whose open tab is signed out at its next call'
   // The person's tab is still open on their account; its next API call fails, the
   // refresh is refused (account_disabled), and the tab goes to the login page.
   await person.getByRole('link', { name: 'Manage your sessions' }).click();
+  release();
   await expect(person).toHaveURL(/\/login\?next=\/account\/sessions$/);
+  await person.unroute('**/api/auth/refresh');
   // Logging in again is refused in words.
   await waitForHydration(person);
   await person.getByLabel('Email').fill(email);

@@ -193,8 +193,12 @@ mod browser {
         /// The next try of a refresh that found no server, and how many came before it.
         reconnect: Option<TimeoutHandle>,
         reconnect_attempts: u32,
-        /// When another tab that found no server retries (`Date.now()` ms; 0: none known).
+        /// When another tab that found no server retries (`performance.now()` ms, a clock
+        /// of this tab that never goes back; 0: none known).
         others_retry_at_ms: f64,
+        /// How many times this tab forgot its session (a sign-out, here or in another
+        /// tab): a refresh that waited across one is for a session that is over.
+        forgotten: u64,
         /// To the other tabs of this browser.
         channel: Option<tabs::Channel>,
     }
@@ -218,24 +222,40 @@ mod browser {
         js_sys::Date::now()
     }
 
+    /// A clock of this tab that never goes back (wall-clock changes do not move it).
+    fn monotonic_ms() -> f64 {
+        window().performance().map_or_else(now_ms, |p| p.now())
+    }
+
+    /// The longest another tab's message can hold this tab's own refresh back.
+    const MAX_WAIT_FOR_OTHER_TAB_MS: u32 = 30_000;
+
     /// After hydration: restore the session from the cookie, and catch up when a sleeping
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
         let channel = tabs::Channel::open(move |message| match message {
-            TabMessage::Session { session, epoch } => {
-                let epoch = tabs::epoch_of(epoch);
+            // A session or a person without an epoch comes from a tab of the version before
+            // epochs, which takes late refresh answers: never adopted here.
+            TabMessage::Session {
+                session,
+                epoch: Some(epoch),
+            } => {
                 if tabs::plausible_epoch(epoch) {
                     offered(auth, session, epoch);
                 }
             }
-            TabMessage::Person { user, epoch } => {
-                let epoch = tabs::epoch_of(epoch);
+            TabMessage::Person {
+                user,
+                epoch: Some(epoch),
+            } => {
                 if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
                     show_person(auth, user);
                 }
             }
+            TabMessage::Session { epoch: None, .. } | TabMessage::Person { epoch: None, .. } => {}
+            // Without an epoch (that older version): its sign-outs still reach this tab.
             TabMessage::SignedOut { epoch } => {
-                let epoch = tabs::epoch_of(epoch);
+                let epoch = epoch.unwrap_or_else(tabs::epoch);
                 // A sign-out of an older sign-in says nothing about the current one.
                 if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
                     tabs::saw_epoch(epoch);
@@ -243,13 +263,9 @@ mod browser {
                 }
             }
             TabMessage::Hello => share(auth),
-            TabMessage::Unreachable {
-                epoch,
-                attempt,
-                retry_in_ms,
-            } => {
+            TabMessage::Unreachable { epoch, retry_in_ms } => {
                 if epoch == tabs::epoch() {
-                    another_failed(auth, attempt, retry_in_ms);
+                    another_failed(auth, retry_in_ms);
                 }
             }
         });
@@ -278,6 +294,9 @@ mod browser {
                     .is_some_and(|t| logic::refresh_due(t.obtained_ms, t.expires_in, now_ms()))
             });
             if due || auth.reconnecting.get_untracked() {
+                // The network is back, or the person looks at the tab: try now, rather than
+                // wait for another tab's retry.
+                auth.inner.update_value(|i| i.others_retry_at_ms = 0.0);
                 spawn_local(async move {
                     auth.refresh().await;
                 });
@@ -415,6 +434,7 @@ mod browser {
     fn forget(auth: Auth) {
         auth.inner.update_value(|i| {
             i.token = None;
+            i.forgotten += 1;
             if let Some(timer) = i.timer.take() {
                 timer.clear();
             }
@@ -439,8 +459,10 @@ mod browser {
 
     /// No server for a refresh: keep what we have (signed in, or still restoring), say
     /// "Reconnecting…", and try again after a growing delay, never sooner than the server's
-    /// `Retry-After`. The other tabs are told, and hold their own retries back.
-    fn retry_later(auth: Auth, retry_after_secs: Option<u32>) {
+    /// `Retry-After`; after a request given up unanswered (`given_up`), within the first
+    /// delay (at most 1 s), so the retry with the old cookie stays inside the server's grace
+    /// window. The other tabs are told, and hold their own retries back.
+    fn retry_later(auth: Auth, retry_after_secs: Option<u32>, given_up: bool) {
         auth.reconnecting.set(true);
         let scheduled = auth
             .inner
@@ -448,20 +470,19 @@ mod browser {
                 if i.reconnect.is_some() {
                     return None;
                 }
-                let attempt = i.reconnect_attempts;
+                let attempt = if given_up { 0 } else { i.reconnect_attempts };
                 let delay =
                     logic::reconnect_delay_ms(attempt, js_sys::Math::random(), retry_after_secs);
-                i.reconnect_attempts = attempt.saturating_add(1);
+                i.reconnect_attempts = i.reconnect_attempts.saturating_add(1);
                 i.reconnect = retry_in(auth, delay);
-                Some((attempt, delay))
+                Some(delay)
             })
             .flatten();
-        if let Some((attempt, retry_in_ms)) = scheduled {
+        if let Some(retry_in_ms) = scheduled {
             tell(
                 auth,
                 TabMessage::Unreachable {
                     epoch: tabs::epoch(),
-                    attempt,
                     retry_in_ms,
                 },
             );
@@ -485,12 +506,13 @@ mod browser {
     /// then this tab does not ask the server either, and its own pending retry moves to
     /// after that one, so the server is asked once a round, not once a tab. When the other
     /// tab's retry succeeds, its session arrives here and cancels the pending retry.
-    fn another_failed(auth: Auth, attempt: u32, retry_in_ms: u32) {
-        // From a tab of this site, yet checked: no retry storm, no retry never.
-        let retry_in_ms = retry_in_ms.clamp(500, logic::MAX_RETRY_AFTER_SECS * 1_000);
+    fn another_failed(auth: Auth, retry_in_ms: u32) {
+        // Any script of this site can post on the channel: a message can hold this tab's
+        // own tries back by 30 s at most (however long a `Retry-After` the other tab
+        // honours), and the network coming back or the tab being looked at ends the wait.
+        let retry_in_ms = retry_in_ms.clamp(500, MAX_WAIT_FOR_OTHER_TAB_MS);
         auth.inner.update_value(|i| {
-            i.others_retry_at_ms = now_ms() + f64::from(retry_in_ms);
-            i.reconnect_attempts = i.reconnect_attempts.max(attempt.saturating_add(1));
+            i.others_retry_at_ms = monotonic_ms() + f64::from(retry_in_ms);
             if let Some(timer) = i.reconnect.take() {
                 timer.clear();
                 i.reconnect = retry_in(auth, after_the_other_tab(retry_in_ms));
@@ -510,7 +532,7 @@ mod browser {
         auth.reconnecting.set(true);
         auth.inner.update_value(|i| {
             if i.reconnect.is_none() {
-                let ms = (retry_at_ms - now_ms()).max(0.0) as u32;
+                let ms = (retry_at_ms - monotonic_ms()).max(0.0) as u32;
                 i.reconnect = retry_in(auth, after_the_other_tab(ms.max(500)));
             }
         });
@@ -565,28 +587,30 @@ mod browser {
     /// while this one waited for the lock makes it pointless.
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
         let started = now_ms();
-        let epoch = tabs::epoch();
+        let forgotten = auth.inner.with_value(|i| i.forgotten);
         let outcome = tabs::with_lock(move || async move {
-            let (renewed_meanwhile, others_retry_at) = auth.inner.with_value(|i| {
-                (
-                    i.token.as_ref().is_some_and(|t| t.obtained_ms > started),
-                    i.others_retry_at_ms,
-                )
-            });
+            let (renewed_meanwhile, forgotten_meanwhile, others_retry_at) =
+                auth.inner.with_value(|i| {
+                    (
+                        i.token.as_ref().is_some_and(|t| t.obtained_ms > started),
+                        i.forgotten != forgotten,
+                        i.others_retry_at_ms,
+                    )
+                });
             if renewed_meanwhile {
-                // Another tab refreshed: its session arrived over the channel.
+                // Another tab refreshed, or someone signed in: the session arrived meanwhile.
                 RefreshOutcome::Renewed
-            } else if tabs::epoch() != epoch {
-                // Signed in or out (here or in another tab): the session this refresh was
-                // for is over, and a new one came with its own token.
+            } else if forgotten_meanwhile {
+                // Signed out (here or in another tab): the session this refresh was for is
+                // over. (A sign-in or sign-out that failed changed nothing: refresh.)
                 RefreshOutcome::Superseded
-            } else if now_ms() < others_retry_at {
+            } else if monotonic_ms() < others_retry_at {
                 // Another tab found no server and will try again: its retry speaks for this
                 // tab too.
                 wait_for_other_tab(auth, others_retry_at);
                 RefreshOutcome::Unreachable
             } else {
-                refresh_request(auth, epoch).await
+                refresh_request(auth).await
             }
         })
         .await;
@@ -595,12 +619,18 @@ mod browser {
         outcome
     }
 
-    async fn refresh_request(auth: Auth, epoch: u64) -> RefreshOutcome {
+    async fn refresh_request(auth: Auth) -> RefreshOutcome {
+        let epoch = tabs::epoch();
+        let sent_ms = monotonic_ms();
         // The cookie goes along by itself; nothing else is sent.
         let response = bounded(request(REFRESH.method, REFRESH.path))
             .send()
             .await
             .ok();
+        // Given up unanswered: the server may have rotated the cookie without the answer
+        // reaching us. The retry must come inside its grace window, whatever came before.
+        let given_up = response.is_none()
+            && monotonic_ms() - sent_ms >= f64::from(tabs::ANSWER_WAIT_MS) - 50.0;
         let status = response.as_ref().map(Response::status);
         let retry_after = response
             .as_ref()
@@ -623,10 +653,10 @@ mod browser {
             (RefreshOutcome::Renewed, Some(session)) => accept(auth, session, epoch),
             (RefreshOutcome::Renewed, None) => {
                 outcome = RefreshOutcome::Unreachable;
-                retry_later(auth, None);
+                retry_later(auth, None, false);
             }
             (RefreshOutcome::Ended, _) => end_everywhere(auth, epoch),
-            _ => retry_later(auth, retry_after),
+            _ => retry_later(auth, retry_after, given_up),
         }
         outcome
     }

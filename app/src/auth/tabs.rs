@@ -20,10 +20,11 @@ const LOCK: &str = "jwt-auth-refresh";
 const PRESENCE: &str = "jwt-auth-tab";
 /// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its answer:
 /// past it, it counts as no answer, so nothing waits on it for ever. Shorter than the
-/// server's refresh grace (10 s) less the first retry's delay (at most 1 s): a refresh the
-/// server did carry out, but whose answer was given up, is retried with the old cookie
-/// while the server still converges on it, rather than judged a replay.
-pub const ANSWER_WAIT_MS: u32 = 8_000;
+/// server's refresh grace (10 s) less the first retry's delay (at most 1 s), with room for
+/// a slow machine: a refresh the server did carry out, but whose answer was given up, is
+/// retried with the old cookie while the server still converges on it, rather than judged
+/// a replay.
+pub const ANSWER_WAIT_MS: u32 = 7_000;
 /// How long a tab waits for the lock before taking it from a holder that is frozen or gone.
 /// Longer than a holder's request may take ([`ANSWER_WAIT_MS`]): a live holder is never
 /// robbed, so its answer's `Set-Cookie` can never land after the request of the tab that
@@ -32,8 +33,8 @@ pub const LOCK_WAIT_MS: u32 = ANSWER_WAIT_MS + 1_000;
 
 /// What tabs tell each other. The `epoch` of a message is `None` when it comes from a tab
 /// still running the version before epochs existed (a tab opened before a deploy keeps its
-/// code): taken as the current epoch, so a sign-out there still signs this tab out.
-/// Variants this version does not know are dropped, so an older tab ignores the newer ones.
+/// code): its sign-outs count as of the current epoch, its sessions are not taken (that
+/// version accepts late refresh answers). Variants a version does not know are dropped.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
@@ -57,19 +58,10 @@ pub enum TabMessage {
     },
     /// A tab that just opened asks whether another holds a live session.
     Hello,
-    /// A tab's refresh found no server (its `attempt`-th retry from 0 comes in
-    /// `retry_in_ms`): the other tabs hold their own retries back, so the tabs of a browser
-    /// ask the server once a round rather than once each.
-    Unreachable {
-        epoch: u64,
-        attempt: u32,
-        retry_in_ms: u32,
-    },
-}
-
-/// A message's epoch: its own, or the current one for a tab of the version before epochs.
-pub fn epoch_of(message_epoch: Option<u64>) -> u64 {
-    message_epoch.unwrap_or_else(epoch)
+    /// A tab's refresh found no server, and it tries again in `retry_in_ms`: the other
+    /// tabs hold their own tries back until then, so the tabs of a browser ask the server
+    /// once a round rather than once each.
+    Unreachable { epoch: u64, retry_in_ms: u32 },
 }
 
 thread_local! {
@@ -174,30 +166,48 @@ pub fn announce_presence() {
     let _ = request.call3(&locks, &JsValue::from_str(PRESENCE), &options, &hold);
 }
 
-/// How many other tabs of this site are open (0 without Web Locks).
-pub async fn other_tabs() -> usize {
+/// The locks of this site held now, as `(name, clientId)` pairs (none without Web Locks).
+async fn held_locks() -> Vec<(String, String)> {
     let Some((locks, query)) = lock_method("query") else {
-        return 0;
+        return Vec::new();
     };
     let Ok(snapshot) = query.call0(&locks) else {
-        return 0;
+        return Vec::new();
     };
     let Ok(snapshot) = JsFuture::from(js_sys::Promise::from(snapshot)).await else {
-        return 0;
+        return Vec::new();
     };
     let held =
         js_sys::Reflect::get(&snapshot, &JsValue::from_str("held")).unwrap_or(JsValue::UNDEFINED);
-    let tabs = js_sys::Array::from(&held)
+    let text = |lock: &JsValue, key: &str| {
+        js_sys::Reflect::get(lock, &JsValue::from_str(key))
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    js_sys::Array::from(&held)
         .iter()
-        .filter(|lock| {
-            js_sys::Reflect::get(lock, &JsValue::from_str("name"))
-                .ok()
-                .and_then(|name| name.as_string())
-                .as_deref()
-                == Some(PRESENCE)
-        })
+        .map(|lock| (text(&lock, "name"), text(&lock, "clientId")))
+        .collect()
+}
+
+/// How many other tabs of this site are open (0 without Web Locks).
+pub async fn other_tabs() -> usize {
+    let tabs = held_locks()
+        .await
+        .iter()
+        .filter(|(name, _)| name == PRESENCE)
         .count();
     tabs.saturating_sub(1)
+}
+
+/// The tab holding the refresh lock now, if any.
+async fn lock_holder() -> Option<String> {
+    held_locks()
+        .await
+        .into_iter()
+        .find(|(name, _)| name == LOCK)
+        .map(|(_, client)| client)
 }
 
 /// Resolves after `ms` milliseconds.
@@ -209,10 +219,12 @@ pub async fn sleep(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-/// Runs `work` while holding the cross-tab refresh lock. A tab waits at most
-/// [`LOCK_WAIT_MS`], then steals the lock: a tab that was closed released it already, one
-/// that is frozen would otherwise block every other tab. Without Web Locks `work` runs at
-/// once, and the server's convergence is the backstop.
+/// Runs `work` while holding the cross-tab refresh lock. A tab that has waited
+/// [`LOCK_WAIT_MS`] steals the lock, but only from a tab that held it for that whole wait:
+/// a live holder's requests end sooner ([`ANSWER_WAIT_MS`]), so that one is frozen or hung,
+/// and would otherwise block every other tab (a closed tab released it already). A wait
+/// that ends with another holder than it began with (several tabs queued) starts again.
+/// Without Web Locks `work` runs at once, and the server's convergence is the backstop.
 ///
 /// `work` runs once at most. When another tab steals the lock from us while `work` runs,
 /// our request's promise rejects (`AbortError`) but `work` goes on: we wait for its result
@@ -228,7 +240,9 @@ where
     let work: Rc<RefCell<Option<_>>> = Rc::new(RefCell::new(Some(work)));
     let (done, result) = futures::channel::oneshot::channel::<T>();
     let done = Rc::new(RefCell::new(Some(done)));
-    for steal in [false, true] {
+    let mut holder_before = lock_holder().await;
+    let mut steal = false;
+    loop {
         let options = js_sys::Object::new();
         let (key, value): (&str, JsValue) = if steal {
             ("steal", JsValue::TRUE)
@@ -258,10 +272,14 @@ where
         };
         let _ = JsFuture::from(js_sys::Promise::from(promise)).await;
         // Started (and maybe robbed of the lock since): its result comes, whatever the
-        // promise said. Not started: the wait timed out; steal on the next round.
-        if work.borrow().is_none() {
+        // promise said.
+        if work.borrow().is_none() || steal {
             break;
         }
+        // The wait timed out: steal next only when one holder had the lock all along.
+        let holder_now = lock_holder().await;
+        steal = holder_now.is_some() && holder_now == holder_before;
+        holder_before = holder_now;
     }
     let pending = work.borrow_mut().take();
     match pending {
