@@ -1,7 +1,24 @@
 import { defineConfig } from '@playwright/test';
-import { baseURL, maildevPort, maildevURL, serverEnv, smtpPort } from './server-env';
+import {
+  baseURL,
+  maildevPort,
+  maildevURL,
+  oidcIssuer,
+  oidcPort,
+  serverEnv,
+  smtpPort,
+} from './server-env';
 
-// The suite starts maildev and the release build itself (built by
+// The one client of the test OpenID provider: the app's settings for it are in serverEnv.
+const oidcClients = JSON.stringify([
+  {
+    client_id: 'jwt-auth-test',
+    client_secret: 'test-secret',
+    redirect_uris: [`${baseURL}/api/auth/oidc/test/callback`],
+  },
+]);
+
+// The suite starts maildev, the test OpenID provider and the release build itself (built by
 // `cargo leptos build --release`), on private ports with a fresh SQLite database and key
 // files in a temp folder (see server-env.ts).
 export default defineConfig({
@@ -35,6 +52,13 @@ export default defineConfig({
     {
       command: `node scripts/maildev.cjs ${smtpPort} ${maildevPort}`,
       url: `${maildevURL}/email`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
+    {
+      // Before the app, which may read the provider's discovery document as it starts.
+      command: `node scripts/oidc-provider.cjs ${oidcPort} '${oidcClients}'`,
+      url: `${oidcIssuer}/.well-known/openid-configuration`,
       reuseExistingServer: false,
       timeout: 30_000,
     },

@@ -2,12 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Ports: `cargo xtask test` picks free ones; run alone, 3917 and the two after it.
+// Ports: `cargo xtask test` picks free ones; run alone, 3917 and the three after it.
 export const port = Number(process.env.E2E_PORT ?? 3917);
 export const smtpPort = Number(process.env.E2E_SMTP_PORT ?? port + 1);
 export const maildevPort = Number(process.env.E2E_MAILDEV_PORT ?? port + 2);
+export const oidcPort = Number(process.env.E2E_OIDC_PORT ?? port + 3);
 export const baseURL = `http://127.0.0.1:${port}`;
 export const maildevURL = `http://127.0.0.1:${maildevPort}`;
+// The test OpenID provider (scripts/oidc-provider.cjs): its issuer, exactly, no trailing slash.
+export const oidcIssuer = `http://127.0.0.1:${oidcPort}`;
 
 // Set once in the main process; workers inherit it.
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'jwt-auth-e2e-'));
@@ -26,5 +29,11 @@ export const serverEnv: Record<string, string> = {
   // Mail goes to maildev, which the tests read.
   SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
   MAIL_FROM: 'JWT Auth <no-reply@example.com>',
+  // Sign-in with the test OpenID provider (its client is registered in playwright.config.ts).
+  OIDC_PROVIDERS: 'test',
+  OIDC_TEST_ISSUER: oidcIssuer,
+  OIDC_TEST_CLIENT_ID: 'jwt-auth-test',
+  OIDC_TEST_CLIENT_SECRET: 'test-secret',
+  OIDC_TEST_NAME: 'Test ID',
   RUST_LOG: 'warn',
 };

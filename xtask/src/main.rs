@@ -110,12 +110,14 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         run(cargo().args(["leptos", "build", "--release"]))
     })?;
     steps.run("Playwright against the release build", || {
-        // The app, and maildev's SMTP and HTTP sides (Playwright starts both servers).
-        let ports = util::free_ports::<3>()?;
+        // The app, maildev's SMTP and HTTP sides, and the test OpenID provider (Playwright
+        // starts all three servers).
+        let ports = util::free_ports::<4>()?;
         run(util::npx(["playwright", "test"])
             .env("E2E_PORT", ports[0].to_string())
             .env("E2E_SMTP_PORT", ports[1].to_string())
-            .env("E2E_MAILDEV_PORT", ports[2].to_string()))
+            .env("E2E_MAILDEV_PORT", ports[2].to_string())
+            .env("E2E_OIDC_PORT", ports[3].to_string()))
     })?;
     Ok(())
 }

@@ -22,6 +22,7 @@ mod me;
 mod password;
 mod paths;
 mod process;
+mod provider;
 mod pruning;
 mod race_matrix;
 mod recovery;
