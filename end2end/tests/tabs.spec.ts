@@ -99,7 +99,7 @@ test('a frozen tab holding the lock is overtaken after the wait', async ({ page,
   const cdp = await context.newCDPSession(page);
   await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
   await other.reload();
-  // The lock is stolen after its 9 s wait.
-  await expect(other.getByTestId('account-email')).toHaveText(email, { timeout: 20_000 });
+  // The lock is stolen after one or two 8 s waits.
+  await expect(other.getByTestId('account-email')).toHaveText(email, { timeout: 30_000 });
   await cdp.send('Page.setWebLifecycleState', { state: 'active' });
 });

@@ -194,8 +194,13 @@ mod browser {
         reconnect: Option<TimeoutHandle>,
         reconnect_attempts: u32,
         /// When another tab that found no server retries (`performance.now()` ms, a clock
-        /// of this tab that never goes back; 0: none known).
+        /// of this tab that never goes back; 0: none known), and the latest this tab waits
+        /// for other tabs, counted from the first such message (0: none yet).
         others_retry_at_ms: f64,
+        others_hold_until_ms: f64,
+        /// The pending retry is of a refresh given up unanswered: it goes out at once,
+        /// waiting for no other tab (the server's grace window is running).
+        urgent: bool,
         /// How many times this tab forgot its session (a sign-out, here or in another
         /// tab): a refresh that waited across one is for a session that is over.
         forgotten: u64,
@@ -296,7 +301,10 @@ mod browser {
             if due || auth.reconnecting.get_untracked() {
                 // The network is back, or the person looks at the tab: try now, rather than
                 // wait for another tab's retry.
-                auth.inner.update_value(|i| i.others_retry_at_ms = 0.0);
+                auth.inner.update_value(|i| {
+                    i.others_retry_at_ms = 0.0;
+                    i.others_hold_until_ms = 0.0;
+                });
                 spawn_local(async move {
                     auth.refresh().await;
                 });
@@ -448,6 +456,8 @@ mod browser {
         auth.inner.update_value(|i| {
             i.reconnect_attempts = 0;
             i.others_retry_at_ms = 0.0;
+            i.others_hold_until_ms = 0.0;
+            i.urgent = false;
             if let Some(timer) = i.reconnect.take() {
                 timer.clear();
             }
@@ -467,6 +477,13 @@ mod browser {
         let scheduled = auth
             .inner
             .try_update_value(|i| {
+                if given_up {
+                    // Sooner than any retry already pending, and for no other tab to wait for.
+                    if let Some(timer) = i.reconnect.take() {
+                        timer.clear();
+                    }
+                    i.urgent = true;
+                }
                 if i.reconnect.is_some() {
                     return None;
                 }
@@ -507,23 +524,31 @@ mod browser {
     /// after that one, so the server is asked once a round, not once a tab. When the other
     /// tab's retry succeeds, its session arrives here and cancels the pending retry.
     fn another_failed(auth: Auth, retry_in_ms: u32) {
-        // Any script of this site can post on the channel: a message can hold this tab's
-        // own tries back by 30 s at most (however long a `Retry-After` the other tab
-        // honours), and the network coming back or the tab being looked at ends the wait.
+        // Any script of this site can post on the channel: messages hold this tab's own
+        // tries back 30 s at most from the first of them (however long a `Retry-After` the
+        // other tab honours, however often they come), and the network coming back or the
+        // tab being looked at ends the wait.
         let retry_in_ms = retry_in_ms.clamp(500, MAX_WAIT_FOR_OTHER_TAB_MS);
         auth.inner.update_value(|i| {
-            i.others_retry_at_ms = monotonic_ms() + f64::from(retry_in_ms);
+            let now = monotonic_ms();
+            if i.others_hold_until_ms == 0.0 {
+                i.others_hold_until_ms = now + f64::from(MAX_WAIT_FOR_OTHER_TAB_MS);
+            }
+            i.others_retry_at_ms = (now + f64::from(retry_in_ms)).min(i.others_hold_until_ms);
+            if i.urgent {
+                return;
+            }
             if let Some(timer) = i.reconnect.take() {
                 timer.clear();
-                i.reconnect = retry_in(auth, after_the_other_tab(retry_in_ms));
+                i.reconnect = retry_in(auth, after_the_other_tab(i.others_retry_at_ms - now));
             }
         });
     }
 
-    /// A delay past another tab's retry due in `ms`, by up to half as long again: that tab
-    /// goes first, and tells the result.
-    fn after_the_other_tab(ms: u32) -> u32 {
-        ms + (f64::from(ms) * 0.5 * (0.1 + 0.9 * js_sys::Math::random())) as u32
+    /// A delay just past another tab's retry due in `ms` (by a quarter to one second): that
+    /// tab goes first, and tells the result.
+    fn after_the_other_tab(ms: f64) -> u32 {
+        (ms.max(0.0) + 250.0 + 750.0 * js_sys::Math::random()) as u32
     }
 
     /// This tab needed the server while another tab's retry is pending: it waits for that
@@ -532,8 +557,7 @@ mod browser {
         auth.reconnecting.set(true);
         auth.inner.update_value(|i| {
             if i.reconnect.is_none() {
-                let ms = (retry_at_ms - monotonic_ms()).max(0.0) as u32;
-                i.reconnect = retry_in(auth, after_the_other_tab(ms.max(500)));
+                i.reconnect = retry_in(auth, after_the_other_tab(retry_at_ms - monotonic_ms()));
             }
         });
     }
@@ -594,7 +618,7 @@ mod browser {
                     (
                         i.token.as_ref().is_some_and(|t| t.obtained_ms > started),
                         i.forgotten != forgotten,
-                        i.others_retry_at_ms,
+                        if i.urgent { 0.0 } else { i.others_retry_at_ms },
                     )
                 });
             if renewed_meanwhile {
@@ -610,6 +634,7 @@ mod browser {
                 wait_for_other_tab(auth, others_retry_at);
                 RefreshOutcome::Unreachable
             } else {
+                auth.inner.update_value(|i| i.urgent = false);
                 refresh_request(auth).await
             }
         })

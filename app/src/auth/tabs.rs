@@ -18,6 +18,9 @@ const CHANNEL: &str = "jwt-auth";
 const LOCK: &str = "jwt-auth-refresh";
 /// Held, shared, by every open tab for its whole life: how tabs count each other.
 const PRESENCE: &str = "jwt-auth-tab";
+/// Taken, under a name of its own (this prefix and a random part), by each holding of the
+/// refresh lock: tells one holding from the next, even of the same tab.
+const GRANT: &str = "jwt-auth-grant:";
 /// The longest a request of the runtime (refresh, sign-in, sign-out) waits for its answer:
 /// past it, it counts as no answer, so nothing waits on it for ever. Shorter than the
 /// server's refresh grace (10 s) less the first retry's delay (at most 1 s), with room for
@@ -166,48 +169,83 @@ pub fn announce_presence() {
     let _ = request.call3(&locks, &JsValue::from_str(PRESENCE), &options, &hold);
 }
 
-/// The locks of this site held now, as `(name, clientId)` pairs (none without Web Locks).
-async fn held_locks() -> Vec<(String, String)> {
-    let Some((locks, query)) = lock_method("query") else {
-        return Vec::new();
-    };
-    let Ok(snapshot) = query.call0(&locks) else {
-        return Vec::new();
-    };
-    let Ok(snapshot) = JsFuture::from(js_sys::Promise::from(snapshot)).await else {
-        return Vec::new();
-    };
-    let held =
-        js_sys::Reflect::get(&snapshot, &JsValue::from_str("held")).unwrap_or(JsValue::UNDEFINED);
-    let text = |lock: &JsValue, key: &str| {
-        js_sys::Reflect::get(lock, &JsValue::from_str(key))
-            .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_default()
-    };
-    js_sys::Array::from(&held)
-        .iter()
-        .map(|lock| (text(&lock, "name"), text(&lock, "clientId")))
-        .collect()
+/// The names of the locks of this site held now; `None` when the browser cannot say.
+async fn held_locks() -> Option<Vec<String>> {
+    let (locks, query) = lock_method("query")?;
+    let snapshot = query.call0(&locks).ok()?;
+    let snapshot = JsFuture::from(js_sys::Promise::from(snapshot)).await.ok()?;
+    let held = js_sys::Reflect::get(&snapshot, &JsValue::from_str("held")).ok()?;
+    Some(
+        js_sys::Array::from(&held)
+            .iter()
+            .filter_map(|lock| {
+                js_sys::Reflect::get(&lock, &JsValue::from_str("name"))
+                    .ok()
+                    .and_then(|name| name.as_string())
+            })
+            .collect(),
+    )
 }
 
 /// How many other tabs of this site are open (0 without Web Locks).
 pub async fn other_tabs() -> usize {
     let tabs = held_locks()
         .await
+        .unwrap_or_default()
         .iter()
-        .filter(|(name, _)| name == PRESENCE)
+        .filter(|name| *name == PRESENCE)
         .count();
     tabs.saturating_sub(1)
 }
 
-/// The tab holding the refresh lock now, if any.
-async fn lock_holder() -> Option<String> {
-    held_locks()
-        .await
-        .into_iter()
-        .find(|(name, _)| name == LOCK)
-        .map(|(_, client)| client)
+/// Who holds the refresh lock now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holding {
+    Free,
+    /// A holding, by the name of its grant.
+    Granted(String),
+    /// Held, without a grant (yet): just taken, or by a tab of a version without grants.
+    Ungranted,
+    /// The browser cannot list locks.
+    Unknown,
+}
+
+async fn current_holding() -> Holding {
+    let Some(names) = held_locks().await else {
+        return Holding::Unknown;
+    };
+    match names.iter().find(|name| name.starts_with(GRANT)) {
+        Some(grant) => Holding::Granted(grant.clone()),
+        None if names.iter().any(|name| name == LOCK) => Holding::Ungranted,
+        None => Holding::Free,
+    }
+}
+
+/// After a wait of [`LOCK_WAIT_MS`] that began with `before` and ends with `now`: whether
+/// one holding may have lasted all along (then it is frozen or hung, and is robbed).
+fn held_all_along(before: &Holding, now: &Holding) -> bool {
+    match (before, now) {
+        (Holding::Granted(a), Holding::Granted(b)) => a == b,
+        (Holding::Ungranted, Holding::Ungranted)
+        | (Holding::Unknown, _)
+        | (_, Holding::Unknown) => true,
+        _ => false,
+    }
+}
+
+/// Takes a lock under a name no one else uses, for as long as `held` is not resolved.
+fn take_grant(held: futures::channel::oneshot::Receiver<()>) {
+    let Some((locks, request)) = lock_method("request") else {
+        return;
+    };
+    let name = format!("{GRANT}{}", js_sys::Math::random());
+    let hold = Closure::once_into_js(move |_lock: JsValue| {
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _ = held.await;
+            Ok(JsValue::UNDEFINED)
+        })
+    });
+    let _ = request.call2(&locks, &JsValue::from_str(&name), &hold);
 }
 
 /// Resolves after `ms` milliseconds.
@@ -220,11 +258,13 @@ pub async fn sleep(ms: i32) {
 }
 
 /// Runs `work` while holding the cross-tab refresh lock. A tab that has waited
-/// [`LOCK_WAIT_MS`] steals the lock, but only from a tab that held it for that whole wait:
-/// a live holder's requests end sooner ([`ANSWER_WAIT_MS`]), so that one is frozen or hung,
-/// and would otherwise block every other tab (a closed tab released it already). A wait
-/// that ends with another holder than it began with (several tabs queued) starts again.
-/// Without Web Locks `work` runs at once, and the server's convergence is the backstop.
+/// [`LOCK_WAIT_MS`] steals the lock, but only from a holding that lasted that whole wait
+/// (each holding takes a grant lock of its own name, so two holdings of one tab are told
+/// apart): a live holder's requests end sooner ([`ANSWER_WAIT_MS`]), so that one is frozen
+/// or hung, and would otherwise block every other tab (a closed tab released it already).
+/// A wait that ends with another holding than it began with (several tabs queued) starts
+/// again. Where the browser cannot list locks, the tab steals after one wait. Without Web
+/// Locks `work` runs at once, and the server's convergence is the backstop.
 ///
 /// `work` runs once at most. When another tab steals the lock from us while `work` runs,
 /// our request's promise rejects (`AbortError`) but `work` goes on: we wait for its result
@@ -240,7 +280,7 @@ where
     let work: Rc<RefCell<Option<_>>> = Rc::new(RefCell::new(Some(work)));
     let (done, result) = futures::channel::oneshot::channel::<T>();
     let done = Rc::new(RefCell::new(Some(done)));
-    let mut holder_before = lock_holder().await;
+    let mut holding_before = current_holding().await;
     let mut steal = false;
     loop {
         let options = js_sys::Object::new();
@@ -259,7 +299,10 @@ where
                 let Some(work) = slot.borrow_mut().take() else {
                     return Ok(JsValue::UNDEFINED);
                 };
+                let (release, held) = futures::channel::oneshot::channel::<()>();
+                take_grant(held);
                 let value = work().await;
+                let _ = release.send(());
                 if let Some(done) = done.borrow_mut().take() {
                     let _ = done.send(value);
                 }
@@ -276,10 +319,10 @@ where
         if work.borrow().is_none() || steal {
             break;
         }
-        // The wait timed out: steal next only when one holder had the lock all along.
-        let holder_now = lock_holder().await;
-        steal = holder_now.is_some() && holder_now == holder_before;
-        holder_before = holder_now;
+        // The wait timed out: steal next only when one holding lasted all along.
+        let holding_now = current_holding().await;
+        steal = held_all_along(&holding_before, &holding_now);
+        holding_before = holding_now;
     }
     let pending = work.borrow_mut().take();
     match pending {
