@@ -14,6 +14,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub mail: MailSettings,
+    /// Identity providers people may sign in with (none by default).
+    pub oidc: Vec<ProviderSettings>,
     /// Audit entries older than this are deleted by the periodic pruning.
     pub audit_retention: Duration,
     pub rust_log: String,
@@ -56,6 +58,21 @@ pub struct MailSettings {
     pub from: lettre::message::Mailbox,
 }
 
+/// One OpenID Connect provider (`OIDC_PROVIDERS` names them; `OIDC_<ID>_*` describe each).
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    /// Lowercase letters, digits and `-`: in paths (`/api/auth/oidc/<id>/…`) and sessions.
+    pub id: String,
+    /// Exactly as the provider writes it in its ID tokens (no trailing slash added).
+    pub issuer: String,
+    pub client_id: String,
+    /// `None`: a public client, proving itself by PKCE alone.
+    pub client_secret: Option<SecretString>,
+    /// The label of its button ("Continue with <name>").
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
 /// Limits of the HTTP server, so slow or many clients cannot hold it (see `serve.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -83,7 +100,7 @@ pub enum MailTransport {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid configuration: {var}: {reason}")]
 pub struct ConfigError {
-    pub var: &'static str,
+    pub var: String,
     pub reason: String,
 }
 
@@ -97,9 +114,9 @@ pub const MAX_SECS: u64 = 315_360_000;
 /// of seconds that fits an `i64`.
 const MAX_DAYS: u64 = 365_000_000;
 
-fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+fn err(var: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
-        var,
+        var: var.into(),
         reason: reason.into(),
     }
 }
@@ -133,6 +150,7 @@ impl Settings {
         let http = http_settings(&vars)?;
         let auth = auth_settings(&vars, &http.public_url)?;
         let mail = mail_settings(&vars, &http.public_url)?;
+        let oidc = oidc_settings(&vars)?;
         let audit_retention_days = vars.number("AUDIT_RETENTION_DAYS", 365, 1, MAX_DAYS, "days")?;
         let audit_retention = Duration::from_secs(audit_retention_days * 86_400);
         let rust_log = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
@@ -143,6 +161,7 @@ impl Settings {
             http,
             auth,
             mail,
+            oidc,
             audit_retention,
             rust_log,
         })
@@ -301,6 +320,131 @@ fn auth_settings(vars: &Vars, public_url: &str) -> Result<AuthSettings, ConfigEr
         rate_limit_enabled: vars.bool("RATE_LIMIT_ENABLED", true)?,
         require_verified_email: vars.bool("REQUIRE_VERIFIED_EMAIL", false)?,
     })
+}
+
+/// `OIDC_PROVIDERS` and, for each id, its `OIDC_<ID>_*` variables.
+fn oidc_settings(vars: &Vars) -> Result<Vec<ProviderSettings>, ConfigError> {
+    let Some(list) = vars.get("OIDC_PROVIDERS") else {
+        return Ok(Vec::new());
+    };
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        let valid = id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid || id.len() > 40 {
+            return Err(err(
+                "OIDC_PROVIDERS",
+                format!("{id:?}: ids are lowercase letters, digits and '-', at most 40"),
+            ));
+        }
+        if providers.iter().any(|p| p.id == id) {
+            return Err(err("OIDC_PROVIDERS", format!("{id:?} is listed twice")));
+        }
+        let var = |suffix: &str| {
+            format!(
+                "OIDC_{}_{suffix}",
+                id.to_ascii_uppercase().replace('-', "_")
+            )
+        };
+        let required = |suffix: &str| {
+            let name = var(suffix);
+            vars.get(&name)
+                .map(|v| v.trim().to_string())
+                .ok_or_else(|| err(name.clone(), format!("required for the provider {id:?}")))
+        };
+        let issuer = required("ISSUER")?;
+        let parsed = issuer
+            .parse::<url_check::Url>()
+            .map_err(|e| err(var("ISSUER"), e))?;
+        if !(parsed.https || parsed.loopback) {
+            return Err(err(
+                var("ISSUER"),
+                "must be an https:// URL (http:// only for a loopback address, in tests)",
+            ));
+        }
+        let client_id = required("CLIENT_ID")?;
+        let client_secret = match (
+            vars.get(&var("CLIENT_SECRET")),
+            vars.get(&var("CLIENT_SECRET_FILE")),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    var("CLIENT_SECRET"),
+                    format!("set it or {}, not both", var("CLIENT_SECRET_FILE")),
+                ))
+            }
+            (Some(secret), None) => Some(SecretString::from(secret.trim().to_string())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                    err(
+                        var("CLIENT_SECRET_FILE"),
+                        format!("cannot read {path:?}: {e}"),
+                    )
+                })?;
+                Some(SecretString::from(text.trim().to_string()))
+            }
+            (None, None) => None,
+        };
+        let name = vars.get(&var("NAME")).map_or_else(
+            || {
+                let mut chars = id.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            },
+            |n| n.trim().to_string(),
+        );
+        let scopes: Vec<String> = vars
+            .get(&var("SCOPES"))
+            .unwrap_or_else(|| "openid email profile".into())
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(err(var("SCOPES"), "must include openid"));
+        }
+        providers.push(ProviderSettings {
+            id: id.to_string(),
+            issuer,
+            client_id,
+            client_secret,
+            name,
+            scopes,
+        });
+    }
+    Ok(providers)
+}
+
+/// Just enough URL parsing for the issuer rule, without a URL crate of our own.
+mod url_check {
+    pub struct Url {
+        pub https: bool,
+        pub loopback: bool,
+    }
+
+    impl std::str::FromStr for Url {
+        type Err = String;
+
+        fn from_str(text: &str) -> Result<Url, String> {
+            let (https, rest) = if let Some(rest) = text.strip_prefix("https://") {
+                (true, rest)
+            } else if let Some(rest) = text.strip_prefix("http://") {
+                (false, rest)
+            } else {
+                return Err(format!("{text:?} is not an http(s) URL"));
+            };
+            let authority = rest.split('/').next().unwrap_or_default();
+            if authority.is_empty() {
+                return Err(format!("{text:?} has no host"));
+            }
+            Ok(Url {
+                https,
+                loopback: super::is_loopback_host(super::host_of(authority)),
+            })
+        }
+    }
 }
 
 fn mail_settings(vars: &Vars, public_url: &str) -> Result<MailSettings, ConfigError> {

@@ -70,6 +70,23 @@ pub enum ApiError {
     ResetTokenInvalid,
     #[error("reset token expired")]
     ResetTokenExpired,
+    #[error("identity provider unavailable")]
+    ProviderUnavailable,
+    #[error("sign-in cancelled at the provider")]
+    OidcCancelled,
+    #[error("sign-in flow invalid")]
+    OidcStateInvalid,
+    /// The reason is for the log (`detail`), never for the browser.
+    #[error("sign-in at the provider failed: {0}")]
+    OidcFailed(String),
+    #[error("provider email not verified")]
+    OidcEmailUnverified,
+    #[error("identity linked to another account")]
+    IdentityTaken,
+    #[error("no password set")]
+    PasswordNotSet,
+    #[error("last sign-in method")]
+    LastSignInMethod,
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -88,17 +105,24 @@ impl ApiError {
             | ApiError::CodeExpired
             | ApiError::CodeAttemptsExceeded
             | ApiError::ResetTokenInvalid
-            | ApiError::ResetTokenExpired => StatusCode::BAD_REQUEST,
+            | ApiError::ResetTokenExpired
+            | ApiError::OidcCancelled
+            | ApiError::OidcStateInvalid
+            | ApiError::OidcFailed(_)
+            | ApiError::PasswordNotSet => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::TimedOut | ApiError::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable
+            | ApiError::TimedOut
+            | ApiError::Overloaded { .. }
+            | ApiError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::EmailTaken | ApiError::LastAdmin | ApiError::AlreadyVerified => {
-                StatusCode::CONFLICT
-            }
+            ApiError::EmailTaken
+            | ApiError::LastAdmin
+            | ApiError::AlreadyVerified
+            | ApiError::IdentityTaken
+            | ApiError::LastSignInMethod => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidCredentials
             | ApiError::RefreshMissing
@@ -111,7 +135,8 @@ impl ApiError {
             ApiError::AccountDisabled
             | ApiError::OriginForbidden
             | ApiError::Forbidden
-            | ApiError::EmailUnverified => StatusCode::FORBIDDEN,
+            | ApiError::EmailUnverified
+            | ApiError::OidcEmailUnverified => StatusCode::FORBIDDEN,
         }
     }
 
@@ -146,6 +171,14 @@ impl ApiError {
             ApiError::CodeAttemptsExceeded => ErrorCode::CodeAttemptsExceeded,
             ApiError::ResetTokenInvalid => ErrorCode::ResetTokenInvalid,
             ApiError::ResetTokenExpired => ErrorCode::ResetTokenExpired,
+            ApiError::ProviderUnavailable => ErrorCode::ProviderUnavailable,
+            ApiError::OidcCancelled => ErrorCode::OidcCancelled,
+            ApiError::OidcStateInvalid => ErrorCode::OidcStateInvalid,
+            ApiError::OidcFailed(_) => ErrorCode::OidcFailed,
+            ApiError::OidcEmailUnverified => ErrorCode::OidcEmailUnverified,
+            ApiError::IdentityTaken => ErrorCode::IdentityTaken,
+            ApiError::PasswordNotSet => ErrorCode::PasswordNotSet,
+            ApiError::LastSignInMethod => ErrorCode::LastSignInMethod,
         }
     }
 
@@ -189,6 +222,22 @@ impl ApiError {
                 "This reset link is not valid or was already used. Request a new one.".into()
             }
             ApiError::ResetTokenExpired => "This reset link has expired. Request a new one.".into(),
+            ApiError::ProviderUnavailable => {
+                "This sign-in provider cannot be reached right now. Try again later, or use your password.".into()
+            }
+            ApiError::OidcCancelled => app::api::oidc_error_text(ErrorCode::OidcCancelled).into(),
+            ApiError::OidcStateInvalid => app::api::oidc_error_text(ErrorCode::OidcStateInvalid).into(),
+            ApiError::OidcFailed(_) => app::api::oidc_error_text(ErrorCode::OidcFailed).into(),
+            ApiError::OidcEmailUnverified => {
+                app::api::oidc_error_text(ErrorCode::OidcEmailUnverified).into()
+            }
+            ApiError::IdentityTaken => app::api::oidc_error_text(ErrorCode::IdentityTaken).into(),
+            ApiError::PasswordNotSet => {
+                "This account has no password yet: set one with \"Forgot your password?\".".into()
+            }
+            ApiError::LastSignInMethod => {
+                "This is your only way to sign in: set a password or connect another provider first.".into()
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod mail;
+pub mod oidc;
 pub mod routes;
 pub mod security;
 pub mod serve;
@@ -39,6 +40,8 @@ pub enum StartupError {
     Password(#[from] auth::password::PasswordError),
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
+    #[error("identity providers: {0}")]
+    Oidc(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -127,6 +130,9 @@ impl Application {
             self.clock.clone(),
             self.state.settings.audit_retention,
         ));
+        // Discovery of the identity providers, kept up in the background: one that cannot be
+        // reached delays nothing else.
+        self.state.core.providers.keep_discovered();
         let limits = self.state.settings.http.limits;
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
@@ -174,6 +180,8 @@ pub async fn prune_once(
     let mut tx = db.begin_write().await?;
     db::email_codes::prune(&mut *tx, day_ago).await?;
     db::password_resets::prune(&mut *tx, day_ago).await?;
+    db::oidc_flows::prune(&mut *tx, day_ago).await?;
+    db::oidc_flows::prune_link_tickets(&mut *tx, day_ago).await?;
     tx.commit().await?;
     let retention = config::unix_secs(audit_retention);
     let entries = db

@@ -10,8 +10,8 @@
 use super::{
     encode::{percent_encode, query_string},
     AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, ForgotPasswordRequest, LoginRequest,
-    RegisterRequest, ResetPasswordRequest, Session, SessionInfo, UpdateUserRequest, User,
-    UserListQuery, UserPage, VerifyEmailRequest,
+    ProviderInfo, RegisterRequest, ResetPasswordRequest, Session, SessionInfo, UpdateUserRequest,
+    User, UserListQuery, UserPage, VerifyEmailRequest,
 };
 use serde::Serialize;
 use std::{fmt, marker::PhantomData};
@@ -227,6 +227,8 @@ endpoints! {
     LOGOUT: Post "/api/auth/logout", () => ();
     /// The signed-in person's new password; every other session ends (204).
     CHANGE_PASSWORD: Post "/api/auth/password/change", ChangePasswordRequest => ();
+    /// The identity providers people may sign in with (`[{id, name}]`).
+    PROVIDERS: Get "/api/auth/providers", () => Vec<ProviderInfo>;
     /// The 6-digit code from the email: the person, now verified.
     VERIFY_EMAIL: Post "/api/auth/verify-email", VerifyEmailRequest => User;
     /// Mails a new verification code (202).
@@ -260,7 +262,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_listed_once_under_api() {
-        assert_eq!(ALL.len(), 17);
+        assert_eq!(ALL.len(), 18);
         let mut names = HashSet::new();
         let mut routes = HashSet::new();
         for route in ALL {

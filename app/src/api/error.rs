@@ -34,6 +34,22 @@ pub enum ErrorCode {
     CodeAttemptsExceeded,
     ResetTokenInvalid,
     ResetTokenExpired,
+    /// The identity provider cannot be reached now (its start route).
+    ProviderUnavailable,
+    /// At a provider, the person said no.
+    OidcCancelled,
+    /// No, a wrong, an expired or an already used sign-in flow at a provider.
+    OidcStateInvalid,
+    /// The provider's code exchange or its ID token failed a check.
+    OidcFailed,
+    /// The provider does not vouch for the person's email.
+    OidcEmailUnverified,
+    /// That provider's identity belongs to another account.
+    IdentityTaken,
+    /// The account has no password (it signs in through providers).
+    PasswordNotSet,
+    /// Removing this would leave the account no way to sign in.
+    LastSignInMethod,
     Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
@@ -72,10 +88,41 @@ impl ErrorCode {
             ErrorCode::CodeAttemptsExceeded => "code_attempts_exceeded",
             ErrorCode::ResetTokenInvalid => "reset_token_invalid",
             ErrorCode::ResetTokenExpired => "reset_token_expired",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::OidcCancelled => "oidc_cancelled",
+            ErrorCode::OidcStateInvalid => "oidc_state_invalid",
+            ErrorCode::OidcFailed => "oidc_failed",
+            ErrorCode::OidcEmailUnverified => "oidc_email_unverified",
+            ErrorCode::IdentityTaken => "identity_taken",
+            ErrorCode::PasswordNotSet => "password_not_set",
+            ErrorCode::LastSignInMethod => "last_sign_in_method",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
+    }
+}
+
+/// What a person reads when a sign-in at an identity provider came back with `code` (the
+/// login page's `?error=`, the account page's after linking): the server renders it, and
+/// the browser shows the same words.
+pub fn oidc_error_text(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::OidcCancelled => "You cancelled the sign-in at the provider.",
+        ErrorCode::OidcStateInvalid => {
+            "That sign-in link has expired or was already used. Please try again."
+        }
+        ErrorCode::OidcEmailUnverified => {
+            "The provider did not confirm your email address, so we cannot sign you in with it."
+        }
+        ErrorCode::AccountDisabled => "This account is disabled.",
+        ErrorCode::IdentityTaken => {
+            "That account at the provider is already linked to another account here."
+        }
+        ErrorCode::ProviderUnavailable => {
+            "That provider cannot be reached right now. Please try again later."
+        }
+        _ => "The sign-in at the provider did not work. Please try again.",
     }
 }
 
@@ -98,7 +145,7 @@ pub struct ErrorDetail {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 29] = [
+    const ALL: [ErrorCode; 37] = [
         ErrorCode::ValidationFailed,
         ErrorCode::InvalidJson,
         ErrorCode::PayloadTooLarge,
@@ -126,6 +173,14 @@ mod tests {
         ErrorCode::CodeAttemptsExceeded,
         ErrorCode::ResetTokenInvalid,
         ErrorCode::ResetTokenExpired,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::OidcCancelled,
+        ErrorCode::OidcStateInvalid,
+        ErrorCode::OidcFailed,
+        ErrorCode::OidcEmailUnverified,
+        ErrorCode::IdentityTaken,
+        ErrorCode::PasswordNotSet,
+        ErrorCode::LastSignInMethod,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];

@@ -5,7 +5,7 @@ pub mod encode;
 pub mod endpoints;
 mod error;
 
-pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use error::{oidc_error_text, ErrorBody, ErrorCode, ErrorDetail};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,14 @@ impl Role {
             _ => None,
         }
     }
+}
+
+/// An identity provider people may sign in with: `GET /api/auth/providers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub id: String,
+    /// For its button: "Continue with <name>".
+    pub name: String,
 }
 
 /// The answer of register, login and refresh.

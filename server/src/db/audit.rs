@@ -16,6 +16,9 @@ pub enum Action {
     EmailVerified,
     PasswordResetRequested,
     PasswordReset,
+    OidcLogin,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl Action {
@@ -33,6 +36,9 @@ impl Action {
             Action::EmailVerified => "email_verified",
             Action::PasswordResetRequested => "password_reset_requested",
             Action::PasswordReset => "password_reset",
+            Action::OidcLogin => "oidc_login",
+            Action::IdentityLinked => "identity_linked",
+            Action::IdentityUnlinked => "identity_unlinked",
         }
     }
 }

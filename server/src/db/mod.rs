@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod email_codes;
+pub mod identities;
+pub mod oidc_flows;
 pub mod password_resets;
 pub mod sessions;
 pub mod users;
@@ -122,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "email_codes_and_resets",
         include_str!("../../migrations/0005_email_codes_and_resets.sql"),
+    ),
+    (
+        6,
+        "identities",
+        include_str!("../../migrations/0006_identities.sql"),
     ),
 ];
 

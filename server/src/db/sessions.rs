@@ -62,14 +62,16 @@ pub struct NewFamily<'a> {
     pub expires_at: i64,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
+    /// How the session began: `password`, or a provider's id.
+    pub method: &'a str,
 }
 
 /// Starts a family with its generation-0 token.
 pub async fn create(conn: &mut AnyConnection, family: NewFamily<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into refresh_families \
-         (id, user_id, generation, created_at, last_used_at, expires_at, idle_expires_at, user_agent, ip) \
-         values ($1, $2, 0, $3, $3, $4, $5, $6, $7)",
+         (id, user_id, generation, created_at, last_used_at, expires_at, idle_expires_at, user_agent, ip, method) \
+         values ($1, $2, 0, $3, $3, $4, $5, $6, $7, $8)",
     )
     .bind(family.id)
     .bind(family.user_id)
@@ -78,6 +80,7 @@ pub async fn create(conn: &mut AnyConnection, family: NewFamily<'_>) -> Result<(
     .bind(family.token_expires_at)
     .bind(family.user_agent)
     .bind(family.ip)
+    .bind(family.method)
     .execute(&mut *conn)
     .await?;
     insert_token(

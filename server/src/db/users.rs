@@ -42,6 +42,10 @@ fn decode_role(stored: &str) -> Result<Role, sqlx::Error> {
     })
 }
 
+/// The `password_hash` of an account without a password (it signs in through identity
+/// providers): matches no password, and login treats it as an unknown account.
+pub const NO_PASSWORD: &str = "";
+
 pub struct NewUser<'a> {
     pub id: &'a str,
     /// Trimmed, as typed; lookups use its lower-case form.

@@ -1,4 +1,5 @@
-//! The refresh cookie, exactly as the contract spells it.
+//! The refresh cookie, exactly as the contract spells it, and the flow cookie of a sign-in
+//! at an identity provider.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
@@ -30,14 +31,47 @@ pub fn clear(secure: bool) -> HeaderValue {
 
 /// The token from the request's `Cookie` headers, if any.
 pub fn read(headers: &HeaderMap) -> Option<String> {
+    read_named(headers, NAME)
+}
+
+fn read_named(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == NAME && !value.is_empty())
+        .find(|(name, value)| *name == wanted && !value.is_empty())
         .map(|(_, value)| value.to_string())
+}
+
+/// The flow cookie: `Lax`, since the provider's redirect back to the callback is a
+/// top-level navigation from another site, which a `Strict` cookie would not follow.
+pub const FLOW_NAME: &str = "oidc_flow";
+const FLOW_ATTRIBUTES: &str = "HttpOnly; SameSite=Lax; Path=/api/auth/oidc";
+
+fn build_flow(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{FLOW_NAME}={value}; {FLOW_ATTRIBUTES}{secure}; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "oidc_flow=; HttpOnly; SameSite=Lax; Path=/api/auth/oidc; Max-Age=0",
+        )
+    })
+}
+
+pub fn set_flow(token: &str, max_age: i64, secure: bool) -> HeaderValue {
+    build_flow(token, max_age.max(0), secure)
+}
+
+pub fn clear_flow(secure: bool) -> HeaderValue {
+    build_flow("", 0, secure)
+}
+
+pub fn read_flow(headers: &HeaderMap) -> Option<String> {
+    read_named(headers, FLOW_NAME)
 }
 
 #[cfg(test)]

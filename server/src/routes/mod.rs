@@ -6,6 +6,7 @@ pub mod cookie;
 pub mod extract;
 pub mod health;
 pub mod me;
+pub mod oidc;
 pub mod recovery;
 pub mod sessions;
 pub mod verify;
@@ -53,6 +54,7 @@ pub fn mount_api(
         .merge(me::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(oidc::router())
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -67,11 +67,27 @@ pub async fn register(
     .await?;
     let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
-    let user = insert(&mut tx, &account, &password_hash, Role::User, now).await?;
+    let user = insert(
+        &mut tx,
+        &account.email,
+        &account.name,
+        &password_hash,
+        Role::User,
+        now,
+    )
+    .await?;
     // One transaction: an account never exists without its first code and session.
     let code_mail = recovery::new_code(&mut *tx, core, &user, now).await?;
-    let issued =
-        sessions::start_in(&mut tx, &user.id, now, core.lifetimes, client, first_token).await?;
+    let issued = sessions::start_in(
+        &mut tx,
+        &user.id,
+        now,
+        core.lifetimes,
+        client,
+        sessions::PASSWORD,
+        first_token,
+    )
+    .await?;
     tx.commit().await?;
     if let Some(mail) = code_mail {
         core.mailer.queue(mail);
@@ -85,7 +101,15 @@ pub async fn create_admin(core: &Core, account: NewAccount, now: i64) -> Result<
     let account = account.validated()?;
     let password_hash = core.passwords.hash(&account.password).await?;
     let mut tx = core.db.begin_write().await?;
-    let user = insert(&mut tx, &account, &password_hash, Role::Admin, now).await?;
+    let user = insert(
+        &mut tx,
+        &account.email,
+        &account.name,
+        &password_hash,
+        Role::Admin,
+        now,
+    )
+    .await?;
     record(
         &mut tx,
         Action::AdminCreated,
@@ -100,9 +124,27 @@ pub async fn create_admin(core: &Core, account: NewAccount, now: i64) -> Result<
     Ok(user)
 }
 
+/// A new account for someone an identity provider vouched for (their email verified there):
+/// role `user`, email verified, no password. Inside the caller's transaction, like every
+/// account's creation.
+pub(super) async fn create_from_provider(
+    tx: &mut crate::db::WriteTx,
+    email: &str,
+    name: &str,
+    now: i64,
+) -> Result<UserRow, ApiError> {
+    let mut user = insert(tx, email, name, users::NO_PASSWORD, Role::User, now).await?;
+    users::mark_email_verified(&mut **tx, &user.id, now).await?;
+    user.email_verified = true;
+    Ok(user)
+}
+
+/// Every account is created here (registration, the command line, identity providers):
+/// `email` and `name` already validated.
 async fn insert(
     tx: &mut crate::db::WriteTx,
-    account: &NewAccount,
+    email: &str,
+    name: &str,
     password_hash: &str,
     role: Role,
     now: i64,
@@ -112,8 +154,8 @@ async fn insert(
         &mut **tx,
         NewUser {
             id: &id,
-            email: &account.email,
-            name: &account.name,
+            email,
+            name,
             password_hash,
             role,
             now,
@@ -185,6 +227,11 @@ pub async fn change_password(
     let row = users::find_by_id(core.db.pool(), user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
+    // Signed in through an identity provider and never given a password: no current one
+    // to prove (one is set through the reset link).
+    if row.password_hash == users::NO_PASSWORD {
+        return Err(ApiError::PasswordNotSet);
+    }
     let verified = core
         .passwords
         .verify(&change.current, Some(&row.password_hash))

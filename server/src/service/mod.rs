@@ -7,8 +7,10 @@
 //!   every session of a person, promote from the command line.
 //! - [`sessions`]: sign in, refresh (rotation), sign out, end one or all other sessions.
 //! - [`recovery`]: email verification codes and password reset links.
+//! - [`identities`]: signing in with identity providers, and linking them to accounts.
 
 pub mod accounts;
+pub mod identities;
 pub mod recovery;
 pub mod sessions;
 pub mod user_cache;
@@ -41,6 +43,8 @@ pub struct Core {
     pub lifetimes: Lifetimes,
     /// Origin of the links in mail (`PUBLIC_URL`).
     pub public_url: String,
+    /// The identity providers of `OIDC_PROVIDERS`.
+    pub providers: Arc<crate::oidc::Providers>,
 }
 
 impl Core {
@@ -65,6 +69,10 @@ impl Core {
             mailer: Mailer::from_settings(settings)?,
             lifetimes: settings.lifetimes(),
             public_url: settings.http.public_url.clone(),
+            providers: Arc::new(
+                crate::oidc::Providers::new(&settings.oidc, &settings.http.public_url)
+                    .map_err(crate::StartupError::Oidc)?,
+            ),
         })
     }
 }

@@ -49,9 +49,12 @@ pub struct Lifetimes {
 /// `refresh_expired` (or as a replay), not as an unknown token.
 pub const KEEP_ENDED_SECS: i64 = 7 * 24 * 3600;
 
-/// Starts a family for `user_id` whose first token is `first_token` (from
-/// [`tokens::random_token`]; drawn by the caller so no RNG is held across an await), in
-/// its own transaction.
+/// How a session began, as `GET /api/sessions` shows it.
+pub const PASSWORD: &str = "password";
+
+/// Starts a password session (a family) for `user_id` whose first token is `first_token`
+/// (from [`tokens::random_token`]; drawn by the caller so no RNG is held across an await),
+/// in its own transaction.
 pub async fn start(
     db: &Db,
     user_id: &str,
@@ -61,18 +64,29 @@ pub async fn start(
     first_token: String,
 ) -> Result<Issued, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let issued = start_in(&mut tx, user_id, now, lifetimes, client, first_token).await?;
+    let issued = start_in(
+        &mut tx,
+        user_id,
+        now,
+        lifetimes,
+        client,
+        PASSWORD,
+        first_token,
+    )
+    .await?;
     tx.commit().await?;
     Ok(issued)
 }
 
-/// [`start`] inside the caller's transaction (a sign-in that writes more than the session).
+/// [`start`] inside the caller's transaction (a sign-in that writes more than the session),
+/// begun by `method` ([`PASSWORD`], or the id of an identity provider).
 pub async fn start_in(
     tx: &mut WriteTx,
     user_id: &str,
     now: i64,
     lifetimes: Lifetimes,
     client: Client<'_>,
+    method: &str,
     first_token: String,
 ) -> Result<Issued, sqlx::Error> {
     let family_id = uuid::Uuid::new_v4().to_string();
@@ -90,6 +104,7 @@ pub async fn start_in(
             expires_at,
             user_agent: client.user_agent,
             ip: client.ip,
+            method,
         },
     )
     .await?;
@@ -243,7 +258,11 @@ pub async fn login(
         .passwords
         .verify(
             &credentials.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
+            // An account without a password is checked against the dummy hash, like an
+            // unknown one: the same time, and never a match.
+            user.as_ref()
+                .map(|u| u.password_hash.as_str())
+                .filter(|hash| *hash != users::NO_PASSWORD),
         )
         .await;
     let verified = judged(core, &limits, now, verified).await?;
@@ -309,7 +328,16 @@ pub async fn login(
         now,
     )
     .await?;
-    let issued = start_in(&mut tx, &user.id, now, core.lifetimes, client, first_token).await?;
+    let issued = start_in(
+        &mut tx,
+        &user.id,
+        now,
+        core.lifetimes,
+        client,
+        PASSWORD,
+        first_token,
+    )
+    .await?;
     tx.commit().await?;
     if rehashed.is_some() {
         core.users.evict(&user.id);

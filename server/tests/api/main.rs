@@ -19,6 +19,7 @@ mod login;
 mod logout;
 mod mailbox;
 mod me;
+mod oidc;
 mod password;
 mod paths;
 mod process;

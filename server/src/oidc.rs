@@ -1,0 +1,293 @@
+//! Signing in with OpenID Connect providers, the part that talks to them: discovery (kept
+//! up in the background, so a provider that is down stops neither the server nor password
+//! sign-in), the authorization request (code flow, PKCE S256, `state`, `nonce`), the code
+//! exchange and the ID token's checks (signature against the provider's published keys,
+//! `iss`, `aud`, `azp`, `exp`, `nonce`). No database and no axum here: the services decide
+//! what a verified identity signs into.
+//!
+//! Every call to a provider has a time limit, and redirects are never followed (a provider
+//! that answers with one is answering wrongly, and following it would let a document's
+//! URLs lead the server anywhere).
+
+use crate::config::ProviderSettings;
+use openidconnect::{
+    core::{
+        CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+        CoreResponseType,
+    },
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope,
+};
+use secrecy::ExposeSecret;
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+/// The longest a call to a provider may take, connection included.
+const CALL_LIMIT: Duration = Duration::from_secs(10);
+/// Discovery is read again this often while it works (new signing keys are picked up then,
+/// or at once when an ID token names a key not yet known).
+const REDISCOVER_EVERY: Duration = Duration::from_secs(3600);
+/// A failed discovery is retried after 1 s, doubling up to this.
+const RETRY_AT_MOST: Duration = Duration::from_secs(60);
+
+/// The signing algorithms an ID token may use: the asymmetric ones (never `none`, never an
+/// HMAC keyed with the client secret, which anyone holding the secret could forge).
+const ALGORITHMS: [CoreJwsSigningAlgorithm; 10] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OidcError {
+    /// Its discovery document has not been read yet (or not since start).
+    #[error("the provider cannot be reached")]
+    Unavailable,
+    /// The exchange or the checks failed; the reason is for the log only.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a provider vouched for, after every check of its ID token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asserted {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// A new authorization request: the URL to send the browser to, and what the callback
+/// must find again (kept by the server, never given to the browser but in that URL).
+pub struct Authorization {
+    pub url: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// The configured providers, in the order of `OIDC_PROVIDERS`.
+pub struct Providers {
+    list: Vec<Arc<Provider>>,
+}
+
+pub struct Provider {
+    pub settings: ProviderSettings,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    discovered: RwLock<Option<Arc<Client>>>,
+}
+
+impl Providers {
+    /// The providers of `settings`, none discovered yet: call [`Providers::keep_discovered`].
+    /// `public_url` makes each redirect URI (`<PUBLIC_URL>/api/auth/oidc/<id>/callback`).
+    pub fn new(settings: &[ProviderSettings], public_url: &str) -> Result<Providers, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CALL_LIMIT)
+            .timeout(CALL_LIMIT)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for identity providers: {e}"))?;
+        let list = settings
+            .iter()
+            .map(|s| {
+                let redirect =
+                    RedirectUrl::new(format!("{public_url}/api/auth/oidc/{}/callback", s.id))
+                        .map_err(|e| format!("the redirect URI of {}: {e}", s.id))?;
+                Ok(Arc::new(Provider {
+                    settings: s.clone(),
+                    redirect,
+                    http: http.clone(),
+                    discovered: RwLock::new(None),
+                }))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Providers { list })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.list.iter().find(|p| p.settings.id == id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.list.iter()
+    }
+
+    /// Starts, for each provider, a task that reads its discovery document and keeps it up
+    /// to date, retrying with backoff while the provider cannot be reached. The tasks end
+    /// with the runtime.
+    pub fn keep_discovered(&self) {
+        for provider in &self.list {
+            tokio::spawn(provider.clone().discovery_loop());
+        }
+    }
+}
+
+impl Provider {
+    async fn discovery_loop(self: Arc<Self>) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.discover().await {
+                Ok(()) => {
+                    delay = Duration::from_secs(1);
+                    tokio::time::sleep(REDISCOVER_EVERY).await;
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        provider = %self.settings.id,
+                        %reason,
+                        retry_in_secs = delay.as_secs(),
+                        "identity provider discovery failed"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_AT_MOST);
+                }
+            }
+        }
+    }
+
+    /// Reads the discovery document and its keys; on success they replace the ones held.
+    async fn discover(&self) -> Result<(), String> {
+        let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| e.to_string())?;
+        // The crate checks that the document names exactly this issuer.
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose_secret().to_string())),
+        )
+        .set_redirect_uri(self.redirect.clone());
+        if let Ok(mut held) = self.discovered.write() {
+            *held = Some(Arc::new(client));
+        }
+        tracing::info!(provider = %self.settings.id, "identity provider discovered");
+        Ok(())
+    }
+
+    fn client(&self) -> Option<Arc<Client>> {
+        self.discovered.read().ok().and_then(|held| held.clone())
+    }
+
+    /// True once its discovery document has been read.
+    pub fn is_available(&self) -> bool {
+        self.client().is_some()
+    }
+
+    /// A new authorization request (a fresh `state`, `nonce` and PKCE verifier).
+    pub fn authorize(&self) -> Result<Authorization, OidcError> {
+        let client = self.client().ok_or(OidcError::Unavailable)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let scopes = self
+            .settings
+            .scopes
+            .iter()
+            // The crate asks for `openid` itself.
+            .filter(|s| s.as_str() != "openid")
+            .map(|s| Scope::new(s.clone()));
+        let (url, state, nonce) = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scopes(scopes)
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok(Authorization {
+            url: url.to_string(),
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// Exchanges `code` (with the flow's PKCE verifier) and checks the ID token against the
+    /// flow's `nonce`. The provider's tokens go no further than this function.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<Asserted, OidcError> {
+        let client = self
+            .client()
+            .ok_or_else(|| OidcError::Failed("the provider is not discovered".into()))?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| OidcError::Failed(error_chain(&e)))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Failed(format!("code exchange: {}", error_chain(&e))))?;
+        let id_token = openidconnect::TokenResponse::id_token(&response)
+            .ok_or_else(|| OidcError::Failed("the token response has no ID token".into()))?;
+        let nonce = Nonce::new(nonce.to_string());
+        let check = |client: &Client| -> Result<CoreIdTokenClaims, String> {
+            id_token
+                .claims(
+                    &client.id_token_verifier().set_allowed_algs(ALGORITHMS),
+                    &nonce,
+                )
+                .cloned()
+                .map_err(|e| error_chain(&e))
+        };
+        let claims = match check(&client) {
+            Ok(claims) => claims,
+            // Perhaps signed with a key published since discovery: read the keys again once.
+            Err(first) => {
+                self.discover()
+                    .await
+                    .map_err(|_| OidcError::Failed(format!("ID token: {first}")))?;
+                let fresh = self
+                    .client()
+                    .ok_or_else(|| OidcError::Failed(format!("ID token: {first}")))?;
+                check(&fresh).map_err(|e| OidcError::Failed(format!("ID token: {e}")))?
+            }
+        };
+        Ok(Asserted {
+            subject: claims.subject().to_string(),
+            email: claims.email().map(|e| e.to_string()),
+            email_verified: claims.email_verified().unwrap_or(false),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
+        })
+    }
+}
+
+/// An error with its causes, for the log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

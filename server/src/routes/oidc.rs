@@ -1,0 +1,201 @@
+//! Signing in with identity providers: the list of providers, the start route (a
+//! top-level navigation that ends at the provider) and the callback (which ends at the
+//! page the person wanted, signed in, or at the login page saying what went wrong).
+
+use super::{client, cookie, extract::AuthUser};
+use crate::{
+    error::ApiError,
+    oidc::Provider,
+    service::identities::{self, Callback, Finished, FLOW_SECS},
+    state::AppState,
+};
+use app::api::{endpoints::PROVIDERS, ErrorCode, ProviderInfo};
+use axum::{
+    extract::{ConnectInfo, Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use std::{net::SocketAddr, sync::Arc};
+
+pub const START: &str = "/api/auth/oidc/{id}/start";
+pub const CALLBACK: &str = "/api/auth/oidc/{id}/callback";
+pub const LINK: &str = "/api/auth/oidc/{id}/link";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(PROVIDERS.path, get(providers))
+        .route(START, get(start))
+        .route(CALLBACK, get(callback))
+        .route(LINK, post(link))
+}
+
+async fn providers(State(state): State<AppState>) -> Json<Vec<ProviderInfo>> {
+    Json(
+        state
+            .core
+            .providers
+            .all()
+            .map(|p| ProviderInfo {
+                id: p.settings.id.clone(),
+                name: p.settings.name.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn provider(state: &AppState, id: &str) -> Result<Arc<Provider>, ApiError> {
+    state
+        .core
+        .providers
+        .get(id)
+        .cloned()
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    next: Option<String>,
+    /// A one-time ticket from the link route: the flow links the identity to its account.
+    link: Option<String>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<StartQuery>,
+) -> Result<Response, ApiError> {
+    let provider = provider(&state, &id)?;
+    let now = state.clock.unix();
+    let next = app::auth::logic::safe_next(query.next.as_deref());
+    let started = match query.link {
+        Some(ticket) => identities::start_link(&state.core, &provider, &ticket, now).await?,
+        None => identities::start(&state.core, &provider, &next, None, now).await?,
+    };
+    let secure = state.settings.http.cookie_secure;
+    Ok(redirect(
+        &started.authorize_url,
+        Some(cookie::set_flow(&started.flow_token, FLOW_SECS, secure)),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(query): Query<CallbackQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let provider = provider(&state, &id)?;
+    let now = state.clock.unix();
+    let ip = addr.ip().to_string();
+    let flow_token = cookie::read_flow(&headers);
+    let finished = identities::finish(
+        &state.core,
+        &provider,
+        Callback {
+            flow_token: flow_token.as_deref(),
+            state: query.state.as_deref(),
+            code: query.code.as_deref(),
+            error: query.error.as_deref(),
+        },
+        client(&headers, &ip),
+        now,
+    )
+    .await;
+    let secure = state.settings.http.cookie_secure;
+    let clear_flow = cookie::clear_flow(secure);
+    let mut response = match finished {
+        Ok(Finished::SignedIn { signed_in, next }) => {
+            let mut response = redirect(&next, Some(clear_flow));
+            let max_age = signed_in.issued.expires_at - now;
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cookie::set(&signed_in.issued.refresh_token, max_age, secure),
+            );
+            return Ok(response);
+        }
+        Ok(Finished::Linked) => redirect("/account", Some(clear_flow)),
+        Ok(Finished::LinkFailed(error)) => {
+            match &error {
+                ApiError::OidcFailed(reason) => {
+                    tracing::warn!(provider = %id, %reason, "linking an identity failed");
+                }
+                ApiError::Internal(cause) => {
+                    tracing::error!(provider = %id, error = %cause, "linking an identity failed");
+                }
+                _ => {}
+            }
+            redirect(
+                &format!("/account?error={}", error.code().as_str()),
+                Some(clear_flow),
+            )
+        }
+        Err(error) => {
+            let code = match &error {
+                ApiError::OidcCancelled
+                | ApiError::OidcStateInvalid
+                | ApiError::OidcEmailUnverified
+                | ApiError::AccountDisabled => error.code(),
+                ApiError::OidcFailed(reason) => {
+                    tracing::warn!(provider = %id, %reason, "sign-in at an identity provider failed");
+                    ErrorCode::OidcFailed
+                }
+                other => {
+                    tracing::error!(provider = %id, error = %other, "identity provider callback failed");
+                    ErrorCode::OidcFailed
+                }
+            };
+            redirect(&format!("/login?error={}", code.as_str()), Some(clear_flow))
+        }
+    };
+    // Nothing of the callback's answer is for a cache.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct LinkAnswer {
+    url: String,
+}
+
+/// `POST /api/auth/oidc/{id}/link`: a start URL carrying a one-time ticket for the signed-in
+/// person; the browser navigates to it, and the callback links the identity to them.
+async fn link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    user: AuthUser,
+) -> Result<Json<LinkAnswer>, ApiError> {
+    let provider = provider(&state, &id)?;
+    let ticket =
+        identities::new_link_ticket(&state.core, user.user_id(), state.clock.unix()).await?;
+    Ok(Json(LinkAnswer {
+        url: format!(
+            "/api/auth/oidc/{}/start?link={ticket}",
+            provider.settings.id
+        ),
+    }))
+}
+
+/// A 303 to `location`, with a cookie to set or clear.
+fn redirect(location: &str, set_cookie: Option<HeaderValue>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}

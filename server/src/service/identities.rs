@@ -1,0 +1,391 @@
+//! Signing in with identity providers: starting a flow, finishing it at the callback, and
+//! which account a verified identity signs into.
+//!
+//! The rules, in order, for an identity (provider, subject) that comes back verified:
+//! 1. linked already: its account (refused when disabled);
+//! 2. else, only when the provider vouches for the email (`email_verified`), the account
+//!    with that email gets the identity. When that account had not proved its address, its
+//!    password is removed and its sessions end: whoever registered the address first may
+//!    not be its owner, and must not keep a way in;
+//! 3. else a new account (role `user`, email verified, no password).
+//!
+//! An identity without a verified email neither creates nor links an account.
+
+use super::{accounts, end_sessions_in, record, sessions, Client, Core, Ending, SignedIn};
+use crate::{
+    auth::{tokens, validate},
+    db::{
+        audit::Action,
+        identities::{self, LinkError, NewIdentity},
+        oidc_flows::{self, NewFlow},
+        users::{self, UserRow},
+        WriteTx,
+    },
+    error::ApiError,
+    oidc::{Asserted, OidcError, Provider},
+};
+use subtle::ConstantTimeEq;
+
+/// How long a sign-in at a provider may take, from the start route to the callback (the
+/// flow cookie's `Max-Age` too).
+pub const FLOW_SECS: i64 = 600;
+
+/// A flow begun: where to send the browser, and the flow token for its cookie.
+pub struct Started {
+    pub authorize_url: String,
+    pub flow_token: String,
+}
+
+/// Begins a sign-in at `provider` that comes back to `next` (a same-site path, checked by
+/// the caller), or that links the identity to `link_user` instead.
+pub async fn start(
+    core: &Core,
+    provider: &Provider,
+    next: &str,
+    link_user: Option<&str>,
+    now: i64,
+) -> Result<Started, ApiError> {
+    let authorization = provider.authorize().map_err(|e| match e {
+        OidcError::Unavailable => ApiError::ProviderUnavailable,
+        OidcError::Failed(reason) => ApiError::internal(reason),
+    })?;
+    let flow_token = tokens::random_token(&mut rand::rng());
+    let mut tx = core.db.begin_write().await?;
+    oidc_flows::create(
+        &mut *tx,
+        NewFlow {
+            id_hash: &tokens::hash(&flow_token),
+            provider: &provider.settings.id,
+            state: &authorization.state,
+            nonce: &authorization.nonce,
+            pkce_verifier: &authorization.pkce_verifier,
+            next_path: next,
+            link_user_id: link_user,
+            now,
+            expires_at: now + FLOW_SECS,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Started {
+        authorize_url: authorization.url,
+        flow_token,
+    })
+}
+
+/// How long a link ticket lasts: the account page navigates with it at once.
+const LINK_TICKET_SECS: i64 = 60;
+
+/// A one-time ticket for the signed-in `user_id` to link an identity.
+pub async fn new_link_ticket(core: &Core, user_id: &str, now: i64) -> Result<String, ApiError> {
+    let ticket = tokens::random_token(&mut rand::rng());
+    let mut tx = core.db.begin_write().await?;
+    oidc_flows::create_link_ticket(
+        &mut *tx,
+        &tokens::hash(&ticket),
+        user_id,
+        now + LINK_TICKET_SECS,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ticket)
+}
+
+/// Begins a flow that links the identity to the account of `ticket` (used up here).
+pub async fn start_link(
+    core: &Core,
+    provider: &Provider,
+    ticket: &str,
+    now: i64,
+) -> Result<Started, ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    let user_id = oidc_flows::consume_link_ticket(&mut *tx, &tokens::hash(ticket), now).await?;
+    tx.commit().await?;
+    let user_id = user_id.ok_or(ApiError::OidcStateInvalid)?;
+    start(core, provider, "/account", Some(&user_id), now).await
+}
+
+/// What came back to the callback.
+pub struct Callback<'a> {
+    /// From the flow cookie.
+    pub flow_token: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub code: Option<&'a str>,
+    /// The provider's `error` (e.g. `access_denied` when the person said no).
+    pub error: Option<&'a str>,
+}
+
+/// Where a finished flow leads.
+pub enum Finished {
+    /// Signed in: a new session, then the page the flow began for.
+    SignedIn { signed_in: SignedIn, next: String },
+    /// The identity now belongs to the account that asked to link it.
+    Linked,
+    /// A link flow that failed after its flow was found: the account page says why.
+    LinkFailed(ApiError),
+}
+
+/// Finishes a flow at its callback: the flow is used up (once only, whatever follows), the
+/// code exchanged, the ID token checked, and the identity signed in or linked.
+pub async fn finish(
+    core: &Core,
+    provider: &Provider,
+    callback: Callback<'_>,
+    client: Client<'_>,
+    now: i64,
+) -> Result<Finished, ApiError> {
+    let flow_token = callback.flow_token.ok_or(ApiError::OidcStateInvalid)?;
+    let mut tx = core.db.begin_write().await?;
+    let flow = oidc_flows::consume(
+        &mut *tx,
+        &tokens::hash(flow_token),
+        &provider.settings.id,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let flow = flow.ok_or(ApiError::OidcStateInvalid)?;
+    let state_matches = callback
+        .state
+        .is_some_and(|state| bool::from(state.as_bytes().ct_eq(flow.state.as_bytes())));
+    if !state_matches {
+        return Err(ApiError::OidcStateInvalid);
+    }
+    let provider_id = provider.settings.id.as_str();
+    let asserted = async {
+        match callback.error {
+            Some("access_denied") => return Err(ApiError::OidcCancelled),
+            Some(other) => {
+                return Err(ApiError::OidcFailed(format!("the provider said {other:?}")))
+            }
+            None => {}
+        }
+        let code = callback
+            .code
+            .ok_or_else(|| ApiError::OidcFailed("no code in the callback".into()))?;
+        provider
+            .exchange(code, &flow.pkce_verifier, &flow.nonce)
+            .await
+            .map_err(|e| ApiError::OidcFailed(e.to_string()))
+    }
+    .await;
+    match flow.link_user_id {
+        Some(user_id) => Ok(
+            match async { link(core, provider_id, &asserted?, &user_id, client, now).await }.await {
+                Ok(()) => Finished::Linked,
+                Err(e) => Finished::LinkFailed(e),
+            },
+        ),
+        None => Ok(Finished::SignedIn {
+            signed_in: sign_in(core, provider_id, &asserted?, client, now).await?,
+            next: flow.next_path,
+        }),
+    }
+}
+
+/// Signs in the account `asserted` belongs to by the rules above, creating it when none
+/// does. One transaction; when a concurrent sign-in of the same person wins a race for the
+/// identity or the email, the rules run once more on what it wrote.
+pub async fn sign_in(
+    core: &Core,
+    provider: &str,
+    asserted: &Asserted,
+    client: Client<'_>,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    for _ in 0..2 {
+        let mut tx = core.db.begin_write().await?;
+        match resolve(&mut tx, provider, asserted, client, now).await {
+            Ok((user, sessions_ended)) => {
+                let first_token = tokens::random_token(&mut rand::rng());
+                let issued = sessions::start_in(
+                    &mut tx,
+                    &user.id,
+                    now,
+                    core.lifetimes,
+                    client,
+                    provider,
+                    first_token,
+                )
+                .await?;
+                record(
+                    &mut tx,
+                    Action::OidcLogin,
+                    Some(&user.id),
+                    Some(&user.id),
+                    client,
+                    Some(provider),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                if sessions_ended {
+                    core.users.evict(&user.id);
+                }
+                tracing::info!(user_id = %user.id, provider, "signed in with an identity provider");
+                return Ok(SignedIn { user, issued });
+            }
+            Err(Resolve::Raced) => continue,
+            Err(Resolve::Refused(error)) => return Err(error),
+        }
+    }
+    Err(ApiError::internal("identity sign-in kept racing"))
+}
+
+enum Resolve {
+    /// A concurrent request wrote the identity or the account first: run the rules again.
+    Raced,
+    Refused(ApiError),
+}
+
+impl From<sqlx::Error> for Resolve {
+    fn from(e: sqlx::Error) -> Resolve {
+        Resolve::Refused(ApiError::from(e))
+    }
+}
+
+/// The account `asserted` signs into (written inside `tx`), and whether sessions of it
+/// ended (rule 2 with an unproven password).
+async fn resolve(
+    tx: &mut WriteTx,
+    provider: &str,
+    asserted: &Asserted,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(UserRow, bool), Resolve> {
+    if let Some(identity) = identities::find(&mut **tx, provider, &asserted.subject).await? {
+        let user = users::find_by_id(&mut **tx, &identity.user_id)
+            .await?
+            .ok_or_else(|| Resolve::Refused(ApiError::internal("identity without account")))?;
+        return usable(user).map(|user| (user, false));
+    }
+    let email = verified_email(asserted).map_err(Resolve::Refused)?;
+    let (user, sessions_ended) = match users::find_by_email(&mut **tx, &email).await? {
+        Some(user) => {
+            let mut user = usable(user)?;
+            let unproven = !user.email_verified;
+            if unproven {
+                // Whoever set this password never proved the address: it goes, and so do
+                // the sessions it opened. The provider proved the address: it is verified.
+                users::set_password_hash(&mut **tx, &user.id, users::NO_PASSWORD, now).await?;
+                users::mark_email_verified(&mut **tx, &user.id, now).await?;
+                end_sessions_in(tx, &user.id, Ending::All, "unproven password removed", now)
+                    .await?;
+                user.email_verified = true;
+                user.password_hash = users::NO_PASSWORD.into();
+            }
+            (user, unproven)
+        }
+        None => {
+            let name = asserted
+                .name
+                .as_deref()
+                .and_then(|name| {
+                    let mut errors = validate::FieldErrors::new();
+                    let name = validate::name(name, &mut errors);
+                    errors.is_empty().then_some(name)
+                })
+                .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+            match accounts::create_from_provider(tx, &email, &name, now).await {
+                Ok(user) => (user, false),
+                Err(ApiError::EmailTaken) => return Err(Resolve::Raced),
+                Err(e) => return Err(Resolve::Refused(e)),
+            }
+        }
+    };
+    add_identity(tx, provider, asserted, &email, &user.id, client, now).await?;
+    Ok((user, sessions_ended))
+}
+
+/// A person an identity may sign in: not a disabled one.
+fn usable(user: UserRow) -> Result<UserRow, Resolve> {
+    if user.active {
+        Ok(user)
+    } else {
+        Err(Resolve::Refused(ApiError::AccountDisabled))
+    }
+}
+
+/// The provider's email, when it vouches for it, in the form registration stores.
+fn verified_email(asserted: &Asserted) -> Result<String, ApiError> {
+    let email = match (&asserted.email, asserted.email_verified) {
+        (Some(email), true) => email,
+        _ => return Err(ApiError::OidcEmailUnverified),
+    };
+    let mut errors = validate::FieldErrors::new();
+    let email = validate::email(email, &mut errors);
+    if errors.is_empty() {
+        Ok(email)
+    } else {
+        Err(ApiError::OidcFailed(
+            "the provider's email is not an address we accept".into(),
+        ))
+    }
+}
+
+async fn add_identity(
+    tx: &mut WriteTx,
+    provider: &str,
+    asserted: &Asserted,
+    email: &str,
+    user_id: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), Resolve> {
+    match identities::insert(
+        &mut **tx,
+        NewIdentity {
+            provider,
+            subject: &asserted.subject,
+            user_id,
+            email,
+            now,
+        },
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(LinkError::Taken) => return Err(Resolve::Raced),
+        Err(LinkError::Db(e)) => return Err(e.into()),
+    }
+    record(
+        tx,
+        Action::IdentityLinked,
+        Some(user_id),
+        Some(user_id),
+        client,
+        Some(provider),
+        now,
+    )
+    .await
+    .map_err(Resolve::Refused)
+}
+
+/// Links `asserted` to the account `user_id` that asked for it (the account page's
+/// "Connect"). Refused when that identity belongs to another account, or this account has
+/// an identity of this provider already.
+pub async fn link(
+    core: &Core,
+    provider: &str,
+    asserted: &Asserted,
+    user_id: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    if let Some(identity) = identities::find(&mut *tx, provider, &asserted.subject).await? {
+        return if identity.user_id == user_id {
+            Ok(())
+        } else {
+            Err(ApiError::IdentityTaken)
+        };
+    }
+    let email = asserted.email.clone().unwrap_or_default();
+    match add_identity(&mut tx, provider, asserted, &email, user_id, client, now).await {
+        Ok(()) => {}
+        Err(Resolve::Raced) => return Err(ApiError::IdentityTaken),
+        Err(Resolve::Refused(e)) => return Err(e),
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! Signing in with an identity provider, against a real one (oidc-provider, see
+//! `provider.rs`): the flow, the account rules, the flow's single use, a provider that is
+//! down and comes back.
+
+use crate::helpers::{refresh_cookie, spawn_app_with, unique_email, TestApp, PASSWORD};
+use crate::provider::{self, provider, ExtraProvider};
+use reqwest::{header, Response, StatusCode};
+use serde_json::json;
+
+/// An app whose identity providers are `ids` of the test provider (or of `issuer`).
+async fn app_for(env: Vec<(String, String)>) -> TestApp {
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_app_with(&vars).await
+}
+
+async fn app(ids: &[&str]) -> TestApp {
+    let app = app_for(provider().env(ids)).await;
+    for id in ids {
+        wait_until_discovered(&app, id).await;
+    }
+    app
+}
+
+/// Discovery runs in the background after start: the start route answers 503 until then.
+async fn wait_until_discovered(app: &TestApp, id: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let status = app
+            .get(&format!("/api/auth/oidc/{id}/start"))
+            .await
+            .status();
+        if status == StatusCode::SEE_OTHER {
+            return;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{id} was never discovered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A flow begun at the start route: the provider's URL, and the flow cookie.
+struct Flow {
+    authorize_url: String,
+    cookie: String,
+}
+
+async fn start(app: &TestApp, id: &str, query: &str) -> Flow {
+    let response = app.get(&format!("/api/auth/oidc/{id}/start{query}")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("oidc_flow="))
+        .expect("a flow cookie");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/api/auth/oidc"), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=600"), "{set_cookie}");
+    let authorize_url = location(&response);
+    assert!(
+        authorize_url.contains("code_challenge_method=S256"),
+        "{authorize_url}"
+    );
+    assert!(authorize_url.contains("nonce="), "{authorize_url}");
+    assert!(authorize_url.contains("state="), "{authorize_url}");
+    Flow {
+        authorize_url,
+        cookie: set_cookie.split(';').next().unwrap().to_string(),
+    }
+}
+
+fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .expect("a Location")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The provider's redirect back (to the fixed test public URL), sent to `app` with
+/// `cookie` (the flow cookie) as the browser would.
+async fn callback(app: &TestApp, url: &str, cookie: Option<&str>) -> Response {
+    let path = url
+        .strip_prefix(provider::PUBLIC_URL)
+        .unwrap_or_else(|| panic!("a callback to the app: {url}"));
+    let mut request = app.client.get(app.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.send().await.expect("callback")
+}
+
+/// A whole sign-in as `login` at the provider: the callback's answer.
+async fn sign_in_as(app: &TestApp, id: &str, login: &str) -> Response {
+    let flow = start(app, id, "").await;
+    let back = provider().sign_in(&flow.authorize_url, login).await;
+    callback(app, &back, Some(&flow.cookie)).await
+}
+
+/// The callback's answer is a sign-in: a 303 to `next`, the refresh cookie, the flow
+/// cookie cleared. Returns the person, by a refresh with that cookie.
+async fn signed_in(app: &TestApp, response: Response, next: &str) -> app::api::Session {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), next);
+    let cleared = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| {
+            v.to_str().unwrap().starts_with("oidc_flow=;")
+                && v.to_str().unwrap().contains("Max-Age=0")
+        });
+    assert!(cleared, "the flow cookie is cleared");
+    let cookie = refresh_cookie(response.headers()).expect("the refresh cookie");
+    app.refresh(&cookie.value).await.session
+}
+
+fn refused(response: &Response, code: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response), format!("/login?error={code}"));
+    assert!(refresh_cookie(response.headers()).is_none(), "no session");
+}
+
+fn email_of(login: &str) -> String {
+    login.split_once(':').map_or(login, |(_, e)| e).to_string()
+}
+
+#[tokio::test]
+async fn a_new_person_gets_a_verified_account_without_a_password() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.email, login);
+    assert!(session.user.email_verified);
+    assert_eq!(session.user.role, app::api::Role::User);
+    // No password: a password login is refused like a wrong one, and a change says why.
+    let response = app.login_raw(&login, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = app
+        .bearer_post(
+            "/api/auth/password/change",
+            &session.access_token,
+            json!({"current_password": PASSWORD, "new_password": "another good passphrase"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: app::api::ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error.code, app::api::ErrorCode::PasswordNotSet);
+}
+
+#[tokio::test]
+async fn the_same_subject_signs_into_the_same_account_and_next_is_kept() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let first = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    let flow = start(&app, "test", "?next=/account/sessions").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    let second = signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account/sessions",
+    )
+    .await;
+    assert_eq!(first.user.id, second.user.id);
+    // Another site as `next` is not followed.
+    let flow = start(&app, "test", "?next=//evil.example/").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_signing_algorithm_and_a_public_client_work() {
+    let app = app(&["es", "ed", "public"]).await;
+    for id in ["es", "ed", "public"] {
+        let login = unique_email();
+        let session = signed_in(&app, sign_in_as(&app, id, &login).await, "/account").await;
+        assert_eq!(session.user.email, login, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_verified_provider_email_links_to_the_account_and_removes_an_unproven_password() {
+    let app = app(&["test"]).await;
+    let email = unique_email();
+    // Someone registered this address with a password, never proving it.
+    let squatter = app.register(&email).await;
+    let login = format!("sub-{}:{email}", uuid::Uuid::new_v4());
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.id, squatter.session.user.id);
+    assert!(session.user.email_verified);
+    // The password and its session are gone.
+    assert_eq!(
+        app.login_raw(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = app.refresh_raw(&squatter.refresh_token()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me_raw(&squatter.session.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_verified_account_keeps_its_password_when_an_identity_links_by_email() {
+    let app = app(&["test"]).await;
+    let email = unique_email();
+    let owner = app.register(&email).await;
+    server::db::users::mark_email_verified(app.db.pool(), &owner.session.user.id, 0)
+        .await
+        .unwrap();
+    app.state.core.users.evict(&owner.session.user.id);
+    let login = format!("sub-{}:{email}", uuid::Uuid::new_v4());
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.id, owner.session.user.id);
+    assert_eq!(
+        app.login_raw(&email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    app.refresh(&owner.refresh_token()).await;
+}
+
+#[tokio::test]
+async fn an_unverified_provider_email_neither_creates_nor_links() {
+    let app = app(&["test"]).await;
+    let email = unique_email();
+    let login = format!("unverified:{email}");
+    refused(
+        &sign_in_as(&app, "test", &login).await,
+        "oidc_email_unverified",
+    );
+    assert!(server::db::users::find_by_email(app.db.pool(), &email)
+        .await
+        .unwrap()
+        .is_none());
+    // Nor does it take over a registered account of that address.
+    let owner = app.register(&email).await;
+    refused(
+        &sign_in_as(&app, "test", &login).await,
+        "oidc_email_unverified",
+    );
+    app.refresh(&owner.refresh_token()).await;
+    assert_eq!(
+        app.login_raw(&email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_flow_is_refused_without_its_cookie_with_a_forged_state_when_expired_or_used_twice() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    // No flow cookie.
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    refused(&callback(&app, &back, None).await, "oidc_state_invalid");
+    // Another flow's cookie.
+    let first = start(&app, "test", "").await;
+    let second = start(&app, "test", "").await;
+    let back = provider().sign_in(&first.authorize_url, &login).await;
+    refused(
+        &callback(&app, &back, Some(&second.cookie)).await,
+        "oidc_state_invalid",
+    );
+    // A forged state with the right cookie.
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    let forged = back.replace("state=", "state=forged");
+    refused(
+        &callback(&app, &forged, Some(&flow.cookie)).await,
+        "oidc_state_invalid",
+    );
+    // Expired: more than ten minutes between start and callback.
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    app.clock.advance(601);
+    refused(
+        &callback(&app, &back, Some(&flow.cookie)).await,
+        "oidc_state_invalid",
+    );
+    // Used twice: the second time is refused, even with everything right.
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account",
+    )
+    .await;
+    refused(
+        &callback(&app, &back, Some(&flow.cookie)).await,
+        "oidc_state_invalid",
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account",
+    )
+    .await;
+    // The used code, in a new flow of its own state and cookie.
+    let code = back
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_string();
+    let flow = start(&app, "test", "").await;
+    let state = flow
+        .authorize_url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap()
+        .to_string();
+    let replay = format!(
+        "{}/api/auth/oidc/test/callback?code={code}&state={state}",
+        provider::PUBLIC_URL
+    );
+    refused(
+        &callback(&app, &replay, Some(&flow.cookie)).await,
+        "oidc_failed",
+    );
+}
+
+#[tokio::test]
+async fn cancelling_at_the_provider_says_so() {
+    let app = app(&["test"]).await;
+    let flow = start(&app, "test", "").await;
+    let back = provider().cancel(&flow.authorize_url).await;
+    refused(
+        &callback(&app, &back, Some(&flow.cookie)).await,
+        "oidc_cancelled",
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_with_a_provider() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    server::db::users::set_active(app.db.pool(), &session.user.id, false, 0)
+        .await
+        .unwrap();
+    app.state.core.users.evict(&session.user.id);
+    refused(&sign_in_as(&app, "test", &login).await, "account_disabled");
+}
+
+#[tokio::test]
+async fn unknown_providers_are_not_found_and_the_list_names_the_configured_ones() {
+    let app = app(&["test", "ed"]).await;
+    let response = app.get("/api/auth/oidc/nope/start").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let list: Vec<app::api::ProviderInfo> =
+        app.get("/api/auth/providers").await.json().await.unwrap();
+    assert_eq!(
+        list,
+        vec![
+            app::api::ProviderInfo {
+                id: "test".into(),
+                name: "Test test".into()
+            },
+            app::api::ProviderInfo {
+                id: "ed".into(),
+                name: "Test ed".into()
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_provider_down_at_start_answers_503_while_passwords_work_and_is_used_once_back() {
+    let port = provider::free_port();
+    let app = app_for(provider::env_for(&provider::issuer_at(port), &["test"])).await;
+    let response = app.get("/api/auth/oidc/test/start").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: app::api::ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error.code, app::api::ErrorCode::ProviderUnavailable);
+    let email = unique_email();
+    app.register(&email).await;
+    app.login(&email).await;
+    // The provider comes up: discovery, retried in the background, finds it.
+    let extra: ExtraProvider = provider::start_extra(port);
+    wait_until_discovered(&app, "test").await;
+    let login = unique_email();
+    let flow = start(&app, "test", "").await;
+    let back = extra.sign_in(&flow.authorize_url, &login).await;
+    let session = signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account",
+    )
+    .await;
+    assert_eq!(session.user.email, email_of(&login));
+}
+
+#[tokio::test]
+async fn a_signed_in_person_links_an_identity_that_then_signs_them_in() {
+    let app = app(&["test"]).await;
+    let person = app.register(&unique_email()).await;
+    let response = app
+        .bearer_post(
+            "/api/auth/oidc/test/link",
+            &person.session.access_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let url = response.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The provider's email need not match the account's.
+    let login = format!("linked-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let flow = start(
+        &app,
+        "test",
+        url.trim_start_matches("/api/auth/oidc/test/start"),
+    )
+    .await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    let response = callback(&app, &back, Some(&flow.cookie)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/account");
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.id, person.session.user.id);
+    // The ticket was used up.
+    let response = app.get(&url).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Another account linking the same identity is told it is taken.
+    let other = app.register(&unique_email()).await;
+    let response = app
+        .bearer_post(
+            "/api/auth/oidc/test/link",
+            &other.session.access_token,
+            json!({}),
+        )
+        .await;
+    let url = response.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flow = start(
+        &app,
+        "test",
+        url.trim_start_matches("/api/auth/oidc/test/start"),
+    )
+    .await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    let response = callback(&app, &back, Some(&flow.cookie)).await;
+    assert_eq!(location(&response), "/account?error=identity_taken");
+}
