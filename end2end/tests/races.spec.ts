@@ -434,7 +434,8 @@ test('a sign-out that fails while a call waits to refresh does not sign the pers
   await expect(header(page).getByRole('button', { name: 'Log out' })).toBeVisible();
 });
 
-test('a tab queued behind a sign-in never takes the lock from it, however long the queue', async ({
+for (const leaked of [false, true]) {
+test(`a tab queued behind a sign-in never takes the lock from it, however long the queue${leaked ? ' (and a frozen tab’s grant left over)' : ''}`, async ({
   page,
   context,
 }) => {
@@ -467,6 +468,12 @@ test('a tab queued behind a sign-in never takes the lock from it, however long t
     await route.continue();
     loginAnswered = Date.now();
   });
+  if (leaked) {
+    // The grant of a holding robbed from a frozen tab stays held until that tab runs again.
+    await page.evaluate(() => {
+      void navigator.locks.request('jwt-auth-grant:0', () => new Promise(() => {}));
+    });
+  }
   // A live holder keeps the lock 5 s; the sign-in queues first, the other tabs' proactive
   // refreshes (2 s tokens) behind it. Their waits run out while the sign-in holds the lock.
   await page.evaluate(() => {
@@ -482,6 +489,7 @@ test('a tab queued behind a sign-in never takes the lock from it, however long t
   await signIn.reload();
   await expect(signIn.getByTestId('account-email')).toHaveText(bob);
 });
+}
 
 for (const [what, refuse] of [
   ['a dropped connection', (route: Route) => route.abort('connectionreset')],
@@ -642,4 +650,85 @@ test('a tab queued behind two holdings of another tab does not take the lock fro
   await page.unrouteAll({ behavior: 'ignoreErrors' });
   await signIn.reload();
   await expect(signIn.getByTestId('account-email')).toHaveText(bob);
+});
+
+test('a tab opened during a slow sign-in ends with the new person', async ({ page, context }) => {
+  const ada = uniqueEmail();
+  const bob = uniqueEmail();
+  await register(page, bob, 'Bob Example');
+  await header(page).getByRole('button', { name: 'Log out' }).click();
+  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
+  await register(page, ada, 'Ada Lovelace');
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(bob);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.route('**/api/auth/login', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await route.continue();
+  });
+  // Right after a refresh (2 s tokens), so Ada's token is fresh enough to be shared.
+  await page.waitForResponse('**/api/auth/refresh');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  // While Bob's sign-in is on its way, a new tab asks the others for their session.
+  await page.waitForTimeout(300);
+  const opened = await context.newPage();
+  // The new tab never gets an answer of its own: what it shows comes from the other tabs.
+  await opened.route('**/api/auth/refresh', () => {});
+  await opened.goto('/account');
+  await expect(page.getByTestId('account-email')).toHaveText(bob, { timeout: 10_000 });
+  await expect(header(opened).getByRole('link', { name: 'Bob Example' })).toBeVisible({ timeout: 5_000 });
+  await expect(opened.getByTestId('account-email')).toHaveText(bob);
+  await opened.unrouteAll({ behavior: 'ignoreErrors' });
+});
+
+test('a refresh whose connection drops after the server rotated is retried at once, even after long backoff', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  test.setTimeout(120_000);
+  allowConsoleErrors(/status of 503|ERR_CONNECTION_RESET|Failed to load resource/);
+  const email = uniqueEmail();
+  await register(page, email);
+  let refused = 0;
+  let lost = 0;
+  let retriedAfterLoss = 0;
+  let lostAt = 0;
+  await page.route('**/api/auth/refresh', async (route) => {
+    if (refused < 5) {
+      // The server is in trouble for a while: the backoff grows to 15–30 s.
+      refused += 1;
+      await route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: 'The service is not ready.' } }),
+      });
+      return;
+    }
+    if (lost === 0) {
+      // Back, it rotates the cookie, and the connection drops before the answer arrives.
+      lost += 1;
+      const request = route.request();
+      const sent = await request.allHeaders();
+      const headers: Record<string, string> = {};
+      for (const name of ['cookie', 'origin', 'user-agent']) {
+        if (sent[name]) headers[name] = sent[name];
+      }
+      const answer = await fetch(request.url(), { method: 'POST', headers });
+      expect(answer.status).toBe(200);
+      lostAt = Date.now();
+      await route.abort('connectionreset');
+      return;
+    }
+    if (retriedAfterLoss === 0) retriedAfterLoss = Date.now();
+    await route.continue();
+  });
+  await expect.poll(() => lost, { timeout: 80_000 }).toBe(1);
+  await expect.poll(() => retriedAfterLoss, { timeout: 15_000 }).toBeGreaterThan(0);
+  // Within the server's 10 s grace: the retry converges.
+  expect(retriedAfterLoss - lostAt).toBeLessThan(5_000);
+  await expect(page.getByRole('status').filter({ hasText: 'Reconnecting…' })).toHaveCount(0, { timeout: 10_000 });
+  await page.unrouteAll({ behavior: 'ignoreErrors' });
+  await page.reload();
+  await expect(page.getByTestId('account-email')).toHaveText(email);
 });

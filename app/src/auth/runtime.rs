@@ -198,9 +198,11 @@ mod browser {
         /// for other tabs, counted from the first such message (0: none yet).
         others_retry_at_ms: f64,
         others_hold_until_ms: f64,
-        /// The pending retry is of a refresh given up unanswered: it goes out at once,
-        /// waiting for no other tab (the server's grace window is running).
+        /// The pending retry is of a refresh that may have been carried out unanswered: it
+        /// goes out at once, waiting for no other tab (the server's grace window is running).
         urgent: bool,
+        /// The last failed refresh may have been carried out (no answer, or a gateway's).
+        last_maybe_carried_out: bool,
         /// How many times this tab forgot its session (a sign-out, here or in another
         /// tab): a refresh that waited across one is for a session that is over.
         forgotten: u64,
@@ -213,6 +215,9 @@ mod browser {
         claims: Option<TokenClaims>,
         obtained_ms: f64,
         expires_in: u64,
+        /// The sign-in epoch it belongs to: what it is shared under (the current epoch may
+        /// already be that of a sign-in still on its way).
+        epoch: u64,
     }
 
     /// How long a new tab waits for another tab's session before refreshing itself.
@@ -339,7 +344,7 @@ mod browser {
                 epoch: Some(epoch),
             },
         );
-        adopt(auth, session);
+        adopt(auth, session, epoch);
     }
 
     /// A session another tab sent: adopted only when it passes `logic::adopt_offer`.
@@ -357,7 +362,7 @@ mod browser {
         // The token must also speak for the person the message names.
         if acceptable && claims.is_some_and(|c| c.sub == session.user.id) {
             tabs::saw_epoch(epoch);
-            adopt(auth, session);
+            adopt(auth, session, epoch);
         }
     }
 
@@ -369,20 +374,22 @@ mod browser {
         let session = auth.inner.with_value(|i| {
             let token = i.token.as_ref()?;
             let elapsed_secs = ((now_ms() - token.obtained_ms) / 1000.0).max(0.0) as u64;
-            (!logic::refresh_due(token.obtained_ms, token.expires_in, now_ms())).then(|| Session {
+            let session = Session {
                 user,
                 access_token: token.value.clone(),
                 token_type: "Bearer".into(),
                 expires_in: token.expires_in.saturating_sub(elapsed_secs),
                 refresh_token: None,
-            })
+            };
+            (!logic::refresh_due(token.obtained_ms, token.expires_in, now_ms()))
+                .then_some((session, token.epoch))
         });
-        if let Some(session) = session {
+        if let Some((session, epoch)) = session {
             tell(
                 auth,
                 TabMessage::Session {
                     session,
-                    epoch: Some(tabs::epoch()),
+                    epoch: Some(epoch),
                 },
             );
         }
@@ -408,7 +415,7 @@ mod browser {
     }
 
     /// Keeps a session in memory and schedules its proactive refresh.
-    fn adopt(auth: Auth, session: Session) {
+    fn adopt(auth: Auth, session: Session, epoch: u64) {
         let expires_in = session.expires_in;
         auth.inner.update_value(|i| {
             i.token = Some(Token {
@@ -416,6 +423,7 @@ mod browser {
                 value: session.access_token,
                 obtained_ms: now_ms(),
                 expires_in,
+                epoch,
             });
             if let Some(timer) = i.timer.take() {
                 timer.clear();
@@ -458,6 +466,7 @@ mod browser {
             i.others_retry_at_ms = 0.0;
             i.others_hold_until_ms = 0.0;
             i.urgent = false;
+            i.last_maybe_carried_out = false;
             if let Some(timer) = i.reconnect.take() {
                 timer.clear();
             }
@@ -469,15 +478,20 @@ mod browser {
 
     /// No server for a refresh: keep what we have (signed in, or still restoring), say
     /// "Reconnecting…", and try again after a growing delay, never sooner than the server's
-    /// `Retry-After`; after a request given up unanswered (`given_up`), within the first
-    /// delay (at most 1 s), so the retry with the old cookie stays inside the server's grace
-    /// window. The other tabs are told, and hold their own retries back.
-    fn retry_later(auth: Auth, retry_after_secs: Option<u32>, given_up: bool) {
+    /// `Retry-After`. After a request the server may have carried out without its answer
+    /// reaching us (`maybe_carried_out`: no answer, or a gateway's 502 or 504), within the
+    /// first delay (at most 1 s), so the retry with the old cookie stays inside the server's
+    /// grace window. The other tabs are told, and hold their own retries back.
+    fn retry_later(auth: Auth, retry_after_secs: Option<u32>, maybe_carried_out: bool) {
         auth.reconnecting.set(true);
         let scheduled = auth
             .inner
             .try_update_value(|i| {
-                if given_up {
+                // Only one such retry in a row: a server that is down answers none, and is
+                // not asked every second.
+                let fast = maybe_carried_out && !i.last_maybe_carried_out;
+                i.last_maybe_carried_out = maybe_carried_out;
+                if fast {
                     // Sooner than any retry already pending, and for no other tab to wait for.
                     if let Some(timer) = i.reconnect.take() {
                         timer.clear();
@@ -487,9 +501,15 @@ mod browser {
                 if i.reconnect.is_some() {
                     return None;
                 }
-                let attempt = if given_up { 0 } else { i.reconnect_attempts };
-                let delay =
-                    logic::reconnect_delay_ms(attempt, js_sys::Math::random(), retry_after_secs);
+                let delay = if fast {
+                    logic::reconnect_delay_ms(0, js_sys::Math::random(), None)
+                } else {
+                    logic::reconnect_delay_ms(
+                        i.reconnect_attempts,
+                        js_sys::Math::random(),
+                        retry_after_secs,
+                    )
+                };
                 i.reconnect_attempts = i.reconnect_attempts.saturating_add(1);
                 i.reconnect = retry_in(auth, delay);
                 Some(delay)
@@ -646,17 +666,16 @@ mod browser {
 
     async fn refresh_request(auth: Auth) -> RefreshOutcome {
         let epoch = tabs::epoch();
-        let sent_ms = monotonic_ms();
         // The cookie goes along by itself; nothing else is sent.
         let response = bounded(request(REFRESH.method, REFRESH.path))
             .send()
             .await
             .ok();
-        // Given up unanswered: the server may have rotated the cookie without the answer
-        // reaching us. The retry must come inside its grace window, whatever came before.
-        let given_up = response.is_none()
-            && monotonic_ms() - sent_ms >= f64::from(tabs::ANSWER_WAIT_MS) - 50.0;
         let status = response.as_ref().map(Response::status);
+        // No answer (given up, or the connection lost), or a gateway's: the server may have
+        // rotated the cookie without the answer reaching us. The retry must come inside its
+        // grace window, whatever came before.
+        let maybe_carried_out = matches!(status, None | Some(502 | 504));
         let retry_after = response
             .as_ref()
             .and_then(|r| logic::retry_after_secs(r.headers().get("retry-after").as_deref()));
@@ -677,11 +696,12 @@ mod browser {
         match (outcome, session) {
             (RefreshOutcome::Renewed, Some(session)) => accept(auth, session, epoch),
             (RefreshOutcome::Renewed, None) => {
+                // Carried out, but its body unreadable: the cookie did rotate.
                 outcome = RefreshOutcome::Unreachable;
-                retry_later(auth, None, false);
+                retry_later(auth, None, true);
             }
             (RefreshOutcome::Ended, _) => end_everywhere(auth, epoch),
-            _ => retry_later(auth, retry_after, given_up),
+            _ => retry_later(auth, retry_after, maybe_carried_out),
         }
         outcome
     }

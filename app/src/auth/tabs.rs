@@ -202,8 +202,9 @@ pub async fn other_tabs() -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Holding {
     Free,
-    /// A holding, by the name of its grant.
-    Granted(String),
+    /// Held, by the names of the grants held (sorted): the holding's, and those of robbed
+    /// holdings of frozen tabs, which keep theirs until they run again.
+    Granted(Vec<String>),
     /// Held, without a grant (yet): just taken, or by a tab of a version without grants.
     Ungranted,
     /// The browser cannot list locks.
@@ -214,10 +215,18 @@ async fn current_holding() -> Holding {
     let Some(names) = held_locks().await else {
         return Holding::Unknown;
     };
-    match names.iter().find(|name| name.starts_with(GRANT)) {
-        Some(grant) => Holding::Granted(grant.clone()),
-        None if names.iter().any(|name| name == LOCK) => Holding::Ungranted,
-        None => Holding::Free,
+    let mut grants: Vec<String> = names
+        .iter()
+        .filter(|name| name.starts_with(GRANT))
+        .cloned()
+        .collect();
+    grants.sort();
+    if !grants.is_empty() {
+        Holding::Granted(grants)
+    } else if names.iter().any(|name| name == LOCK) {
+        Holding::Ungranted
+    } else {
+        Holding::Free
     }
 }
 
