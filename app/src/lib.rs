@@ -32,6 +32,7 @@ pub struct Hydrated(pub ReadSignal<bool>);
 /// The whole HTML document, rendered on the server. Scripts carry the request's CSP nonce
 /// (`HydrationScripts` reads it from context), so no `unsafe-inline` is ever needed.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let providers = use_context::<components::providers::ProviderList>().unwrap_or_default();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -39,6 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <meta name=components::providers::META_NAME content=providers.to_json()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -59,6 +61,10 @@ pub fn App() -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     provide_context(Hydrated(hydrated.read_only()));
+    // The server provides the identity providers as context; the browser reads the list it
+    // wrote into the page, so both render the same buttons.
+    #[cfg(feature = "hydrate")]
+    provide_context(components::providers::ProviderList::from_page());
     auth::provide_auth();
 
     view! {

@@ -327,8 +327,13 @@ fn oidc_settings(vars: &Vars) -> Result<Vec<ProviderSettings>, ConfigError> {
     let Some(list) = vars.get("OIDC_PROVIDERS") else {
         return Ok(Vec::new());
     };
-    let mut providers: Vec<ProviderSettings> = Vec::new();
-    for id in list.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+    // The list itself first, so its own mistakes are named before any provider's.
+    let ids: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
         let valid = id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -338,9 +343,12 @@ fn oidc_settings(vars: &Vars) -> Result<Vec<ProviderSettings>, ConfigError> {
                 format!("{id:?}: ids are lowercase letters, digits and '-', at most 40"),
             ));
         }
-        if providers.iter().any(|p| p.id == id) {
+        if ids[..n].contains(id) {
             return Err(err("OIDC_PROVIDERS", format!("{id:?} is listed twice")));
         }
+    }
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for id in ids {
         let var = |suffix: &str| {
             format!(
                 "OIDC_{}_{suffix}",
@@ -581,6 +589,110 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn identity_providers_are_read_per_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("corp-secret");
+        std::fs::write(&secret_file, "from-a-file\n").unwrap();
+        let secret_path = secret_file.display().to_string();
+        let s = settings(&[
+            ("OIDC_PROVIDERS", " google , corp-sso "),
+            ("OIDC_GOOGLE_ISSUER", "https://accounts.google.com"),
+            ("OIDC_GOOGLE_CLIENT_ID", "g-client"),
+            ("OIDC_GOOGLE_CLIENT_SECRET", "g-secret"),
+            ("OIDC_GOOGLE_NAME", "Google"),
+            (
+                "OIDC_CORP_SSO_ISSUER",
+                "https://sso.example.com/realms/corp",
+            ),
+            ("OIDC_CORP_SSO_CLIENT_ID", "corp"),
+            ("OIDC_CORP_SSO_CLIENT_SECRET_FILE", &secret_path),
+            ("OIDC_CORP_SSO_SCOPES", "openid email"),
+        ])
+        .unwrap();
+        assert_eq!(s.oidc.len(), 2);
+        let google = &s.oidc[0];
+        assert_eq!(google.id, "google");
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(google.client_id, "g-client");
+        assert_eq!(
+            google.client_secret.as_ref().unwrap().expose_secret(),
+            "g-secret"
+        );
+        assert_eq!(google.name, "Google");
+        assert_eq!(google.scopes, ["openid", "email", "profile"]);
+        let corp = &s.oidc[1];
+        assert_eq!(corp.id, "corp-sso");
+        assert_eq!(corp.name, "Corp-sso");
+        assert_eq!(
+            corp.client_secret.as_ref().unwrap().expose_secret(),
+            "from-a-file"
+        );
+        assert_eq!(corp.scopes, ["openid", "email"]);
+        // None configured: none.
+        assert!(settings(&[]).unwrap().oidc.is_empty());
+    }
+
+    #[test]
+    fn identity_provider_mistakes_stop_start_up_naming_the_variable() {
+        let base = [("OIDC_PROVIDERS", "corp")];
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OIDC_PROVIDERS", "Corp")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "a,a")], "OIDC_PROVIDERS"),
+            (&[("OIDC_CORP_CLIENT_ID", "c")], "OIDC_CORP_ISSUER"),
+            (
+                &[("OIDC_CORP_ISSUER", "https://sso.example.com")],
+                "OIDC_CORP_CLIENT_ID",
+            ),
+            (
+                &[
+                    ("OIDC_CORP_ISSUER", "http://sso.example.com"),
+                    ("OIDC_CORP_CLIENT_ID", "c"),
+                ],
+                "OIDC_CORP_ISSUER",
+            ),
+            (
+                &[
+                    ("OIDC_CORP_ISSUER", "https://sso.example.com"),
+                    ("OIDC_CORP_CLIENT_ID", "c"),
+                    ("OIDC_CORP_SCOPES", "email"),
+                ],
+                "OIDC_CORP_SCOPES",
+            ),
+            (
+                &[
+                    ("OIDC_CORP_ISSUER", "https://sso.example.com"),
+                    ("OIDC_CORP_CLIENT_ID", "c"),
+                    ("OIDC_CORP_CLIENT_SECRET", "s"),
+                    ("OIDC_CORP_CLIENT_SECRET_FILE", "/nonexistent"),
+                ],
+                "OIDC_CORP_CLIENT_SECRET",
+            ),
+            (
+                &[
+                    ("OIDC_CORP_ISSUER", "https://sso.example.com"),
+                    ("OIDC_CORP_CLIENT_ID", "c"),
+                    ("OIDC_CORP_CLIENT_SECRET_FILE", "/nonexistent/secret"),
+                ],
+                "OIDC_CORP_CLIENT_SECRET_FILE",
+            ),
+        ];
+        for (vars, var) in cases {
+            let mut all: Vec<(&str, &str)> = base.to_vec();
+            all.extend_from_slice(vars);
+            let e = settings(&all).expect_err(&format!("{vars:?}"));
+            assert_eq!(e.var, *var, "{vars:?}: {e}");
+        }
+        // A loopback issuer may be plain http (the tests' provider).
+        let s = settings(&[
+            ("OIDC_PROVIDERS", "corp"),
+            ("OIDC_CORP_ISSUER", "http://127.0.0.1:8080"),
+            ("OIDC_CORP_CLIENT_ID", "c"),
+        ])
+        .unwrap();
+        assert!(s.oidc[0].client_secret.is_none());
     }
 
     #[test]

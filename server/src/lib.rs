@@ -200,10 +200,24 @@ pub async fn prune_once(
 pub fn build_router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let live_reload = std::env::var("LEPTOS_WATCH").is_ok();
-    let page_context = move || security::provide_page_csp(live_reload);
+    let providers = app::components::providers::ProviderList(
+        state
+            .core
+            .providers
+            .all()
+            .map(|p| app::api::ProviderInfo {
+                id: p.settings.id.clone(),
+                name: p.settings.name.clone(),
+            })
+            .collect(),
+    );
+    let page_context = move || {
+        security::provide_page_csp(live_reload);
+        leptos::prelude::provide_context(providers.clone());
+    };
 
     let pages = Router::new()
-        .leptos_routes_with_context(&state, generate_route_list(App), page_context, {
+        .leptos_routes_with_context(&state, generate_route_list(App), page_context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })

@@ -4,3 +4,4 @@ pub mod field;
 /// Used by the pages of this crate only.
 pub(crate) mod form;
 pub mod header;
+pub mod providers;

@@ -4,6 +4,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::{sign_in_on_submit, FormState},
+        providers::{ProviderButtons, ProviderError},
     },
 };
 use leptos::prelude::*;
@@ -26,6 +27,8 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <section class="card auth-card">
             <h1>"Log in"</h1>
+            <ProviderError/>
+            <ProviderButtons/>
             <form method="post" on:submit=submit novalidate>
                 <FormError message=form.form_error/>
                 <Field label="Email" name="email" input_type="email" autocomplete="email"

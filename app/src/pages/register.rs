@@ -4,6 +4,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::{sign_in_on_submit, FormState},
+        providers::{ProviderButtons, ProviderError},
     },
 };
 use leptos::prelude::*;
@@ -28,6 +29,8 @@ pub fn RegisterPage() -> impl IntoView {
     view! {
         <section class="card auth-card">
             <h1>"Create account"</h1>
+            <ProviderError/>
+            <ProviderButtons/>
             <form method="post" on:submit=submit novalidate>
                 <FormError message=form.form_error/>
                 <Field label="Name" name="name" input_type="text" autocomplete="name"

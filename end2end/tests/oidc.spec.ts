@@ -1,0 +1,57 @@
+import { test, expect, uniqueEmail, waitForHydration } from './fixtures';
+import type { Page } from '@playwright/test';
+import { oidcPort } from '../server-env';
+
+// The provider's development pages ask for a web font (no Internet here) and a favicon it
+// does not have: its console errors, not ours.
+const providerNoise = new RegExp(
+  `fonts\\.googleapis\\.com|127\\.0\\.0\\.1:${oidcPort}/favicon\\.ico`,
+);
+
+/** At the test provider's own pages: sign in as `login` and consent. */
+async function atProvider(page: Page, login: string) {
+  await expect(page.locator('input[name="login"]')).toBeVisible();
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any password');
+  await page.locator('button[type="submit"]').click();
+  await expect(page.getByRole('heading', { name: 'Authorize' })).toBeVisible();
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+test('"Continue with" a provider signs a new person in, and a reload keeps them signed in', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(providerNoise);
+  const email = uniqueEmail();
+  await page.goto('/login?next=/account');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await atProvider(page, email);
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+  await page.reload();
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+});
+
+test('the provider buttons work before the page is live, on the register page too', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/register');
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await expect(page.locator('input[name="login"]')).toBeVisible();
+  await context.close();
+});
+
+test('cancelling at the provider comes back to the login page saying so', async ({ page, allowConsoleErrors }) => {
+  allowConsoleErrors(providerNoise);
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await expect(page.locator('input[name="login"]')).toBeVisible();
+  await page.getByRole('link', { name: /Cancel/ }).click();
+  await expect(page).toHaveURL(/\/login\?error=oidc_cancelled$/);
+  await expect(page.getByRole('alert')).toHaveText('You cancelled the sign-in at the provider.');
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+});
