@@ -1,4 +1,4 @@
-import { test, expect, uniqueEmail, waitForHydration } from './fixtures';
+import { test, expect, register, uniqueEmail, waitForHydration, waitForMail } from './fixtures';
 import type { Page } from '@playwright/test';
 import { oidcPort } from '../server-env';
 
@@ -54,4 +54,48 @@ test('cancelling at the provider comes back to the login page saying so', async 
   await expect(page).toHaveURL(/\/login\?error=oidc_cancelled$/);
   await expect(page.getByRole('alert')).toHaveText('You cancelled the sign-in at the provider.');
   await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+});
+
+test('a person connects a provider from the account page, then disconnects it', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(providerNoise);
+  const email = uniqueEmail();
+  await register(page, email);
+  // Linking wants a proven address: the code from the mail.
+  const mail = await waitForMail(email, /^Your verification code$/);
+  const code = mail.text.match(/Your verification code is (\d{6})/)?.[1] ?? '';
+  await page.goto('/verify-email');
+  await waitForHydration(page);
+  await page.getByLabel('Code').fill(code);
+  await page.getByRole('button', { name: 'Verify email' }).click();
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+  await expect(page.getByTestId('password-method')).toHaveText('Password: set');
+  await page.getByRole('button', { name: 'Connect Test ID' }).click();
+  // The provider's account need not share the address.
+  await atProvider(page, `linked-${Date.now()}:${uniqueEmail()}`);
+  await expect(page).toHaveURL(/\/account$/);
+  const disconnect = page.getByRole('button', { name: 'Disconnect Test ID' });
+  await expect(disconnect).toBeVisible();
+  await disconnect.click();
+  await expect(page.getByRole('button', { name: 'Connect Test ID' })).toBeVisible();
+  await expect(disconnect).toHaveCount(0);
+});
+
+test('the last way to sign in cannot be disconnected, and the page says why', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(providerNoise);
+  allowConsoleErrors(/status of 409/);
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await atProvider(page, uniqueEmail());
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('password-method')).toContainText('Password: not set');
+  await page.getByRole('button', { name: 'Disconnect Test ID' }).click();
+  await expect(page.getByRole('alert')).toContainText('only way to sign in');
+  await expect(page.getByRole('button', { name: 'Disconnect Test ID' })).toBeVisible();
 });

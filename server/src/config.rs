@@ -343,6 +343,10 @@ fn oidc_settings(vars: &Vars) -> Result<Vec<ProviderSettings>, ConfigError> {
                 format!("{id:?}: ids are lowercase letters, digits and '-', at most 40"),
             ));
         }
+        if *id == "password" {
+            // Sessions name the provider they began with, or `password`.
+            return Err(err("OIDC_PROVIDERS", "\"password\" is reserved"));
+        }
         if ids[..n].contains(id) {
             return Err(err("OIDC_PROVIDERS", format!("{id:?} is listed twice")));
         }
@@ -641,6 +645,7 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("OIDC_PROVIDERS", "Corp")], "OIDC_PROVIDERS"),
             (&[("OIDC_PROVIDERS", "a,a")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "password")], "OIDC_PROVIDERS"),
             (&[("OIDC_CORP_CLIENT_ID", "c")], "OIDC_CORP_ISSUER"),
             (
                 &[("OIDC_CORP_ISSUER", "https://sso.example.com")],

@@ -11,13 +11,10 @@
 
 use crate::config::ProviderSettings;
 use openidconnect::{
-    core::{
-        CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-        CoreResponseType,
-    },
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope,
+    core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType},
+    AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
 };
 use secrecy::ExposeSecret;
 use std::{
@@ -32,6 +29,12 @@ const CALL_LIMIT: Duration = Duration::from_secs(10);
 const REDISCOVER_EVERY: Duration = Duration::from_secs(3600);
 /// A failed discovery is retried after 1 s, doubling up to this.
 const RETRY_AT_MOST: Duration = Duration::from_secs(60);
+/// The longest a callback's work at the provider may take in all (the code exchange, and
+/// reading its keys again once): the callback answers well within the request limit.
+const EXCHANGE_LIMIT: Duration = Duration::from_secs(15);
+/// An ID token naming a key not yet known has the keys read again, at most this often (a
+/// stream of forged tokens must not make the server hammer the provider).
+const REREAD_KEYS_EVERY: Duration = Duration::from_secs(60);
 
 /// The signing algorithms an ID token may use: the asymmetric ones (never `none`, never an
 /// HMAC keyed with the client secret, which anyone holding the secret could forge).
@@ -95,6 +98,8 @@ pub struct Provider {
     redirect: RedirectUrl,
     http: reqwest::Client,
     discovered: RwLock<Option<Arc<Client>>>,
+    /// When the keys were last read again for an unknown key.
+    keys_reread: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Providers {
@@ -118,6 +123,7 @@ impl Providers {
                     redirect,
                     http: http.clone(),
                     discovered: RwLock::new(None),
+                    keys_reread: std::sync::Mutex::new(None),
                 }))
             })
             .collect::<Result<_, String>>()?;
@@ -188,6 +194,18 @@ impl Provider {
         Ok(())
     }
 
+    fn may_reread_keys(&self) -> bool {
+        let Ok(mut last) = self.keys_reread.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < REREAD_KEYS_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     fn client(&self) -> Option<Arc<Client>> {
         self.discovered.read().ok().and_then(|held| held.clone())
     }
@@ -226,8 +244,23 @@ impl Provider {
     }
 
     /// Exchanges `code` (with the flow's PKCE verifier) and checks the ID token against the
-    /// flow's `nonce`. The provider's tokens go no further than this function.
+    /// flow's `nonce`, within [`EXCHANGE_LIMIT`]. The provider's tokens go no further than
+    /// this function.
     pub async fn exchange(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<Asserted, OidcError> {
+        tokio::time::timeout(
+            EXCHANGE_LIMIT,
+            self.exchange_unbounded(code, pkce_verifier, nonce),
+        )
+        .await
+        .unwrap_or_else(|_| Err(OidcError::Failed("the provider took too long".into())))
+    }
+
+    async fn exchange_unbounded(
         &self,
         code: &str,
         pkce_verifier: &str,
@@ -246,27 +279,31 @@ impl Provider {
         let id_token = openidconnect::TokenResponse::id_token(&response)
             .ok_or_else(|| OidcError::Failed("the token response has no ID token".into()))?;
         let nonce = Nonce::new(nonce.to_string());
-        let check = |client: &Client| -> Result<CoreIdTokenClaims, String> {
+        let check = |client: &Client| {
             id_token
                 .claims(
                     &client.id_token_verifier().set_allowed_algs(ALGORITHMS),
                     &nonce,
                 )
                 .cloned()
-                .map_err(|e| error_chain(&e))
+        };
+        let failed = |e: &ClaimsVerificationError| {
+            OidcError::Failed(format!("ID token: {}", error_chain(e)))
         };
         let claims = match check(&client) {
             Ok(claims) => claims,
-            // Perhaps signed with a key published since discovery: read the keys again once.
-            Err(first) => {
-                self.discover()
-                    .await
-                    .map_err(|_| OidcError::Failed(format!("ID token: {first}")))?;
-                let fresh = self
-                    .client()
-                    .ok_or_else(|| OidcError::Failed(format!("ID token: {first}")))?;
-                check(&fresh).map_err(|e| OidcError::Failed(format!("ID token: {e}")))?
+            // Signed with a key published since discovery: read the keys again (once, and
+            // not more than once a minute), then check again.
+            Err(
+                e @ ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                ),
+            ) if self.may_reread_keys() => {
+                self.discover().await.map_err(|_| failed(&e))?;
+                let fresh = self.client().ok_or_else(|| failed(&e))?;
+                check(&fresh).map_err(|e| failed(&e))?
             }
+            Err(e) => return Err(failed(&e)),
         };
         Ok(Asserted {
             subject: claims.subject().to_string(),

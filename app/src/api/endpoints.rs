@@ -9,9 +9,9 @@
 
 use super::{
     encode::{percent_encode, query_string},
-    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, ForgotPasswordRequest, LoginRequest,
-    ProviderInfo, RegisterRequest, ResetPasswordRequest, Session, SessionInfo, UpdateUserRequest,
-    User, UserListQuery, UserPage, VerifyEmailRequest,
+    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, ForgotPasswordRequest, LinkAnswer,
+    LoginRequest, ProviderInfo, RegisterRequest, ResetPasswordRequest, Session, SessionInfo,
+    SignInMethods, UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
 };
 use serde::Serialize;
 use std::{fmt, marker::PhantomData};
@@ -239,6 +239,13 @@ endpoints! {
     RESET_PASSWORD: Post "/api/auth/password/reset", ResetPasswordRequest => ();
     /// The signed-in person.
     ME: Get "/api/me", () => User;
+    /// A start URL with a one-time ticket that links the provider `{id}`'s identity to the
+    /// signed-in person (the browser navigates to it).
+    LINK_IDENTITY: Post "/api/auth/oidc/{id}/link", () => LinkAnswer, ById;
+    /// How the person can sign in: a password or not, and the linked identity providers.
+    MY_SIGN_IN_METHODS: Get "/api/me/identities", () => SignInMethods;
+    /// Unlinks the person's identity at the provider `{id}` (204); never their last way in.
+    UNLINK_IDENTITY: Delete "/api/me/identities/{id}", () => (), ById;
     /// The person's live sessions, most recently used first.
     LIST_SESSIONS: Get "/api/sessions", () => Vec<SessionInfo>;
     /// Ends every session of the person but the caller's (204).
@@ -262,7 +269,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_listed_once_under_api() {
-        assert_eq!(ALL.len(), 18);
+        assert_eq!(ALL.len(), 21);
         let mut names = HashSet::new();
         let mut routes = HashSet::new();
         for route in ALL {
@@ -316,7 +323,9 @@ mod tests {
             HashSet::from([
                 "REVOKE_SESSION",
                 "ADMIN_UPDATE_USER",
-                "ADMIN_REVOKE_USER_SESSIONS"
+                "ADMIN_REVOKE_USER_SESSIONS",
+                "LINK_IDENTITY",
+                "UNLINK_IDENTITY"
             ])
         );
     }

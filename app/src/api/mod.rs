@@ -97,6 +97,32 @@ pub struct SessionInfo {
     pub last_used_at: String,
     /// The session of the access token that asked.
     pub current: bool,
+    /// How it began: `password`, or the id of an identity provider.
+    pub method: String,
+}
+
+/// `POST /api/auth/oidc/{id}/link`: where the browser goes to link that provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkAnswer {
+    pub url: String,
+}
+
+/// `GET /api/me/identities`: how the person can sign in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInMethods {
+    pub password_set: bool,
+    pub identities: Vec<IdentityInfo>,
+}
+
+/// An identity provider's account linked to the person's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// The provider's id.
+    pub provider: String,
+    /// The email the provider gave when it was linked.
+    pub email: String,
+    /// RFC 3339.
+    pub linked_at: String,
 }
 
 /// `POST /api/auth/password/change`: the signed-in person's new password.

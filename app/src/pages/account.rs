@@ -27,6 +27,7 @@ pub fn AccountPage() -> impl IntoView {
                 Either::Left(view! {
                     <AccountPanels/>
                     <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
+                    <super::sign_in_methods::SignInMethodsPanel/>
                     <ChangePassword/>
                 })
             } else {

@@ -6,4 +6,5 @@ pub mod not_found;
 pub mod password_reset;
 pub mod register;
 pub mod sessions;
+pub mod sign_in_methods;
 pub mod verify_email;

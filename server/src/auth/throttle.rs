@@ -34,6 +34,12 @@ pub const IP_LOGIN: Budget = Budget {
     limit: 100,
     window_secs: 15 * 60,
 };
+/// Sign-ins begun at identity providers per address: 60 in 15 minutes (each writes a flow
+/// that lives ten minutes).
+pub const IP_OIDC_START: Budget = Budget {
+    limit: 60,
+    window_secs: 15 * 60,
+};
 /// Registrations tried per address: 20 an hour.
 pub const IP_REGISTER: Budget = Budget {
     limit: 20,

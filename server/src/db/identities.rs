@@ -72,3 +72,58 @@ pub async fn insert<'e>(
         }
     })
 }
+
+/// Whether `user_id` has an identity of `provider` already.
+pub async fn has_provider<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    provider: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar::<_, i64>(
+        "select count(*) from identities where user_id = $1 and provider = $2",
+    )
+    .bind(user_id)
+    .bind(provider)
+    .fetch_one(db)
+    .await
+    .map(|n| n > 0)
+}
+
+/// Unlinks every identity of `user_id`; how many.
+pub async fn delete_all_of_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("delete from identities where user_id = $1")
+        .bind(user_id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// The person's linked identities, oldest first.
+pub async fn list_for_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<Vec<IdentityRow>, sqlx::Error> {
+    sqlx::query_as::<_, IdentityRow>(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from identities where user_id = $1 order by linked_at, provider"
+    )))
+    .bind(user_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Unlinks the person's identity at `provider`; `false` when there was none.
+pub async fn delete<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+    provider: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("delete from identities where user_id = $1 and provider = $2")
+        .bind(user_id)
+        .bind(provider)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected() > 0)
+}

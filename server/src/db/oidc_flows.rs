@@ -48,24 +48,57 @@ pub async fn create<'e>(
     .map(|_| ())
 }
 
-/// Marks the flow of `id_hash` for `provider` used and returns it, when it is neither used
-/// nor expired: one statement, so two callbacks racing with one cookie get it once.
-pub async fn consume<'e>(
+/// The flow of `id_hash` for `provider`, when it is neither used nor expired.
+pub async fn find_open<'e>(
     db: impl Executor<'e, Database = Any>,
     id_hash: &str,
     provider: &str,
     now: i64,
 ) -> Result<Option<FlowRow>, sqlx::Error> {
     sqlx::query_as::<_, FlowRow>(
-        "update oidc_flows set used_at = $1 \
-         where id_hash = $2 and provider = $3 and used_at is null and expires_at > $1 \
-         returning provider, state, nonce, pkce_verifier, next_path, link_user_id",
+        "select provider, state, nonce, pkce_verifier, next_path, link_user_id from oidc_flows \
+         where id_hash = $1 and provider = $2 and used_at is null and expires_at > $3",
     )
-    .bind(now)
     .bind(id_hash)
     .bind(provider)
+    .bind(now)
     .fetch_optional(db)
     .await
+}
+
+/// Marks the flow of `id_hash` used, when it was not: one statement, so of two callbacks
+/// racing with one cookie only one gets `true`.
+pub async fn consume<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id_hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("update oidc_flows set used_at = $1 where id_hash = $2 and used_at is null")
+        .bind(now)
+        .bind(id_hash)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}
+
+/// Ends every link ticket and linking flow of `user_id` (its address turned out to be
+/// someone else's: whatever it began must not complete).
+pub async fn end_links_of_user(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update oidc_flows set used_at = $1 where link_user_id = $2 and used_at is null")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("update oidc_link_tickets set used_at = $1 where user_id = $2 and used_at is null")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
 }
 
 /// Deletes flows that ended before `before`; how many.

@@ -261,6 +261,7 @@ pub struct LiveFamily {
     pub last_used_at: i64,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    pub method: String,
 }
 
 /// The person's families that can still refresh, most recently used first.
@@ -270,7 +271,7 @@ pub async fn live_for_user<'e>(
     now: i64,
 ) -> Result<Vec<LiveFamily>, sqlx::Error> {
     sqlx::query_as::<_, LiveFamily>(
-        "select id, created_at, last_used_at, user_agent, ip from refresh_families \
+        "select id, created_at, last_used_at, user_agent, ip, method from refresh_families \
          where user_id = $1 and revoked_at is null and expires_at > $2 and idle_expires_at > $2 \
          order by last_used_at desc, id",
     )

@@ -255,3 +255,44 @@ pub async fn mark_email_verified<'e>(
         .await
         .map(|_| ())
 }
+
+/// Holds the person's row for the rest of the transaction, when their password is still
+/// `password_hash` and they are active: a sign-in checked its password outside the
+/// transaction, and a change since (a new password, the password removed, the account
+/// disabled) must win over it. `false` when it changed.
+pub async fn hold_if_unchanged<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "update users set updated_at = updated_at \
+         where id = $1 and password_hash = $2 and active = 1",
+    )
+    .bind(id)
+    .bind(password_hash)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}
+
+/// Replaces the password hash `old` by `new`; `false` (nothing written) when it is no
+/// longer `old`.
+pub async fn replace_password_hash<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    old: &str,
+    new: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "update users set password_hash = $1, updated_at = $2 where id = $3 and password_hash = $4",
+    )
+    .bind(new)
+    .bind(now)
+    .bind(id)
+    .bind(old)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}

@@ -46,14 +46,23 @@ fn read_named(headers: &HeaderMap, wanted: &str) -> Option<String> {
 }
 
 /// The flow cookie: `Lax`, since the provider's redirect back to the callback is a
-/// top-level navigation from another site, which a `Strict` cookie would not follow.
-pub const FLOW_NAME: &str = "oidc_flow";
+/// top-level navigation from another site, which a `Strict` cookie would not follow. Named
+/// `__Secure-…` when `Secure`: then no plain-HTTP page and no sibling site can plant one of
+/// its own (a flow of the attacker's, which would sign the browser into their account).
+fn flow_name(secure: bool) -> &'static str {
+    if secure {
+        "__Secure-oidc_flow"
+    } else {
+        "oidc_flow"
+    }
+}
 const FLOW_ATTRIBUTES: &str = "HttpOnly; SameSite=Lax; Path=/api/auth/oidc";
 
 fn build_flow(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let name = flow_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{FLOW_NAME}={value}; {FLOW_ATTRIBUTES}{secure}; Max-Age={max_age}"
+        "{name}={value}; {FLOW_ATTRIBUTES}{secure}; Max-Age={max_age}"
     ))
     .unwrap_or_else(|_| {
         HeaderValue::from_static(
@@ -70,8 +79,9 @@ pub fn clear_flow(secure: bool) -> HeaderValue {
     build_flow("", 0, secure)
 }
 
-pub fn read_flow(headers: &HeaderMap) -> Option<String> {
-    read_named(headers, FLOW_NAME)
+/// The flow token, from the cookie of this server's mode (`COOKIE_SECURE`).
+pub fn read_flow(headers: &HeaderMap, secure: bool) -> Option<String> {
+    read_named(headers, flow_name(secure))
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use crate::{
     service::identities::{self, Callback, Finished, FLOW_SECS},
     state::AppState,
 };
-use app::api::{endpoints::PROVIDERS, ErrorCode, ProviderInfo};
+use app::api::{
+    endpoints::{LINK_IDENTITY, MY_SIGN_IN_METHODS, PROVIDERS, UNLINK_IDENTITY},
+    ErrorCode, IdentityInfo, LinkAnswer, ProviderInfo, SignInMethods,
+};
 use axum::{
     extract::{ConnectInfo, Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -17,19 +20,57 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::{net::SocketAddr, sync::Arc};
 
 pub const START: &str = "/api/auth/oidc/{id}/start";
 pub const CALLBACK: &str = "/api/auth/oidc/{id}/callback";
-pub const LINK: &str = "/api/auth/oidc/{id}/link";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(PROVIDERS.path, get(providers))
         .route(START, get(start))
         .route(CALLBACK, get(callback))
-        .route(LINK, post(link))
+        .route(LINK_IDENTITY.path, post(link))
+        .route(MY_SIGN_IN_METHODS.path, get(sign_in_methods))
+        .route(UNLINK_IDENTITY.path, axum::routing::delete(unlink))
+}
+
+async fn sign_in_methods(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<SignInMethods>, ApiError> {
+    let (password_set, linked) = identities::methods(&state.core, user.user_id()).await?;
+    Ok(Json(SignInMethods {
+        password_set,
+        identities: linked
+            .into_iter()
+            .map(|i| IdentityInfo {
+                provider: i.provider,
+                email: i.email,
+                linked_at: crate::clock::rfc3339(i.linked_at),
+            })
+            .collect(),
+    }))
+}
+
+async fn unlink(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    let ip = addr.ip().to_string();
+    identities::unlink(
+        &state.core,
+        user.user_id(),
+        &provider,
+        client(&headers, &ip),
+        state.clock.unix(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn providers(State(state): State<AppState>) -> Json<Vec<ProviderInfo>> {
@@ -64,15 +105,23 @@ struct StartQuery {
 
 async fn start(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     Query(query): Query<StartQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let provider = provider(&state, &id)?;
     let now = state.clock.unix();
     let next = app::auth::logic::safe_next(query.next.as_deref());
     let started = match query.link {
-        Some(ticket) => identities::start_link(&state.core, &provider, &ticket, now).await?,
-        None => identities::start(&state.core, &provider, &next, None, now).await?,
+        Some(ticket) => {
+            let refresh = cookie::read(&headers);
+            identities::start_link(&state.core, &provider, &ticket, refresh.as_deref(), now).await?
+        }
+        None => {
+            let ip = addr.ip().to_string();
+            identities::start_sign_in(&state.core, &provider, &next, &ip, now).await?
+        }
     };
     let secure = state.settings.http.cookie_secure;
     Ok(redirect(
@@ -98,7 +147,7 @@ async fn callback(
     let provider = provider(&state, &id)?;
     let now = state.clock.unix();
     let ip = addr.ip().to_string();
-    let flow_token = cookie::read_flow(&headers);
+    let flow_token = cookie::read_flow(&headers, state.settings.http.cookie_secure);
     let finished = identities::finish(
         &state.core,
         &provider,
@@ -122,7 +171,7 @@ async fn callback(
                 header::SET_COOKIE,
                 cookie::set(&signed_in.issued.refresh_token, max_age, secure),
             );
-            return Ok(response);
+            response
         }
         Ok(Finished::Linked) => redirect("/account", Some(clear_flow)),
         Ok(Finished::LinkFailed(error)) => {
@@ -163,11 +212,6 @@ async fn callback(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-#[derive(Serialize)]
-struct LinkAnswer {
-    url: String,
 }
 
 /// `POST /api/auth/oidc/{id}/link`: a start URL carrying a one-time ticket for the signed-in

@@ -41,6 +41,7 @@ async fn list(
                 ip: f.ip,
                 created_at: rfc3339(f.created_at),
                 last_used_at: rfc3339(f.last_used_at),
+                method: f.method,
                 id: f.id,
             })
             .collect(),

@@ -242,7 +242,10 @@ pub async fn change_password(
     core.limiter.give_back(&limits, now).await;
     let fresh = core.passwords.hash(&change.new).await?;
     let mut tx = core.db.begin_write().await?;
-    users::set_password_hash(&mut *tx, user_id, &fresh, now).await?;
+    // Checked against the hash read before hashing: changed since (or removed), it wins.
+    if !users::replace_password_hash(&mut *tx, user_id, &row.password_hash, &fresh, now).await? {
+        return Err(ApiError::InvalidCredentials);
+    }
     // A link mailed before the change must not undo it.
     password_resets::delete_for_user(&mut *tx, user_id).await?;
     let ended = end_sessions_in(

@@ -11,9 +11,14 @@
 //!
 //! An identity without a verified email neither creates nor links an account.
 
-use super::{accounts, end_sessions_in, record, sessions, Client, Core, Ending, SignedIn};
+use super::{
+    accounts, count_attempt, end_sessions_in, record, sessions, Client, Core, Ending, SignedIn,
+};
 use crate::{
-    auth::{tokens, validate},
+    auth::{
+        throttle::{self, Limit},
+        tokens, validate,
+    },
     db::{
         audit::Action,
         identities::{self, LinkError, NewIdentity},
@@ -36,9 +41,31 @@ pub struct Started {
     pub flow_token: String,
 }
 
-/// Begins a sign-in at `provider` that comes back to `next` (a same-site path, checked by
-/// the caller), or that links the identity to `link_user` instead.
-pub async fn start(
+/// Begins a sign-in at `provider` from the address `ip`, coming back to `next` (a same-site
+/// path, checked by the caller). Each start writes a row: starts are limited per address.
+pub async fn start_sign_in(
+    core: &Core,
+    provider: &Provider,
+    next: &str,
+    ip: &str,
+    now: i64,
+) -> Result<Started, ApiError> {
+    let ip = throttle::address_key(ip);
+    count_attempt(
+        core,
+        &[Limit::new(
+            format!("oidc-start:{ip}"),
+            throttle::IP_OIDC_START,
+        )],
+        now,
+    )
+    .await?;
+    start(core, provider, next, None, now).await
+}
+
+/// Begins a sign-in at `provider` that comes back to `next`, or that links the identity to
+/// `link_user` instead.
+async fn start(
     core: &Core,
     provider: &Provider,
     next: &str,
@@ -78,6 +105,14 @@ const LINK_TICKET_SECS: i64 = 60;
 
 /// A one-time ticket for the signed-in `user_id` to link an identity.
 pub async fn new_link_ticket(core: &Core, user_id: &str, now: i64) -> Result<String, ApiError> {
+    let user = users::find_by_id(core.db.pool(), user_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    // An account that has not proved its address may be a squatter's: what it links would
+    // outlive the owner's claim to the address.
+    if !user.email_verified {
+        return Err(ApiError::EmailUnverified);
+    }
     let ticket = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
     oidc_flows::create_link_ticket(
@@ -91,17 +126,36 @@ pub async fn new_link_ticket(core: &Core, user_id: &str, now: i64) -> Result<Str
     Ok(ticket)
 }
 
-/// Begins a flow that links the identity to the account of `ticket` (used up here).
+/// Begins a flow that links the identity to the account of `ticket` (used up here). The
+/// browser must be signed in to that account (its refresh cookie, `refresh_token`): a
+/// ticket alone, sent to someone else's browser, would link *their* identity to the
+/// ticket's account.
 pub async fn start_link(
     core: &Core,
     provider: &Provider,
     ticket: &str,
+    refresh_token: Option<&str>,
     now: i64,
 ) -> Result<Started, ApiError> {
     let mut tx = core.db.begin_write().await?;
     let user_id = oidc_flows::consume_link_ticket(&mut *tx, &tokens::hash(ticket), now).await?;
     tx.commit().await?;
     let user_id = user_id.ok_or(ApiError::OidcStateInvalid)?;
+    let browser_holds_it = match refresh_token {
+        Some(token) if tokens::looks_valid(token) => {
+            crate::db::sessions::find_presented(core.db.pool(), &tokens::hash(token))
+                .await?
+                .is_some_and(|found| {
+                    found.family.user_id == user_id
+                        && found.family.revoked_at.is_none()
+                        && found.family.expires_at > now
+                })
+        }
+        _ => false,
+    };
+    if !browser_holds_it {
+        return Err(ApiError::OidcStateInvalid);
+    }
     start(core, provider, "/account", Some(&user_id), now).await
 }
 
@@ -135,20 +189,21 @@ pub async fn finish(
     now: i64,
 ) -> Result<Finished, ApiError> {
     let flow_token = callback.flow_token.ok_or(ApiError::OidcStateInvalid)?;
-    let mut tx = core.db.begin_write().await?;
-    let flow = oidc_flows::consume(
-        &mut *tx,
-        &tokens::hash(flow_token),
-        &provider.settings.id,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    let flow = flow.ok_or(ApiError::OidcStateInvalid)?;
+    let id_hash = tokens::hash(flow_token);
+    let flow = oidc_flows::find_open(core.db.pool(), &id_hash, &provider.settings.id, now)
+        .await?
+        .ok_or(ApiError::OidcStateInvalid)?;
+    // The state first: a forged callback (another state) must not use up the person's flow.
     let state_matches = callback
         .state
         .is_some_and(|state| bool::from(state.as_bytes().ct_eq(flow.state.as_bytes())));
     if !state_matches {
+        return Err(ApiError::OidcStateInvalid);
+    }
+    let mut tx = core.db.begin_write().await?;
+    let consumed = oidc_flows::consume(&mut *tx, &id_hash, now).await?;
+    tx.commit().await?;
+    if !consumed {
         return Err(ApiError::OidcStateInvalid);
     }
     let provider_id = provider.settings.id.as_str();
@@ -265,12 +320,15 @@ async fn resolve(
             let mut user = usable(user)?;
             let unproven = !user.email_verified;
             if unproven {
-                // Whoever set this password never proved the address: it goes, and so do
-                // the sessions it opened. The provider proved the address: it is verified.
+                // Whoever set this password never proved the address: it goes, and so does
+                // every way in they made: the sessions it opened, the identities they linked,
+                // links still on their way. The provider proved the address: it is verified.
                 users::set_password_hash(&mut **tx, &user.id, users::NO_PASSWORD, now).await?;
                 users::mark_email_verified(&mut **tx, &user.id, now).await?;
                 end_sessions_in(tx, &user.id, Ending::All, "unproven password removed", now)
                     .await?;
+                identities::delete_all_of_user(&mut **tx, &user.id).await?;
+                oidc_flows::end_links_of_user(tx, &user.id, now).await?;
                 user.email_verified = true;
                 user.password_hash = users::NO_PASSWORD.into();
             }
@@ -285,7 +343,7 @@ async fn resolve(
                     let name = validate::name(name, &mut errors);
                     errors.is_empty().then_some(name)
                 })
-                .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+                .unwrap_or_else(|| email.clone());
             match accounts::create_from_provider(tx, &email, &name, now).await {
                 Ok(user) => (user, false),
                 Err(ApiError::EmailTaken) => return Err(Resolve::Raced),
@@ -332,6 +390,11 @@ async fn add_identity(
     client: Client<'_>,
     now: i64,
 ) -> Result<(), Resolve> {
+    if identities::has_provider(&mut **tx, user_id, provider).await? {
+        // Another identity of this provider is linked to the account already (a subject the
+        // provider changed, or a second account there): never two of one provider.
+        return Err(Resolve::Refused(ApiError::IdentityTaken));
+    }
     match identities::insert(
         &mut **tx,
         NewIdentity {
@@ -373,6 +436,16 @@ pub async fn link(
     now: i64,
 ) -> Result<(), ApiError> {
     let mut tx = core.db.begin_write().await?;
+    let user = users::find_by_id(&mut *tx, user_id)
+        .await?
+        .ok_or(ApiError::OidcStateInvalid)?;
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    if !user.email_verified {
+        // Its address was claimed by a provider's sign-in since the ticket (rule 2).
+        return Err(ApiError::OidcStateInvalid);
+    }
     if let Some(identity) = identities::find(&mut *tx, provider, &asserted.subject).await? {
         return if identity.user_id == user_id {
             Ok(())
@@ -386,6 +459,53 @@ pub async fn link(
         Err(Resolve::Raced) => return Err(ApiError::IdentityTaken),
         Err(Resolve::Refused(e)) => return Err(e),
     }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How `user_id` can sign in: whether a password is set, and the linked identities.
+pub async fn methods(
+    core: &Core,
+    user_id: &str,
+) -> Result<(bool, Vec<identities::IdentityRow>), ApiError> {
+    let user = users::find_by_id(core.db.pool(), user_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    let linked = identities::list_for_user(core.db.pool(), user_id).await?;
+    Ok((user.password_hash != users::NO_PASSWORD, linked))
+}
+
+/// Unlinks the person's identity at `provider`, unless it is their last way to sign in (no
+/// password and no other identity): `last_sign_in_method`.
+pub async fn unlink(
+    core: &Core,
+    user_id: &str,
+    provider: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    let user = users::find_by_id(&mut *tx, user_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    let linked = identities::list_for_user(&mut *tx, user_id).await?;
+    if !linked.iter().any(|i| i.provider == provider) {
+        return Err(ApiError::NotFound);
+    }
+    if user.password_hash == users::NO_PASSWORD && linked.len() == 1 {
+        return Err(ApiError::LastSignInMethod);
+    }
+    identities::delete(&mut *tx, user_id, provider).await?;
+    record(
+        &mut tx,
+        Action::IdentityUnlinked,
+        Some(user_id),
+        Some(user_id),
+        client,
+        Some(provider),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -315,6 +315,11 @@ pub async fn login(
     };
     let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
+    // The password was checked before this transaction: if it changed since (or was removed
+    // by a provider's sign-in proving the address is someone else's), it opens nothing.
+    if !users::hold_if_unchanged(&mut *tx, &user.id, &user.password_hash).await? {
+        return Err(ApiError::InvalidCredentials);
+    }
     if let Some(fresh) = &rehashed {
         users::set_password_hash(&mut *tx, &user.id, fresh, now).await?;
     }

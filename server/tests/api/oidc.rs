@@ -48,15 +48,31 @@ struct Flow {
 }
 
 async fn start(app: &TestApp, id: &str, query: &str) -> Flow {
-    let response = app.get(&format!("/api/auth/oidc/{id}/start{query}")).await;
+    start_with(app, id, query, None).await
+}
+
+/// The start route as a browser holding the refresh cookie `refresh` sends it.
+async fn start_raw(app: &TestApp, id: &str, query: &str, refresh: Option<&str>) -> Response {
+    let mut request = app
+        .client
+        .get(app.url(&format!("/api/auth/oidc/{id}/start{query}")));
+    if let Some(token) = refresh {
+        request = request.header(header::COOKIE, format!("refresh_token={token}"));
+    }
+    request.send().await.expect("start")
+}
+
+async fn start_with(app: &TestApp, id: &str, query: &str, refresh: Option<&str>) -> Flow {
+    let response = start_raw(app, id, query, refresh).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set_cookie = response
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("oidc_flow="))
-        .expect("a flow cookie");
+        .find(|c| c.starts_with("__Secure-oidc_flow="))
+        .expect("a flow cookie, named __Secure-… as it is Secure");
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/api/auth/oidc"), "{set_cookie}");
@@ -114,10 +130,14 @@ async fn signed_in(app: &TestApp, response: Response, next: &str) -> app::api::S
         .get_all(header::SET_COOKIE)
         .iter()
         .any(|v| {
-            v.to_str().unwrap().starts_with("oidc_flow=;")
+            v.to_str().unwrap().starts_with("__Secure-oidc_flow=;")
                 && v.to_str().unwrap().contains("Max-Age=0")
         });
     assert!(cleared, "the flow cookie is cleared");
+    assert_eq!(
+        response.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
     let cookie = refresh_cookie(response.headers()).expect("the refresh cookie");
     app.refresh(&cookie.value).await.session
 }
@@ -411,30 +431,40 @@ async fn a_provider_down_at_start_answers_503_while_passwords_work_and_is_used_o
     assert_eq!(session.user.email, email_of(&login));
 }
 
+/// A registered person whose address is verified (as linking requires).
+async fn verified_person(app: &TestApp) -> crate::helpers::Signed {
+    let person = app.register(&unique_email()).await;
+    server::db::users::mark_email_verified(app.db.pool(), &person.session.user.id, 0)
+        .await
+        .unwrap();
+    app.state.core.users.evict(&person.session.user.id);
+    person
+}
+
+async fn link_url(app: &TestApp, access_token: &str) -> Response {
+    app.bearer_post("/api/auth/oidc/test/link", access_token, json!({}))
+        .await
+}
+
+/// The query of the start URL a link answer carries.
+async fn ticket_query(response: Response) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/api/auth/oidc/test/start")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_signed_in_person_links_an_identity_that_then_signs_them_in() {
     let app = app(&["test"]).await;
-    let person = app.register(&unique_email()).await;
-    let response = app
-        .bearer_post(
-            "/api/auth/oidc/test/link",
-            &person.session.access_token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let url = response.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = verified_person(&app).await;
+    let query = ticket_query(link_url(&app, &person.session.access_token).await).await;
     // The provider's email need not match the account's.
     let login = format!("linked-{}:{}", uuid::Uuid::new_v4(), unique_email());
-    let flow = start(
-        &app,
-        "test",
-        url.trim_start_matches("/api/auth/oidc/test/start"),
-    )
-    .await;
+    let flow = start_with(&app, "test", &query, Some(&person.refresh_token())).await;
     let back = provider().sign_in(&flow.authorize_url, &login).await;
     let response = callback(&app, &back, Some(&flow.cookie)).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -442,28 +472,210 @@ async fn a_signed_in_person_links_an_identity_that_then_signs_them_in() {
     let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
     assert_eq!(session.user.id, person.session.user.id);
     // The ticket was used up.
-    let response = app.get(&url).await;
+    let response = start_raw(&app, "test", &query, Some(&person.refresh_token())).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // Another account linking the same identity is told it is taken.
-    let other = app.register(&unique_email()).await;
-    let response = app
-        .bearer_post(
-            "/api/auth/oidc/test/link",
-            &other.session.access_token,
-            json!({}),
-        )
-        .await;
-    let url = response.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let flow = start(
-        &app,
-        "test",
-        url.trim_start_matches("/api/auth/oidc/test/start"),
-    )
-    .await;
+    let other = verified_person(&app).await;
+    let query = ticket_query(link_url(&app, &other.session.access_token).await).await;
+    let flow = start_with(&app, "test", &query, Some(&other.refresh_token())).await;
     let back = provider().sign_in(&flow.authorize_url, &login).await;
     let response = callback(&app, &back, Some(&flow.cookie)).await;
     assert_eq!(location(&response), "/account?error=identity_taken");
+}
+
+#[tokio::test]
+async fn a_link_ticket_works_only_in_the_browser_signed_in_to_its_account() {
+    let app = app(&["test"]).await;
+    let attacker = verified_person(&app).await;
+    let victim = verified_person(&app).await;
+    // The attacker's ticket, opened in the victim's browser (or in one signed in to nothing):
+    // refused, so the victim's identity can never be linked to the attacker's account.
+    for refresh in [Some(victim.refresh_token()), None] {
+        let query = ticket_query(link_url(&app, &attacker.session.access_token).await).await;
+        let response = start_raw(&app, "test", &query, refresh.as_deref()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{refresh:?}");
+        let body: app::api::ErrorBody = response.json().await.unwrap();
+        assert_eq!(body.error.code, app::api::ErrorCode::OidcStateInvalid);
+    }
+    // An account that has not proved its address cannot link at all.
+    let unproven = app.register(&unique_email()).await;
+    let response = link_url(&app, &unproven.session.access_token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_forged_callback_does_not_use_up_the_persons_flow() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let flow = start(&app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    let forged = back.replace("state=", "state=forged");
+    refused(
+        &callback(&app, &forged, Some(&flow.cookie)).await,
+        "oidc_state_invalid",
+    );
+    signed_in(
+        &app,
+        callback(&app, &back, Some(&flow.cookie)).await,
+        "/account",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn identities_linked_to_an_unproven_account_go_when_the_address_is_proven_elsewhere() {
+    let app = app(&["test", "ed"]).await;
+    let email = unique_email();
+    let squatter = app.register(&email).await;
+    // An identity the squatter's account holds (linked while linking needed no proof).
+    let squatters_login = format!("squatter-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    server::db::identities::insert(
+        app.db.pool(),
+        server::db::identities::NewIdentity {
+            provider: "ed",
+            subject: &squatters_login,
+            user_id: &squatter.session.user.id,
+            email: "squatter@example.com",
+            now: 0,
+        },
+    )
+    .await
+    .unwrap();
+    // The owner proves the address through a provider: the squatter's identity is gone.
+    let owner_login = format!("owner-{}:{email}", uuid::Uuid::new_v4());
+    let session = signed_in(
+        &app,
+        sign_in_as(&app, "test", &owner_login).await,
+        "/account",
+    )
+    .await;
+    assert_eq!(session.user.id, squatter.session.user.id);
+    let response = sign_in_as(&app, "ed", &squatters_login).await;
+    let other = signed_in(&app, response, "/account").await;
+    assert_ne!(
+        other.user.id, session.user.id,
+        "a new account, not the owner's"
+    );
+}
+
+#[tokio::test]
+async fn sign_ins_begun_are_limited_per_address() {
+    let mut env = provider().env(&["test"]);
+    env.push(("RATE_LIMIT_ENABLED".into(), "true".into()));
+    let app = app_for(env).await;
+    wait_until_discovered(&app, "test").await;
+    let mut statuses = Vec::new();
+    for _ in 0..61 {
+        statuses.push(app.get("/api/auth/oidc/test/start").await.status());
+    }
+    // Sixty in 15 minutes, counting those `wait_until_discovered` began: then 429, and only 429.
+    let first_refused = statuses
+        .iter()
+        .position(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+        .expect("refused at last");
+    assert!((55..=60).contains(&first_refused), "{statuses:?}");
+    assert!(statuses[..first_refused]
+        .iter()
+        .all(|s| *s == StatusCode::SEE_OTHER));
+    assert!(statuses[first_refused..]
+        .iter()
+        .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+}
+
+async fn bearer(app: &TestApp, method: reqwest::Method, path: &str, token: &str) -> Response {
+    app.client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn sign_in_methods_are_listed_sessions_show_theirs_and_the_last_one_stays() {
+    let app = app(&["test", "ed"]).await;
+    let login = unique_email();
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    let token = session.access_token.clone();
+    let methods: app::api::SignInMethods =
+        bearer(&app, reqwest::Method::GET, "/api/me/identities", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert!(!methods.password_set);
+    assert_eq!(methods.identities.len(), 1);
+    assert_eq!(methods.identities[0].provider, "test");
+    assert_eq!(methods.identities[0].email, login);
+    let sessions: Vec<app::api::SessionInfo> =
+        bearer(&app, reqwest::Method::GET, "/api/sessions", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert!(sessions.iter().all(|s| s.method == "test"), "{sessions:?}");
+    // The only way in stays.
+    let response = bearer(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/me/identities/test",
+        &token,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body: app::api::ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error.code, app::api::ErrorCode::LastSignInMethod);
+    let response = bearer(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/me/identities/ed",
+        &token,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // With a second provider linked, the first may go; it then signs nobody into this account.
+    let cookie = {
+        let response = sign_in_as(&app, "test", &login).await;
+        refresh_cookie(response.headers()).unwrap().value
+    };
+    let query = ticket_query(link_url(&app, &token).await).await;
+    let response = start_raw(&app, "ed", &query, Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Secure-oidc_flow="))
+        .unwrap();
+    let flow_cookie = set_cookie.split(';').next().unwrap().to_string();
+    let ed_login = format!("ed-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let back = provider().sign_in(&location(&response), &ed_login).await;
+    let response = callback(&app, &back, Some(&flow_cookie)).await;
+    assert_eq!(location(&response), "/account");
+    let response = bearer(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/me/identities/test",
+        &token,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let methods: app::api::SignInMethods =
+        bearer(&app, reqwest::Method::GET, "/api/me/identities", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        methods
+            .identities
+            .iter()
+            .map(|i| i.provider.as_str())
+            .collect::<Vec<_>>(),
+        ["ed"]
+    );
+    // Signing in with it again links it again, by its verified email (the second rule).
+    let again = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(again.user.id, session.user.id);
 }
