@@ -17,6 +17,25 @@ async function holdAnswers(page: Page, pattern: string) {
 
 const header = (page: Page) => page.getByRole('banner');
 
+/** Bob registered and signed out, then Ada registered and signed in, in `page`. */
+async function bobThenAda(page: Page) {
+  const ada = uniqueEmail();
+  const bob = uniqueEmail();
+  await register(page, bob, 'Bob Example');
+  await header(page).getByRole('button', { name: 'Log out' }).click();
+  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
+  await register(page, ada, 'Ada Lovelace');
+  return { ada, bob };
+}
+
+/** The login page in `page`, filled in for `email`, not yet sent. */
+async function loginFilled(page: Page, email: string) {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+}
+
 /**
  * Records, in the page, every person the header shows by name from now on (the link to
  * /account carries the name), and whether it showed "Log in" at some point.
@@ -66,12 +85,7 @@ test('a refresh answered after "Log out" does not sign the person back in', asyn
 });
 
 test('person A’s late refresh is not shown after person B signed in', async ({ page }) => {
-  const ada = uniqueEmail();
-  const bob = uniqueEmail();
-  await register(page, bob, 'Bob Example');
-  await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
-  await register(page, ada, 'Ada Lovelace');
+  const { ada, bob } = await bobThenAda(page);
   // Bob's sign-in form open in a second tab of the same browser.
   const second = await page.context().newPage();
   await second.goto('/login');
@@ -247,18 +261,10 @@ test('a slow refresh in another tab cannot erase a new sign-in with its late ans
 });
 
 test('a slow sign-in is not overtaken by the tab’s own refresh of the person before', async ({ page }) => {
-  const ada = uniqueEmail();
-  const bob = uniqueEmail();
-  await register(page, bob, 'Bob Example');
-  await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
-  await register(page, ada, 'Ada Lovelace');
+  const { ada, bob } = await bobThenAda(page);
   // Ada, still signed in, signs in as Bob. Bob's login takes 5 s to reach the server, and
   // meanwhile Ada's proactive refresh (2 s tokens) comes due; its answer is held.
-  await page.goto('/login');
-  await waitForHydration(page);
-  await page.getByLabel('Email').fill(bob);
-  await page.getByLabel('Password').fill(PASSWORD);
+  await loginFilled(page, bob);
   await page.route('**/api/auth/login', async (route) => {
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     await route.continue();
@@ -440,20 +446,12 @@ test(`a tab queued behind a sign-in never takes the lock from it, however long t
   context,
 }) => {
   test.setTimeout(60_000);
-  const ada = uniqueEmail();
-  const bob = uniqueEmail();
-  await register(page, bob, 'Bob Example');
-  await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
-  await register(page, ada, 'Ada Lovelace');
+  const { ada, bob } = await bobThenAda(page);
   const third = await context.newPage();
   await third.goto('/account');
   await expect(third.getByTestId('account-email')).toHaveText(ada);
   const signIn = await context.newPage();
-  await signIn.goto('/login');
-  await waitForHydration(signIn);
-  await signIn.getByLabel('Email').fill(bob);
-  await signIn.getByLabel('Password').fill(PASSWORD);
+  await loginFilled(signIn, bob);
   // Who sends what, when: the sign-in's request takes 6 s to reach the server.
   const refreshes: number[] = [];
   let loginSent = 0;
@@ -605,17 +603,9 @@ test('a tab queued behind two holdings of another tab does not take the lock fro
 }) => {
   test.setTimeout(60_000);
   allowConsoleErrors(/status of 503/);
-  const ada = uniqueEmail();
-  const bob = uniqueEmail();
-  await register(page, bob, 'Bob Example');
-  await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
-  await register(page, ada, 'Ada Lovelace');
+  const { ada, bob } = await bobThenAda(page);
   const signIn = await context.newPage();
-  await signIn.goto('/login');
-  await waitForHydration(signIn);
-  await signIn.getByLabel('Email').fill(bob);
-  await signIn.getByLabel('Password').fill(PASSWORD);
+  await loginFilled(signIn, bob);
   // This tab's sign-out holds the lock 6 s and fails; its own refresh, queued behind it,
   // then holds the lock while its request takes 5 s.
   await page.route('**/api/auth/logout', async (route) => {
@@ -653,16 +643,8 @@ test('a tab queued behind two holdings of another tab does not take the lock fro
 });
 
 test('a tab opened during a slow sign-in ends with the new person', async ({ page, context }) => {
-  const ada = uniqueEmail();
-  const bob = uniqueEmail();
-  await register(page, bob, 'Bob Example');
-  await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible();
-  await register(page, ada, 'Ada Lovelace');
-  await page.goto('/login');
-  await waitForHydration(page);
-  await page.getByLabel('Email').fill(bob);
-  await page.getByLabel('Password').fill(PASSWORD);
+  const { ada, bob } = await bobThenAda(page);
+  await loginFilled(page, bob);
   await page.route('**/api/auth/login', async (route) => {
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     await route.continue();

@@ -174,38 +174,14 @@ async fn callback(
             response
         }
         Ok(Finished::Linked) => redirect("/account", Some(clear_flow)),
-        Ok(Finished::LinkFailed(error)) => {
-            match &error {
-                ApiError::OidcFailed(reason) => {
-                    tracing::warn!(provider = %id, %reason, "linking an identity failed");
-                }
-                ApiError::Internal(cause) => {
-                    tracing::error!(provider = %id, error = %cause, "linking an identity failed");
-                }
-                _ => {}
-            }
-            redirect(
-                &format!("/account?error={}", error.code().as_str()),
-                Some(clear_flow),
-            )
-        }
-        Err(error) => {
-            let code = match &error {
-                ApiError::OidcCancelled
-                | ApiError::OidcStateInvalid
-                | ApiError::OidcEmailUnverified
-                | ApiError::AccountDisabled => error.code(),
-                ApiError::OidcFailed(reason) => {
-                    tracing::warn!(provider = %id, %reason, "sign-in at an identity provider failed");
-                    ErrorCode::OidcFailed
-                }
-                other => {
-                    tracing::error!(provider = %id, error = %other, "identity provider callback failed");
-                    ErrorCode::OidcFailed
-                }
-            };
-            redirect(&format!("/login?error={}", code.as_str()), Some(clear_flow))
-        }
+        Ok(Finished::LinkFailed(error)) => redirect(
+            &format!("/account?error={}", callback_code(&error, &id).as_str()),
+            Some(clear_flow),
+        ),
+        Err(error) => redirect(
+            &format!("/login?error={}", callback_code(&error, &id).as_str()),
+            Some(clear_flow),
+        ),
     };
     // Nothing of the callback's answer is for a cache.
     response
@@ -230,6 +206,26 @@ async fn link(
             provider.settings.id
         ),
     }))
+}
+
+/// The code a failed callback's page shows: the contract's own codes as they are; anything
+/// else is `oidc_failed` for the person, and its cause goes to the log.
+fn callback_code(error: &ApiError, provider: &str) -> ErrorCode {
+    match error {
+        ApiError::OidcCancelled
+        | ApiError::OidcStateInvalid
+        | ApiError::OidcEmailUnverified
+        | ApiError::AccountDisabled
+        | ApiError::IdentityTaken => error.code(),
+        ApiError::OidcFailed(reason) => {
+            tracing::warn!(provider, %reason, "sign-in at an identity provider failed");
+            ErrorCode::OidcFailed
+        }
+        other => {
+            tracing::error!(provider, error = %other, "identity provider callback failed");
+            ErrorCode::OidcFailed
+        }
+    }
 }
 
 /// A 303 to `location`, with a cookie to set or clear.
