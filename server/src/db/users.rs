@@ -256,21 +256,19 @@ pub async fn mark_email_verified<'e>(
         .map(|_| ())
 }
 
-/// Holds the person's row for the rest of the transaction, when their password is still
-/// `password_hash` and they are active: a sign-in checked its password outside the
-/// transaction, and a change since (a new password, the password removed, the account
-/// disabled) must win over it. `false` when it changed.
-pub async fn hold_if_unchanged<'e>(
+/// Holds the person's row for the rest of the transaction, when they still have a password
+/// and are active: a sign-in checked the password outside the transaction, and the
+/// password's removal since (a provider's sign-in proved the address is someone else's) or
+/// the account's disabling must win over it. `false` when either happened.
+pub async fn hold_if_password_set<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
-    password_hash: &str,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query(
         "update users set updated_at = updated_at \
-         where id = $1 and password_hash = $2 and active = 1",
+         where id = $1 and password_hash <> '' and active = 1",
     )
     .bind(id)
-    .bind(password_hash)
     .execute(db)
     .await
     .map(|r| r.rows_affected() == 1)
@@ -295,4 +293,17 @@ pub async fn replace_password_hash<'e>(
     .execute(db)
     .await
     .map(|r| r.rows_affected() == 1)
+}
+
+/// Holds the person's row for the rest of the transaction (a change of their sign-in
+/// methods waits for, or is waited for by, any other); `false` when there is no such row.
+pub async fn hold<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("update users set updated_at = updated_at where id = $1")
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected() == 1)
 }

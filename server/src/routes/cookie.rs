@@ -47,8 +47,10 @@ fn read_named(headers: &HeaderMap, wanted: &str) -> Option<String> {
 
 /// The flow cookie: `Lax`, since the provider's redirect back to the callback is a
 /// top-level navigation from another site, which a `Strict` cookie would not follow. Named
-/// `__Secure-…` when `Secure`: then no plain-HTTP page and no sibling site can plant one of
-/// its own (a flow of the attacker's, which would sign the browser into their account).
+/// `__Secure-…` when `Secure`: then no plain-HTTP page can plant one of its own (a flow of
+/// the attacker's, which would sign the browser into their account). An HTTPS site of a
+/// sibling subdomain still could (only `__Host-` forbids that, and it needs `Path=/`): run
+/// the app on a host whose sibling subdomains are all trusted.
 fn flow_name(secure: bool) -> &'static str {
     if secure {
         "__Secure-oidc_flow"

@@ -175,11 +175,23 @@ async fn callback(
         }
         Ok(Finished::Linked) => redirect("/account", Some(clear_flow)),
         Ok(Finished::LinkFailed(error)) => redirect(
-            &format!("/account?error={}", callback_code(&error, &id).as_str()),
+            &format!(
+                "/account?error={}",
+                callback_code(&error, &id, true).as_str()
+            ),
             Some(clear_flow),
         ),
+        // No flow of this browser was used: its cookie stays, for the callback that may yet
+        // come (a forged callback must not end a sign-in in progress).
+        Err(ApiError::OidcStateInvalid) => redirect(
+            &format!("/login?error={}", ErrorCode::OidcStateInvalid.as_str()),
+            None,
+        ),
         Err(error) => redirect(
-            &format!("/login?error={}", callback_code(&error, &id).as_str()),
+            &format!(
+                "/login?error={}",
+                callback_code(&error, &id, false).as_str()
+            ),
             Some(clear_flow),
         ),
     };
@@ -208,15 +220,16 @@ async fn link(
     }))
 }
 
-/// The code a failed callback's page shows: the contract's own codes as they are; anything
-/// else is `oidc_failed` for the person, and its cause goes to the log.
-fn callback_code(error: &ApiError, provider: &str) -> ErrorCode {
+/// The code a failed callback's page shows: the contract's own codes as they are
+/// (`identity_taken` for a link, on the account page); anything else is `oidc_failed` for
+/// the person, and its cause goes to the log.
+fn callback_code(error: &ApiError, provider: &str, linking: bool) -> ErrorCode {
     match error {
         ApiError::OidcCancelled
         | ApiError::OidcStateInvalid
         | ApiError::OidcEmailUnverified
-        | ApiError::AccountDisabled
-        | ApiError::IdentityTaken => error.code(),
+        | ApiError::AccountDisabled => error.code(),
+        ApiError::IdentityTaken if linking => error.code(),
         ApiError::OidcFailed(reason) => {
             tracing::warn!(provider, %reason, "sign-in at an identity provider failed");
             ErrorCode::OidcFailed

@@ -485,6 +485,11 @@ pub async fn unlink(
     now: i64,
 ) -> Result<(), ApiError> {
     let mut tx = core.db.begin_write().await?;
+    // Two unlinks at once (PostgreSQL runs them side by side) would each see the other's
+    // identity still there and leave none: the person's row is held first.
+    if !users::hold(&mut *tx, user_id).await? {
+        return Err(ApiError::TokenInvalid);
+    }
     let user = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;

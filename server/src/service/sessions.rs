@@ -317,11 +317,12 @@ pub async fn login(
     let mut tx = core.db.begin_write().await?;
     // The password was checked before this transaction: if it changed since (or was removed
     // by a provider's sign-in proving the address is someone else's), it opens nothing.
-    if !users::hold_if_unchanged(&mut *tx, &user.id, &user.password_hash).await? {
+    if !users::hold_if_password_set(&mut *tx, &user.id).await? {
         return Err(ApiError::InvalidCredentials);
     }
+    // Only over the hash that was checked: another login may have re-hashed it already.
     if let Some(fresh) = &rehashed {
-        users::set_password_hash(&mut *tx, &user.id, fresh, now).await?;
+        users::replace_password_hash(&mut *tx, &user.id, &user.password_hash, fresh, now).await?;
     }
     record(
         &mut tx,

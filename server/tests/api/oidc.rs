@@ -510,9 +510,13 @@ async fn a_forged_callback_does_not_use_up_the_persons_flow() {
     let flow = start(&app, "test", "").await;
     let back = provider().sign_in(&flow.authorize_url, &login).await;
     let forged = back.replace("state=", "state=forged");
-    refused(
-        &callback(&app, &forged, Some(&flow.cookie)).await,
-        "oidc_state_invalid",
+    let response = callback(&app, &forged, Some(&flow.cookie)).await;
+    refused(&response, "oidc_state_invalid");
+    // Nor does its answer clear the browser's flow cookie.
+    assert!(
+        response.headers().get(header::SET_COOKIE).is_none(),
+        "{:?}",
+        response.headers()
     );
     signed_in(
         &app,
