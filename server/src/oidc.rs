@@ -11,7 +11,10 @@
 
 use crate::config::ProviderSettings;
 use openidconnect::{
-    core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType},
+    core::{
+        CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+        CoreProviderMetadata, CoreResponseType,
+    },
     AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
     CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
@@ -279,14 +282,7 @@ impl Provider {
         let id_token = openidconnect::TokenResponse::id_token(&response)
             .ok_or_else(|| OidcError::Failed("the token response has no ID token".into()))?;
         let nonce = Nonce::new(nonce.to_string());
-        let check = |client: &Client| {
-            id_token
-                .claims(
-                    &client.id_token_verifier().set_allowed_algs(ALGORITHMS),
-                    &nonce,
-                )
-                .cloned()
-        };
+        let check = |client: &Client| check_id_token(client.id_token_verifier(), id_token, &nonce);
         let failed = |e: &ClaimsVerificationError| {
             OidcError::Failed(format!("ID token: {}", error_chain(e)))
         };
@@ -317,6 +313,20 @@ impl Provider {
     }
 }
 
+/// The ID token's claims, when it passes every check of `verifier` (signature against the
+/// provider's keys, `iss`, `aud`, `azp`, `exp`, `nonce`) and is signed with one of
+/// [`ALGORITHMS`]: a confidential client's verifier would otherwise also take an HMAC keyed
+/// by the client secret.
+fn check_id_token(
+    verifier: CoreIdTokenVerifier<'_>,
+    id_token: &CoreIdToken,
+    nonce: &Nonce,
+) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+    id_token
+        .claims(&verifier.set_allowed_algs(ALGORITHMS), nonce)
+        .cloned()
+}
+
 /// An error with its causes, for the log.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -327,4 +337,122 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    //! The checks an ID token passes here, with tokens signed by a test key: the real test
+    //! provider (see the integration tests) never issues a token for another client or
+    //! with another nonce.
+    use super::*;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use openidconnect::{
+        core::{CoreEdDsaPrivateSigningKey, CoreHmacKey, CoreJsonWebKeySet},
+        Audience, EmptyAdditionalClaims, EndUserEmail, JsonWebKeyId, PrivateSigningKey,
+        StandardClaims, SubjectIdentifier,
+    };
+
+    const ISSUER: &str = "https://issuer.example";
+    const CLIENT: &str = "our-client";
+    const SECRET: &str = "our-client-secret";
+
+    fn key() -> CoreEdDsaPrivateSigningKey {
+        let pem = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        CoreEdDsaPrivateSigningKey::from_ed25519_pem(&pem, Some(JsonWebKeyId::new("k1".into())))
+            .unwrap()
+    }
+
+    /// Our client's verifier, as `Client::id_token_verifier` makes it for a confidential
+    /// client, with the provider's published keys.
+    fn verifier() -> CoreIdTokenVerifier<'static> {
+        CoreIdTokenVerifier::new_confidential_client(
+            ClientId::new(CLIENT.into()),
+            ClientSecret::new(SECRET.into()),
+            IssuerUrl::new(ISSUER.into()).unwrap(),
+            CoreJsonWebKeySet::new(vec![key().as_verification_key()]),
+        )
+    }
+
+    fn token(
+        audience: &str,
+        nonce: &str,
+        key: &impl PrivateSigningKey<VerificationKey = openidconnect::core::CoreJsonWebKey>,
+        alg: CoreJwsSigningAlgorithm,
+    ) -> CoreIdToken {
+        let now = chrono::Utc::now();
+        let claims = CoreIdTokenClaims::new(
+            IssuerUrl::new(ISSUER.into()).unwrap(),
+            vec![Audience::new(audience.into())],
+            now + chrono::Duration::minutes(5),
+            now,
+            StandardClaims::new(SubjectIdentifier::new("alice".into()))
+                .set_email(Some(EndUserEmail::new("alice@example.com".into())))
+                .set_email_verified(Some(true)),
+            EmptyAdditionalClaims {},
+        )
+        .set_nonce(Some(Nonce::new(nonce.into())));
+        CoreIdToken::new(claims, key, alg, None, None).unwrap()
+    }
+
+    fn check(
+        token: &CoreIdToken,
+        nonce: &str,
+    ) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+        check_id_token(verifier(), token, &Nonce::new(nonce.into()))
+    }
+
+    #[test]
+    fn a_token_for_us_with_the_flows_nonce_passes() {
+        let token = token(CLIENT, "n1", &key(), CoreJwsSigningAlgorithm::EdDsa);
+        let claims = check(&token, "n1").unwrap();
+        assert_eq!(claims.subject().as_str(), "alice");
+    }
+
+    #[test]
+    fn another_nonce_is_refused() {
+        let token = token(CLIENT, "n1", &key(), CoreJwsSigningAlgorithm::EdDsa);
+        assert!(matches!(
+            check(&token, "n2"),
+            Err(ClaimsVerificationError::InvalidNonce(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_for_another_client_is_refused() {
+        let token = token(
+            "another-client",
+            "n1",
+            &key(),
+            CoreJwsSigningAlgorithm::EdDsa,
+        );
+        assert!(matches!(
+            check(&token, "n1"),
+            Err(ClaimsVerificationError::InvalidAudience(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_signed_with_the_client_secret_is_refused() {
+        // Anyone who knows the client secret can make one, and the crate's verifier of a
+        // confidential client takes it when the provider lists HMAC among its algorithms:
+        let hmac = CoreHmacKey::new(SECRET.as_bytes());
+        let token = token(CLIENT, "n1", &hmac, CoreJwsSigningAlgorithm::HmacSha256);
+        let nonce = Nonce::new("n1".into());
+        let as_discovered = || {
+            verifier().set_allowed_algs([
+                CoreJwsSigningAlgorithm::HmacSha256,
+                CoreJwsSigningAlgorithm::EdDsa,
+            ])
+        };
+        assert!(token.claims(&as_discovered(), &nonce).is_ok());
+        // ours does not.
+        assert!(matches!(
+            check_id_token(as_discovered(), &token, &nonce),
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::DisallowedAlg(_)
+            ))
+        ));
+    }
 }
