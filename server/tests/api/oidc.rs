@@ -458,6 +458,22 @@ async fn ticket_query(response: Response) -> String {
 }
 
 #[tokio::test]
+async fn a_provider_that_hangs_during_the_callback_gives_oidc_failed_not_a_hung_request() {
+    let extra = provider::start_extra(provider::free_port());
+    let app = app_for(extra.env(&["test"])).await;
+    wait_until_discovered(&app, "test").await;
+    let flow = start(&app, "test", "").await;
+    let back = extra.sign_in(&flow.authorize_url, &unique_email()).await;
+    // Its token endpoint now takes the connection and never answers.
+    extra.freeze();
+    let response = callback(&app, &back, Some(&flow.cookie)).await;
+    extra.thaw();
+    // The server's own request limit (30 s) would have answered 503: the callback's bound
+    // (10 s a call) came first, and the person reads what happened.
+    refused(&response, "oidc_failed");
+}
+
+#[tokio::test]
 async fn a_signed_in_person_links_an_identity_that_then_signs_them_in() {
     let app = app(&["test"]).await;
     let person = verified_person(&app).await;

@@ -257,6 +257,28 @@ impl ExtraProvider {
     pub fn issuer(&self) -> &str {
         &self.0.issuer
     }
+
+    /// Freezes the provider's process (SIGSTOP): the kernel still accepts connections to
+    /// its port, and nothing ever answers them, as with a provider that hangs.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen provider run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let process = self.0.process.lock().expect("the provider process");
+        let pid = libc::pid_t::try_from(process.0.id()).expect("a pid");
+        // SAFETY: `kill` only sends a signal, to the child this harness started.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "signal {signal} to {pid}"
+        );
+    }
 }
 
 impl Deref for ExtraProvider {
