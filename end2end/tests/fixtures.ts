@@ -118,3 +118,14 @@ export async function logIn(page: Page, email: string, password = PASSWORD) {
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId('account-email')).toHaveText(email);
 }
+
+/** Verifies `email`'s address with the code mailed at registration, through the page. */
+export async function verifyEmail(page: Page, email: string) {
+  const mail = await waitForMail(email, /^Your verification code$/);
+  const code = mail.text.match(/Your verification code is (\d{6})/)?.[1] ?? '';
+  await page.goto('/verify-email');
+  await waitForHydration(page);
+  await page.getByLabel('Code').fill(code);
+  await page.getByRole('button', { name: 'Verify email' }).click();
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+}

@@ -1,4 +1,4 @@
-import { test, expect, register, uniqueEmail, waitForHydration, waitForMail } from './fixtures';
+import { test, expect, register, uniqueEmail, verifyEmail, waitForHydration } from './fixtures';
 import type { Page } from '@playwright/test';
 import { oidcPort } from '../server-env';
 
@@ -63,14 +63,8 @@ test('a person connects a provider from the account page, then disconnects it', 
   allowConsoleErrors(providerNoise);
   const email = uniqueEmail();
   await register(page, email);
-  // Linking wants a proven address: the code from the mail.
-  const mail = await waitForMail(email, /^Your verification code$/);
-  const code = mail.text.match(/Your verification code is (\d{6})/)?.[1] ?? '';
-  await page.goto('/verify-email');
-  await waitForHydration(page);
-  await page.getByLabel('Code').fill(code);
-  await page.getByRole('button', { name: 'Verify email' }).click();
-  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+  // Linking wants a proven address.
+  await verifyEmail(page, email);
   await expect(page.getByTestId('password-method')).toHaveText('Password: set');
   await page.getByRole('button', { name: 'Connect Test ID' }).click();
   // The provider's account need not share the address.

@@ -17,6 +17,21 @@ async function holdAnswers(page: Page, pattern: string) {
 
 const header = (page: Page) => page.getByRole('banner');
 
+/**
+ * Sends the browser's refresh request to the server from here (its cookie and origin): the
+ * server rotates the cookie, and the browser never sees the answer.
+ */
+async function refreshOutOfSight(route: Route) {
+  const request = route.request();
+  const sent = await request.allHeaders();
+  const headers: Record<string, string> = {};
+  for (const name of ['cookie', 'origin', 'user-agent']) {
+    if (sent[name]) headers[name] = sent[name];
+  }
+  const answer = await fetch(request.url(), { method: 'POST', headers });
+  expect(answer.status).toBe(200);
+}
+
 /** Bob registered and signed out, then Ada registered and signed in, in `page`. */
 async function bobThenAda(page: Page) {
   const ada = uniqueEmail();
@@ -368,14 +383,7 @@ test('a refresh whose answer is lost is retried within the server’s grace, and
     lost += 1;
     // The server carries the refresh out (the cookie rotates there), but its answer never
     // reaches the browser, which gives up waiting and retries with the cookie it has.
-    const request = route.request();
-    const sent = await request.allHeaders();
-    const headers: Record<string, string> = {};
-    for (const name of ['cookie', 'origin', 'user-agent']) {
-      if (sent[name]) headers[name] = sent[name];
-    }
-    const answer = await fetch(request.url(), { method: 'POST', headers });
-    expect(answer.status).toBe(200);
+    await refreshOutOfSight(route);
     await new Promise((resolve) => setTimeout(resolve, 12_000));
     await route.abort().catch(() => {});
   });
@@ -690,14 +698,7 @@ test('a refresh whose connection drops after the server rotated is retried at on
     if (lost === 0) {
       // Back, it rotates the cookie, and the connection drops before the answer arrives.
       lost += 1;
-      const request = route.request();
-      const sent = await request.allHeaders();
-      const headers: Record<string, string> = {};
-      for (const name of ['cookie', 'origin', 'user-agent']) {
-        if (sent[name]) headers[name] = sent[name];
-      }
-      const answer = await fetch(request.url(), { method: 'POST', headers });
-      expect(answer.status).toBe(200);
+      await refreshOutOfSight(route);
       lostAt = Date.now();
       await route.abort('connectionreset');
       return;

@@ -659,19 +659,10 @@ async fn sign_in_methods_are_listed_sessions_show_theirs_and_the_last_one_stays(
         refresh_cookie(response.headers()).unwrap().value
     };
     let query = ticket_query(link_url(&app, &token).await).await;
-    let response = start_raw(&app, "ed", &query, Some(&cookie)).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let set_cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("__Secure-oidc_flow="))
-        .unwrap();
-    let flow_cookie = set_cookie.split(';').next().unwrap().to_string();
+    let flow = start_with(&app, "ed", &query, Some(&cookie)).await;
     let ed_login = format!("ed-{}:{}", uuid::Uuid::new_v4(), unique_email());
-    let back = provider().sign_in(&location(&response), &ed_login).await;
-    let response = callback(&app, &back, Some(&flow_cookie)).await;
+    let back = provider().sign_in(&flow.authorize_url, &ed_login).await;
+    let response = callback(&app, &back, Some(&flow.cookie)).await;
     assert_eq!(location(&response), "/account");
     let response = bearer(
         &app,
