@@ -18,8 +18,9 @@ usage: cargo xtask <command>
   serve   build the release site and serve it at http://127.0.0.1:3000 (SQLite)
   test    run every test: rustfmt, clippy (ssr and wasm32 hydrate), unit and
           integration tests on SQLite and PostgreSQL, Playwright on a release build
-  test-postgres
-          only the integration tests, on a throwaway PostgreSQL server
+  test-postgres [FILTER]
+          only the integration tests, on a throwaway PostgreSQL server (those
+          whose names contain FILTER, as with cargo test)
   bench   load the release server with wrk and print the figures F1-F4
 ";
 
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         }
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
-            .and_then(|()| postgres_tests(&mut steps)),
+            .and_then(|()| postgres_tests(&mut steps, &args[1..])),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -58,11 +59,14 @@ fn serve(steps: &mut Steps) -> Result<(), String> {
     run(cargo().args(["leptos", "serve", "--release"]))
 }
 
-fn postgres_tests(steps: &mut Steps) -> Result<(), String> {
+/// The integration tests on a throwaway PostgreSQL server; `filter` (test names, or `--`
+/// and the test binary's options) as `cargo test` takes it.
+fn postgres_tests(steps: &mut Steps, filter: &[String]) -> Result<(), String> {
     steps.run("integration tests (PostgreSQL)", || {
         let pg = postgres::Throwaway::start()?;
         run(cargo()
             .args(["test", "--package", "server", "--test", "api"])
+            .args(filter)
             .env("TEST_DATABASE_URL", pg.url()))
         // `pg` stops here, also when the tests failed.
     })
@@ -105,7 +109,7 @@ fn test(steps: &mut Steps) -> Result<(), String> {
     steps.run("unit and integration tests (SQLite)", || {
         run(cargo().args(["test", "--package", "app", "--package", "server"]))
     })?;
-    postgres_tests(steps)?;
+    postgres_tests(steps, &[])?;
     steps.run("release build (cargo leptos build --release)", || {
         run(cargo().args(["leptos", "build", "--release"]))
     })?;

@@ -6,6 +6,8 @@ use crate::helpers::{refresh_cookie, spawn_app_with, unique_email, TestApp, PASS
 use crate::provider::{self, provider, ExtraProvider};
 use reqwest::{header, Response, StatusCode};
 use serde_json::json;
+use server::db::identities::{self, NewIdentity};
+use std::time::{Duration, Instant};
 
 /// An app whose identity providers are `ids` of the test provider (or of `issuer`).
 async fn app_for(env: Vec<(String, String)>) -> TestApp {
@@ -23,7 +25,7 @@ async fn app(ids: &[&str]) -> TestApp {
 
 /// Discovery runs in the background after start: the start route answers 503 until then.
 async fn wait_until_discovered(app: &TestApp, id: &str) {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     loop {
         let status = app
             .get(&format!("/api/auth/oidc/{id}/start"))
@@ -34,10 +36,10 @@ async fn wait_until_discovered(app: &TestApp, id: &str) {
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(30),
             "{id} was never discovered"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -689,4 +691,117 @@ async fn sign_in_methods_are_listed_sessions_show_theirs_and_the_last_one_stays(
     // Signing in with it again links it again, by its verified email (the second rule).
     let again = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
     assert_eq!(again.user.id, session.user.id);
+}
+
+// Races that only PostgreSQL shows: its transactions run side by side, SQLite's one at a time.
+
+/// Two "Disconnect"s at once, of the two providers of a person without a password: one
+/// goes, the other is refused as the last way in, and one stays.
+#[tokio::test]
+async fn two_disconnects_at_once_leave_one_way_in() {
+    let app = app(&["test", "ed"]).await;
+    for round in 0..8 {
+        let login = unique_email();
+        let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+        // The second identity is written directly: the race is in the unlinks, not the linking.
+        identities::insert(
+            app.db.pool(),
+            NewIdentity {
+                provider: "ed",
+                subject: &uuid::Uuid::new_v4().to_string(),
+                user_id: &session.user.id,
+                email: &login,
+                now: app.clock.now_unix(),
+            },
+        )
+        .await
+        .unwrap();
+        let token = &session.access_token;
+        let delete = reqwest::Method::DELETE;
+        let (a, b) = tokio::join!(
+            bearer(&app, delete.clone(), "/api/me/identities/test", token),
+            bearer(&app, delete.clone(), "/api/me/identities/ed", token),
+        );
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::NO_CONTENT, StatusCode::CONFLICT],
+            "round {round}"
+        );
+        let left = identities::list_for_user(app.db.pool(), &session.user.id)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1, "round {round}: {left:?}");
+    }
+}
+
+/// A password login whose password a provider's sign-in removes while the login checks it
+/// (the address proven to be someone else's): the login opens no session that outlives the
+/// removal. The provider's callback is timed to land inside the login's password check.
+#[tokio::test]
+async fn a_password_login_racing_its_removal_by_a_provider_opens_no_session() {
+    let app = app(&["test"]).await;
+    // How long a login's password check and a callback take here, to time the race.
+    let probe = unique_email();
+    app.register(&probe).await;
+    let started = Instant::now();
+    app.login(&probe).await;
+    let check = started.elapsed();
+    let (answer, callback_time) = sign_in_timed(&app, &unique_email()).await;
+    signed_in(&app, answer, "/account").await;
+    const ROUNDS: u32 = 6;
+    for round in 0..ROUNDS {
+        let email = unique_email();
+        app.register(&email).await;
+        let flow = start(&app, "test", "").await;
+        let login = format!("sub-{}:{email}", uuid::Uuid::new_v4());
+        let back = provider().sign_in(&flow.authorize_url, &login).await;
+        // The callback's write should land after the login read the password and before its
+        // own write: the login starts `lead` after the callback (before it, if negative).
+        let lead = callback_time.as_secs_f64()
+            - check.as_secs_f64() * f64::from(round + 1) / f64::from(ROUNDS + 1);
+        let (callback_first, login_first) = if lead >= 0.0 {
+            (Duration::ZERO, Duration::from_secs_f64(lead))
+        } else {
+            (Duration::from_secs_f64(-lead), Duration::ZERO)
+        };
+        let (answer, attempt) = tokio::join!(
+            async {
+                tokio::time::sleep(callback_first).await;
+                callback(&app, &back, Some(&flow.cookie)).await
+            },
+            async {
+                tokio::time::sleep(login_first).await;
+                app.login_raw(&email, PASSWORD).await
+            },
+        );
+        assert_eq!(location(&answer), "/account", "round {round}");
+        let status = attempt.status();
+        if status == StatusCode::OK {
+            // Logged in before the removal: that session ended with it.
+            let cookie = refresh_cookie(attempt.headers()).expect("a refresh cookie");
+            assert_eq!(
+                app.refresh_raw(&cookie.value).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "round {round}: a session of the removed password is still alive"
+            );
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "round {round}");
+        }
+        assert_eq!(
+            app.login_raw(&email, PASSWORD).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "round {round}"
+        );
+    }
+}
+
+/// A sign-in at the test provider, and how long its callback took.
+async fn sign_in_timed(app: &TestApp, login: &str) -> (Response, Duration) {
+    let flow = start(app, "test", "").await;
+    let back = provider().sign_in(&flow.authorize_url, login).await;
+    let started = Instant::now();
+    let answer = callback(app, &back, Some(&flow.cookie)).await;
+    (answer, started.elapsed())
 }
