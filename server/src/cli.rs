@@ -6,6 +6,9 @@
 //! server admin create --email E --name N        a new admin; the password is read from
 //!                                               stdin, or generated and printed once
 //! server admin promote --email E                make an existing person an admin
+//! server keys rotate                            add a signing key (published now, signing
+//!                                               after AUTH_KEY_PUBLISH_SECS)
+//! server keys list                              every signing key's kid and state
 //! ```
 
 use crate::{
@@ -13,7 +16,11 @@ use crate::{
     config::Settings,
     db::Db,
     error::ApiError,
-    service::{accounts, Core},
+    service::{
+        accounts,
+        keys::{self as signing_keys, KeyInfo, KeysError},
+        Core,
+    },
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -27,12 +34,14 @@ pub enum Command {
     AdminPromote {
         email: String,
     },
+    KeysRotate,
+    KeysList,
     /// A developer tool for `cargo xtask bench`.
     BenchArgon2,
 }
 
-pub const USAGE: &str =
-    "usage: server [admin create --email EMAIL --name NAME | admin promote --email EMAIL]";
+pub const USAGE: &str = "usage: server [admin create --email EMAIL --name NAME | \
+     admin promote --email EMAIL | keys rotate | keys list]";
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -61,6 +70,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["admin", "promote", ..] => Ok(Command::AdminPromote {
             email: flag("--email")?,
         }),
+        ["keys", "rotate"] => Ok(Command::KeysRotate),
+        ["keys", "list"] => Ok(Command::KeysList),
         _ => Err(USAGE.to_string()),
     }
 }
@@ -80,6 +91,8 @@ pub enum CliError {
     Unverified,
     #[error(transparent)]
     Startup(#[from] crate::StartupError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
     #[error("{0}")]
     Failed(ApiError),
 }
@@ -155,6 +168,44 @@ pub async fn admin_promote(settings: &Settings, email: &str, now: i64) -> Result
     Ok(promoted?.id)
 }
 
+/// The database the settings name, migrated, and what opens its signing keys.
+async fn key_store(settings: &Settings) -> Result<(Db, keys::Sealer), CliError> {
+    let db = Db::connect(settings.database_url.expose_secret())
+        .await
+        .map_err(crate::StartupError::from)?;
+    db.migrate().await.map_err(crate::StartupError::from)?;
+    let secret = keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())
+        .map_err(crate::StartupError::from)?;
+    Ok((db, keys::Sealer::new(&secret)))
+}
+
+fn token_life(settings: &Settings) -> i64 {
+    crate::config::unix_secs(settings.auth.access_ttl) + crate::auth::jwt::LEEWAY_SECS
+}
+
+/// Adds a signing key, published at once and signing `AUTH_KEY_PUBLISH_SECS` later. The
+/// keys already there must open with this secret: a key sealed under another would be
+/// published by no instance.
+pub async fn keys_rotate(settings: &Settings, now: i64) -> Result<KeyInfo, CliError> {
+    let (db, sealer) = key_store(settings).await?;
+    let rotated = async {
+        signing_keys::import_first(&db, &sealer, &settings.auth.key_file, now).await?;
+        signing_keys::load(&db, &sealer, now, token_life(settings)).await?;
+        signing_keys::rotate(&db, &sealer, now, settings.auth.key_publish_delay).await
+    }
+    .await;
+    db.close().await;
+    Ok(rotated?)
+}
+
+/// Every signing key and its state now.
+pub async fn keys_list(settings: &Settings, now: i64) -> Result<Vec<KeyInfo>, CliError> {
+    let (db, _) = key_store(settings).await?;
+    let listed = signing_keys::list(&db, now, token_life(settings)).await;
+    db.close().await;
+    Ok(listed?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +232,9 @@ mod tests {
         );
         assert!(parse(&args("admin create --email a@b.co")).is_err());
         assert!(parse(&args("admin create --email --name Ada")).is_err());
+        assert_eq!(parse(&args("keys rotate")), Ok(Command::KeysRotate));
+        assert_eq!(parse(&args("keys list")), Ok(Command::KeysList));
+        assert!(parse(&args("keys")).is_err());
         assert!(parse(&args("frobnicate")).is_err());
     }
 }

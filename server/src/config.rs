@@ -43,6 +43,9 @@ pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
     pub key_file: PathBuf,
+    /// How long a key added by `server keys rotate` is published before it signs, so
+    /// resource servers caching the JWKS (5 minutes) know it before its first token.
+    pub key_publish_delay: Duration,
     pub secret_file: PathBuf,
     pub rate_limit_enabled: bool,
     /// Unverified people may sign in but other API routes answer 403 `email_unverified`.
@@ -316,6 +319,7 @@ fn auth_settings(vars: &Vars, public_url: &str) -> Result<AuthSettings, ConfigEr
             .get("AUTH_AUDIENCE")
             .unwrap_or_else(|| public_url.into()),
         key_file: file("AUTH_KEY_FILE", "data/jwt-ed25519.pem"),
+        key_publish_delay: vars.secs("AUTH_KEY_PUBLISH_SECS", 600)?,
         secret_file: file("AUTH_SECRET_FILE", "data/secret.key"),
         rate_limit_enabled: vars.bool("RATE_LIMIT_ENABLED", true)?,
         require_verified_email: vars.bool("REQUIRE_VERIFIED_EMAIL", false)?,
@@ -713,6 +717,7 @@ mod tests {
         assert_eq!(s.auth.issuer, "http://127.0.0.1:3000");
         assert_eq!(s.auth.audience, "http://127.0.0.1:3000");
         assert_eq!(s.auth.key_file, PathBuf::from("data/jwt-ed25519.pem"));
+        assert_eq!(s.auth.key_publish_delay, Duration::from_secs(600));
         assert_eq!(s.auth.secret_file, PathBuf::from("data/secret.key"));
         assert!(s.http.cookie_secure);
         assert!(s.http.allowed_origins.is_empty());

@@ -36,6 +36,8 @@ pub enum StartupError {
     Db(#[from] DbError),
     #[error("key file {0}")]
     Key(#[from] auth::keys::KeyError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] service::keys::KeysError),
     #[error(transparent)]
     Password(#[from] auth::password::PasswordError),
     #[error("mail: {0}")]
@@ -57,6 +59,10 @@ pub struct Application {
     state: AppState,
     db: Db,
     clock: SharedClock,
+    /// For keeping the signing keys up with the database: what opens them, and the
+    /// versions loaded.
+    sealer: Arc<auth::keys::Sealer>,
+    keys_seen: Vec<(String, i64)>,
 }
 
 impl Application {
@@ -77,15 +83,18 @@ impl Application {
             addr: settings.http.site_addr,
             source,
         })?;
-        let mut rng = rand::rng();
-        let signing_key =
-            auth::keys::load_or_create_signing_key(&settings.auth.key_file, &mut rng)?;
-        let secret = auth::keys::load_or_create_secret(&settings.auth.secret_file, &mut rng)?;
+        let secret =
+            auth::keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())?;
+        let sealer = Arc::new(auth::keys::Sealer::new(&secret));
+        service::keys::import_first(&db, &sealer, &settings.auth.key_file, clock.unix()).await?;
+        let ttl = config::unix_secs(settings.auth.access_ttl);
+        let loaded =
+            service::keys::load(&db, &sealer, clock.unix(), ttl + auth::jwt::LEEWAY_SECS).await?;
         let jwt = auth::jwt::JwtKeys::new(
-            &signing_key,
+            loaded.keys,
             &settings.auth.issuer,
             &settings.auth.audience,
-            config::unix_secs(settings.auth.access_ttl),
+            ttl,
         );
         let core = service::Core::new(&settings, db.clone(), secret)?;
         let state = AppState {
@@ -102,6 +111,8 @@ impl Application {
             state,
             db,
             clock,
+            sealer,
+            keys_seen: loaded.versions,
         })
     }
 
@@ -130,12 +141,20 @@ impl Application {
             self.clock.clone(),
             self.state.settings.audit_retention,
         ));
+        let keys = tokio::spawn(service::keys::keep_up(
+            self.db.clone(),
+            self.sealer.clone(),
+            self.state.jwt.clone(),
+            self.clock.clone(),
+            self.keys_seen.clone(),
+        ));
         // Discovery of the identity providers, kept up in the background: one that cannot be
         // reached delays nothing else.
         self.state.core.providers.keep_discovered();
         let limits = self.state.settings.http.limits;
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
+        keys.abort();
         // Mail queued by the last requests (a code, a reset link) still goes out.
         self.state.core.mailer.flush(mail::LONGEST_SEND).await;
         self.db.close().await;
@@ -228,9 +247,15 @@ pub fn build_router(state: AppState) -> Router {
 
     let cors = routes::cors(&state.settings);
     let request_limit = state.settings.http.limits.request_timeout;
-    let router = routes::mount_api(pages.merge(routes::health::router()), cors, request_limit)
-        .layer(telemetry::trace_layer())
-        .with_state(state);
+    let router = routes::mount_api(
+        pages
+            .merge(routes::health::router())
+            .merge(routes::keys::router()),
+        cors,
+        request_limit,
+    )
+    .layer(telemetry::trace_layer())
+    .with_state(state);
     security::with_security_headers(router)
 }
 

@@ -61,8 +61,56 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::KeysRotate => match cli::keys_rotate(&settings, SystemClock.unix()).await {
+            Ok(key) => {
+                println!(
+                    "added key {}: published now, signs from {} (in {} s)",
+                    key.kid,
+                    when(key.signs_from),
+                    key.signs_from - key.created_at
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keys rotate: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::KeysList => match cli::keys_list(&settings, SystemClock.unix()).await {
+            Ok(keys) => {
+                println!(
+                    "{:<44}  {:<8}  {:<20}  signs from",
+                    "kid", "state", "created"
+                );
+                for key in keys {
+                    println!(
+                        "{:<44}  {:<8}  {:<20}  {}",
+                        key.kid,
+                        key.state.as_str(),
+                        when(key.created_at),
+                        when(key.signs_from)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keys list: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::BenchArgon2 => ExitCode::SUCCESS,
     }
+}
+
+/// A Unix time as `2026-11-28T15:00:00Z`.
+fn when(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// The password piped on stdin, without its trailing newline; none from a terminal.

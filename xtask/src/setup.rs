@@ -36,7 +36,17 @@ pub fn all(steps: &mut Steps) -> Result<(), String> {
     build_tools(steps)?;
     steps.run("Chromium (Debian)", chromium)?;
     steps.run("PostgreSQL server (Debian)", postgres)?;
+    // The key file test checks that OpenSSL reads the files the server writes.
+    steps.run("OpenSSL command line (Debian)", openssl)?;
     Ok(())
+}
+
+fn openssl() -> Result<(), String> {
+    if Path::new("/usr/bin/openssl").exists() {
+        println!("    already installed: /usr/bin/openssl");
+        return Ok(());
+    }
+    apt_install(&["openssl"])
 }
 
 fn wasm_target() -> Result<(), String> {

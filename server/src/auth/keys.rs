@@ -1,13 +1,15 @@
-//! Key material on disk: the Ed25519 signing key (`AUTH_KEY_FILE`) and the server secret
-//! (`AUTH_SECRET_FILE`). Both are generated on first start with mode 0600 and survive
-//! restarts, so tokens issued before a restart stay valid after it. An existing one that
-//! group or others may read or write stops start-up.
+//! Key material: the Ed25519 key file (`AUTH_KEY_FILE`, imported as the first signing
+//! key), the server secret (`AUTH_SECRET_FILE`), and the sealing of signing keys under that
+//! secret for the database. Both files are generated on first start with mode 0600; an
+//! existing one that group or others may read or write stops start-up.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use ed25519_dalek::{
-    pkcs8::{DecodePrivateKey, EncodePrivateKey},
-    SigningKey,
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine as _,
 };
+use chacha20poly1305::{aead::Aead, KeyInit, XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{pkcs8::DecodePrivateKey, SigningKey};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::{fs, path::Path};
@@ -16,6 +18,12 @@ use std::{fs, path::Path};
 pub enum KeyError {
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    /// A sealed key that does not open: sealed under another secret, or altered.
+    #[error(
+        "signing key {kid} does not open with this server secret: every instance needs the \
+         same AUTH_SECRET_FILE"
+    )]
+    Sealed { kid: String },
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> KeyError {
@@ -58,25 +66,104 @@ fn check_private(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The signing key, from its PKCS#8 PEM file, generated when absent.
+/// A new random Ed25519 key.
+pub fn generate(rng: &mut impl RngCore) -> SigningKey {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// The DER of an Ed25519 private key in PKCS#8 v1 (RFC 8410, section 7) is this prefix
+/// and the 32-byte seed. Version 2, which also carries the public key, is what
+/// ed25519-dalek writes, and OpenSSL 3.0 and Python's `cryptography` refuse it.
+const PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// `key` as a PKCS#8 v1 PEM file.
+pub fn to_pem(key: &SigningKey) -> String {
+    let mut der = PKCS8_V1_PREFIX.to_vec();
+    der.extend_from_slice(key.as_bytes());
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(der)
+    )
+}
+
+/// The signing key of a PKCS#8 PEM file (v1 or v2), generated (as v1) when absent.
 pub fn load_or_create_signing_key(
     path: &Path,
     rng: &mut impl RngCore,
 ) -> Result<SigningKey, KeyError> {
     if !path.exists() {
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
-        let key = SigningKey::from_bytes(&seed);
-        let pem = key
-            .to_pkcs8_pem(Default::default())
-            .map_err(|e| file_error(path, e))?;
-        create_private(path, pem.as_bytes())?;
+        create_private(path, to_pem(&generate(rng)).as_bytes())?;
         tracing::info!(path = %path.display(), "generated a new Ed25519 signing key");
     }
     check_private(path)?;
     let pem = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
     SigningKey::from_pkcs8_pem(&pem)
         .map_err(|e| file_error(path, format!("not an Ed25519 PKCS#8 PEM key: {e}")))
+}
+
+/// Seals signing keys for the database under the server secret, so a copy of the
+/// database alone signs nothing. XChaCha20-Poly1305 (random 24-byte nonces are safe), its
+/// key derived from the secret for this use only, the key's `kid` bound in as associated
+/// data so a sealed key cannot pass for another.
+pub struct Sealer(XChaCha20Poly1305);
+
+impl Sealer {
+    pub fn new(secret: &[u8; 32]) -> Sealer {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+        mac.update(b"jwt-auth: the key sealing signing keys");
+        Sealer(XChaCha20Poly1305::new(&mac.finalize().into_bytes()))
+    }
+
+    /// `key`'s seed, sealed: base64url of the nonce and the ciphertext.
+    pub fn seal(&self, kid: &str, key: &SigningKey, rng: &mut impl RngCore) -> String {
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        #[allow(clippy::expect_used)] // fails only for plaintexts of gigabytes
+        let sealed = self
+            .0
+            .encrypt(
+                &XNonce::from(nonce),
+                chacha20poly1305::aead::Payload {
+                    msg: key.as_bytes(),
+                    aad: kid.as_bytes(),
+                },
+            )
+            .expect("32 bytes always seal");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The key `seal` sealed for `kid`.
+    pub fn open(&self, kid: &str, sealed: &str) -> Result<SigningKey, KeyError> {
+        let refused = || KeyError::Sealed {
+            kid: kid.to_string(),
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| refused())?;
+        if bytes.len() < 24 {
+            return Err(refused());
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| refused())?;
+        let seed = self
+            .0
+            .decrypt(
+                &XNonce::from(nonce),
+                chacha20poly1305::aead::Payload {
+                    msg: sealed,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .map_err(|_| refused())?;
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| refused())?;
+        Ok(SigningKey::from_bytes(&seed))
+    }
 }
 
 /// The server secret: exactly 32 bytes, generated when absent.
@@ -182,6 +269,75 @@ mod tests {
         }
         load_or_create_signing_key(&key_path, &mut rng).unwrap();
         load_or_create_secret(&secret_path, &mut rng).unwrap();
+    }
+
+    #[test]
+    fn key_files_are_written_as_pkcs8_v1_and_read_in_either_version() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.pem");
+        let key = load_or_create_signing_key(&path, &mut rand::rng()).unwrap();
+        let pem = fs::read_to_string(&path).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(body).unwrap();
+        // RFC 8410's example layout: version 0, the Ed25519 OID, the seed; no public key.
+        assert_eq!(der.len(), 48);
+        assert_eq!(&der[..16], &PKCS8_V1_PREFIX);
+        assert_eq!(&der[16..], key.as_bytes());
+        // A version 2 file, as earlier releases wrote them, still reads.
+        let v2 = dir.path().join("v2.pem");
+        let old = generate(&mut rand::rng());
+        let v2_pem = old.to_pkcs8_pem(Default::default()).unwrap();
+        create_private(&v2, v2_pem.as_bytes()).unwrap();
+        assert_eq!(
+            load_or_create_signing_key(&v2, &mut rand::rng())
+                .unwrap()
+                .to_bytes(),
+            old.to_bytes()
+        );
+    }
+
+    /// OpenSSL (3.0 refuses version 2 files) derives the same public key from the file.
+    #[test]
+    fn openssl_reads_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.pem");
+        let key = load_or_create_signing_key(&path, &mut rand::rng()).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(&path)
+            .output()
+            .expect("openssl (Debian's package, which cargo xtask setup installs)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // SubjectPublicKeyInfo: a 12-byte header, then the key.
+        assert_eq!(&out.stdout[12..], key.verifying_key().as_bytes());
+    }
+
+    #[test]
+    fn a_sealed_key_opens_only_with_its_secret_and_its_kid() {
+        let key = generate(&mut rand::rng());
+        let sealer = Sealer::new(&[1u8; 32]);
+        let sealed = sealer.seal("kid-1", &key, &mut rand::rng());
+        assert!(!sealed.contains(&URL_SAFE_NO_PAD.encode(key.as_bytes())));
+        assert_eq!(
+            sealer.open("kid-1", &sealed).unwrap().to_bytes(),
+            key.to_bytes()
+        );
+        assert!(sealer.open("kid-2", &sealed).is_err(), "another kid");
+        assert!(
+            Sealer::new(&[2u8; 32]).open("kid-1", &sealed).is_err(),
+            "another secret"
+        );
+        let mut altered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        altered[30] ^= 1;
+        assert!(sealer
+            .open("kid-1", &URL_SAFE_NO_PAD.encode(altered))
+            .is_err());
+        assert!(sealer.open("kid-1", "short").is_err());
     }
 
     #[test]

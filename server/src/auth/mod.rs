@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod email_code;
 mod hash_threads;
 pub mod jwt;
+pub mod key_set;
 pub mod keys;
 pub mod password;
 pub mod refresh;

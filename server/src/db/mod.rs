@@ -10,6 +10,7 @@ pub mod identities;
 pub mod oidc_flows;
 pub mod password_resets;
 pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 
 use sqlx::error::BoxDynError;
@@ -129,6 +130,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "identities",
         include_str!("../../migrations/0006_identities.sql"),
+    ),
+    (
+        7,
+        "signing_keys",
+        include_str!("../../migrations/0007_signing_keys.sql"),
     ),
 ];
 

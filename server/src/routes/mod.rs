@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cookie;
 pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod me;
 pub mod oidc;
 pub mod recovery;

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod identities;
+pub mod keys;
 pub mod recovery;
 pub mod sessions;
 pub mod user_cache;

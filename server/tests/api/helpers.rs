@@ -21,6 +21,9 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub key_file: PathBuf,
     pub state: server::state::AppState,
+    /// What another instance needs to share this one's database (see `another_instance`).
+    pub database_url: String,
+    pub secret_file: PathBuf,
     _dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -233,17 +236,35 @@ pub async fn spawn_app_with_mail(extra: &[(&str, &str)]) -> TestApp {
 
 /// Starts the app with extra environment settings on top of the test defaults.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let clock = ManualClock::at(time::OffsetDateTime::now_utc().unix_timestamp());
+    spawn(extra, None, clock).await
+}
+
+impl TestApp {
+    /// A second instance of this app, as behind a load balancer: the same database and
+    /// server secret (and clock), its own port, memory and key file, with `extra` settings.
+    pub async fn another_instance(&self, extra: &[(&str, &str)]) -> TestApp {
+        let secret_file = self.secret_file.display().to_string();
+        let mut vars = vec![("AUTH_SECRET_FILE", secret_file.as_str())];
+        vars.extend_from_slice(extra);
+        spawn(&vars, Some(&self.database_url), self.clock.clone()).await
+    }
+}
+
+/// An app on `database_url`, or on a fresh database.
+async fn spawn(extra: &[(&str, &str)], database_url: Option<&str>, clock: ManualClock) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database(&dir).await;
+    let database_url = match database_url {
+        Some(url) => url.to_string(),
+        None => fresh_database(&dir).await,
+    };
     let key_file = dir.path().join("jwt.pem");
+    let secret_file = dir.path().join("secret.key");
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), database_url),
         ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
         ("AUTH_KEY_FILE".into(), key_file.display().to_string()),
-        (
-            "AUTH_SECRET_FILE".into(),
-            dir.path().join("secret.key").display().to_string(),
-        ),
+        ("AUTH_SECRET_FILE".into(), secret_file.display().to_string()),
         // Tests register many people from one address; the throttling tests turn it on.
         ("RATE_LIMIT_ENABLED".into(), "false".into()),
         // Without SMTP_URL mail goes to the log; its start-up warning is noise here.
@@ -255,7 +276,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
     server::telemetry::init(&settings.rust_log);
     let options = server::leptos_options(&settings);
-    let clock = ManualClock::at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let database_url = vars["DATABASE_URL"].clone();
+    let secret_file = PathBuf::from(&vars["AUTH_SECRET_FILE"]);
     let app = Application::build(settings, options, Arc::new(clock.clone()))
         .await
         .expect("app starts");
@@ -284,6 +306,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         clock,
         key_file,
         state,
+        database_url,
+        secret_file,
         _dir: dir,
         stop: Some(stop),
     }

@@ -281,3 +281,45 @@ mod admin_cli {
         assert!(stderr.contains("no account"), "{stderr}");
     }
 }
+
+#[test]
+fn keys_rotate_adds_a_published_key_and_keys_list_shows_each_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_server"))
+            .current_dir(dir.path())
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/app.db", dir.path().display()),
+            )
+            .output()
+            .expect("run server");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // On a new database the key file (generated) is imported first, then replaced.
+    let said = run(&["keys", "rotate"]);
+    assert!(said.starts_with("added key "), "{said}");
+    assert!(said.contains("published now, signs from "), "{said}");
+    assert!(said.trim_end().ends_with("(in 600 s)"), "{said}");
+    let kid = said["added key ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(dir.path().join("data/jwt-ed25519.pem").exists());
+    let listed = run(&["keys", "list"]);
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!(rows[0][1], "current", "{listed}");
+    assert_eq!(rows[1][..2], [kid.as_str(), "next"], "{listed}");
+}

@@ -1,0 +1,59 @@
+//! The `signing_keys` table: the access tokens' keys, private halves sealed.
+
+use sqlx::{Any, Executor, FromRow};
+
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub public_key: String,
+    pub sealed_private_key: String,
+    pub created_at: i64,
+    pub signs_from: i64,
+}
+
+/// Every key, retired ones included (`server keys list` shows them).
+pub async fn list<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
+    sqlx::query_as::<_, SigningKeyRow>(
+        "select kid, public_key, sealed_private_key, created_at, signs_from from signing_keys \
+         order by signs_from, kid",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// What changed since a list: the keys and their times, without the sealed halves.
+pub async fn versions<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, i64)>(
+        "select kid, signs_from from signing_keys order by signs_from, kid",
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn insert<'e>(
+    db: impl Executor<'e, Database = Any>,
+    key: &SigningKeyRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into signing_keys (kid, public_key, sealed_private_key, created_at, signs_from) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private_key)
+    .bind(key.created_at)
+    .bind(key.signs_from)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn count<'e>(db: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar::<_, i64>("select count(*) from signing_keys")
+        .fetch_one(db)
+        .await
+}
