@@ -202,6 +202,12 @@ pub async fn prune_once(
     db::oidc_flows::prune(&mut *tx, day_ago).await?;
     db::oidc_flows::prune_link_tickets(&mut *tx, day_ago).await?;
     tx.commit().await?;
+    // Limits' windows are at most an hour: their rows go as soon as the window ended.
+    db.prune_in_batches(
+        |conn, before| Box::pin(db::rate_limits::prune(conn, before)),
+        now,
+    )
+    .await?;
     let retention = config::unix_secs(audit_retention);
     let entries = db
         .prune_in_batches(

@@ -2,15 +2,13 @@
 //! a window, decided and counted in one step *before* any password is hashed, so a
 //! parallel burst cannot get more attempts than the budget.
 //!
-//! [`Limiter`] is the interface; [`MemoryLimiter`] keeps the counts in this process (one
-//! instance), bounded in memory. A store shared by several instances implements the same
-//! trait.
+//! This module holds the rules: the budgets, the keys, and the wait a refusal announces.
+//! The counts live in the database (`db::rate_limits`), so every instance counts each
+//! attempt once.
 //!
-//! Why not a crate such as `governor`: those limit request *rates* (GCRA). Here a success
-//! gives its attempt back, and the answer must carry `Retry-After`; a counter per key in
-//! a fixed window says exactly that.
-
-use std::{future::Future, pin::Pin, sync::Mutex};
+//! Why not a crate such as `governor`: those limit request *rates* (GCRA) in one process.
+//! Here a success gives its attempt back, and the answer must carry `Retry-After`; a
+//! counter per key in a fixed window says exactly that.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -82,139 +80,18 @@ impl Limit {
 /// Seconds until the spent budget renews (`Retry-After`).
 pub type RetryAfter = u64;
 
-pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-pub trait Limiter: Send + Sync {
-    /// Counts one attempt against every limit, or, when any of them is spent, refuses
-    /// with the longest wait and counts nothing. Decided atomically.
-    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, Result<(), RetryAfter>>;
-
-    /// Gives one attempt back to every limit (it succeeded: it was not a guess).
-    fn give_back<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, ()>;
-
-    /// Forgets a key's count (a person got in from this address: their earlier typos
-    /// there are forgiven).
-    fn reset<'a>(&'a self, key: &'a str) -> Pending<'a, ()>;
-}
-
-/// No limits at all (`RATE_LIMIT_ENABLED=false`: load tests and test suites).
-pub struct Unlimited;
-
-impl Limiter for Unlimited {
-    fn attempt<'a>(&'a self, _: &'a [Limit], _: i64) -> Pending<'a, Result<(), RetryAfter>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn give_back<'a>(&'a self, _: &'a [Limit], _: i64) -> Pending<'a, ()> {
-        Box::pin(async {})
-    }
-
-    fn reset<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
-        Box::pin(async {})
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Window {
-    started: i64,
-    count: u32,
-    window_secs: i64,
-}
-
-impl Window {
-    fn ends(&self) -> i64 {
-        self.started + self.window_secs
-    }
-}
-
-/// Keys kept at most. Past it the cache evicts the least useful entries itself (CLOCK-Pro,
-/// constant time per insert), so a flood of new keys never makes a request scan the table
-/// under the lock. An evicted key starts afresh: the cap must stay well above the number
-/// of keys a window sees in normal use.
-const MAX_KEYS: usize = 100_000;
-
-/// The counts in this process's memory, behind one lock: a decision over several keys
-/// must see and change them together.
-pub struct MemoryLimiter {
-    windows: Mutex<quick_cache::unsync::Cache<String, Window>>,
-}
-
-impl Default for MemoryLimiter {
-    fn default() -> Self {
-        MemoryLimiter::with_capacity(MAX_KEYS)
-    }
-}
-
-impl MemoryLimiter {
-    pub fn with_capacity(keys: usize) -> MemoryLimiter {
-        MemoryLimiter {
-            windows: Mutex::new(quick_cache::unsync::Cache::new(keys)),
-        }
-    }
-
-    fn decide(&self, limits: &[Limit], now: i64) -> Result<(), RetryAfter> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let retry_after = limits
-            .iter()
-            .filter_map(|limit| {
-                let w = windows.peek(limit.key.as_str())?;
-                (now < w.ends() && w.count >= limit.budget.limit).then_some(w.ends() - now)
-            })
-            .max();
-        if let Some(secs) = retry_after {
-            return Err(secs.max(1) as u64);
-        }
-        for limit in limits {
-            let current = windows
-                .get(limit.key.as_str())
-                .copied()
-                .filter(|w| now < w.ends());
-            let mut w = current.unwrap_or(Window {
-                started: now,
-                count: 0,
-                window_secs: limit.budget.window_secs,
-            });
-            w.count += 1;
-            windows.insert(limit.key.clone(), w);
-        }
-        Ok(())
-    }
-
-    fn undo(&self, limits: &[Limit], now: i64) {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        for limit in limits {
-            if let Some(mut w) = windows.get_mut(limit.key.as_str()) {
-                if now < w.ends() {
-                    w.count = w.count.saturating_sub(1);
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn keys(&self) -> usize {
-        self.windows.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-impl Limiter for MemoryLimiter {
-    fn attempt<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, Result<(), RetryAfter>> {
-        let decided = self.decide(limits, now);
-        Box::pin(async move { decided })
-    }
-
-    fn give_back<'a>(&'a self, limits: &'a [Limit], now: i64) -> Pending<'a, ()> {
-        self.undo(limits, now);
-        Box::pin(async {})
-    }
-
-    fn reset<'a>(&'a self, key: &'a str) -> Pending<'a, ()> {
-        self.windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        Box::pin(async {})
-    }
+/// The wait a refusal announces: the longest of the spent limits', given the live
+/// `windows` (`key`, `count`, `window_ends`) of their keys. At least a second.
+pub fn retry_after(limits: &[Limit], windows: &[(String, i64, i64)], now: i64) -> RetryAfter {
+    let longest = limits
+        .iter()
+        .filter_map(|limit| {
+            let (_, count, ends) = windows.iter().find(|(key, _, _)| *key == limit.key)?;
+            (*count >= i64::from(limit.budget.limit)).then_some(ends - now)
+        })
+        .max()
+        .unwrap_or(1);
+    longest.max(1) as RetryAfter
 }
 
 #[cfg(test)]
@@ -226,78 +103,17 @@ mod tests {
         window_secs: 100,
     };
 
-    fn k(key: &str) -> Vec<Limit> {
-        vec![Limit::new(key, B)]
-    }
-
-    fn attempt(l: &MemoryLimiter, limits: &[Limit], now: i64) -> Result<(), RetryAfter> {
-        l.decide(limits, now)
-    }
-
     #[test]
-    fn the_budget_is_spent_then_renewed_after_the_window() {
-        let l = MemoryLimiter::default();
-        for i in 0..3 {
-            assert_eq!(attempt(&l, &k("k"), 1000 + i), Ok(()));
-        }
-        assert_eq!(attempt(&l, &k("k"), 1010), Err(90));
-        assert_eq!(attempt(&l, &k("other"), 1010), Ok(()));
-        assert_eq!(attempt(&l, &k("k"), 1100), Ok(()));
-    }
-
-    #[test]
-    fn a_refusal_counts_nothing_on_any_key() {
-        let l = MemoryLimiter::default();
-        let spent = Budget {
-            limit: 1,
-            window_secs: 100,
-        };
-        let both = vec![Limit::new("a", B), Limit::new("b", spent)];
-        assert_eq!(attempt(&l, &both, 0), Ok(()));
-        for _ in 0..5 {
-            assert!(attempt(&l, &both, 1).is_err());
-        }
-        // "a" was counted once, by the attempt that passed.
-        assert_eq!(attempt(&l, &k("a"), 2), Ok(()));
-        assert_eq!(attempt(&l, &k("a"), 2), Ok(()));
-        assert!(attempt(&l, &k("a"), 2).is_err());
-    }
-
-    #[test]
-    fn giving_back_makes_room_for_one_more() {
-        let l = MemoryLimiter::default();
-        for _ in 0..3 {
-            attempt(&l, &k("k"), 0).unwrap();
-        }
-        assert!(attempt(&l, &k("k"), 1).is_err());
-        l.undo(&k("k"), 1);
-        assert_eq!(attempt(&l, &k("k"), 1), Ok(()));
-        assert!(attempt(&l, &k("k"), 1).is_err());
-    }
-
-    #[test]
-    fn the_longest_wait_of_all_spent_keys_is_reported() {
-        let l = MemoryLimiter::default();
-        let long = Budget {
-            limit: 1,
-            window_secs: 500,
-        };
-        attempt(&l, &[Limit::new("a", B), Limit::new("b", long)], 0).unwrap();
-        attempt(&l, &k("a"), 0).unwrap();
-        attempt(&l, &k("a"), 0).unwrap();
-        assert_eq!(
-            attempt(&l, &[Limit::new("a", B), Limit::new("b", long)], 10),
-            Err(490)
-        );
-    }
-
-    #[test]
-    fn memory_stays_bounded_under_a_flood_of_keys() {
-        let l = MemoryLimiter::with_capacity(1_000);
-        for i in 0..20_000 {
-            attempt(&l, &k(&format!("flood-{i}")), 0).unwrap();
-        }
-        assert!(l.keys() <= 1_000, "{} keys kept", l.keys());
+    fn the_longest_wait_of_the_spent_limits_is_announced() {
+        let limits = [Limit::new("a", B), Limit::new("b", B), Limit::new("c", B)];
+        let windows = [
+            ("a".to_string(), 3, 1090),
+            ("b".to_string(), 2, 1500), // not spent: its wait does not count
+            ("c".to_string(), 5, 1200),
+        ];
+        assert_eq!(retry_after(&limits, &windows, 1000), 200);
+        // A window that ended as the answer was read still says a second.
+        assert_eq!(retry_after(&limits[..1], &windows[..1], 1090), 1);
     }
 
     #[test]
@@ -313,38 +129,5 @@ mod tests {
             address_key("2001:db8:1:2::1")
         );
         assert_eq!(address_key("::ffff:198.51.100.1"), "198.51.100.1");
-    }
-
-    #[test]
-    fn a_flood_of_new_keys_from_one_address_cannot_reset_a_spent_budget() {
-        // Every attempt names the address too, and a refused attempt creates no key: one
-        // address makes at most its own budget of keys, far below the cap.
-        let l = MemoryLimiter::with_capacity(1_000);
-        let account = Limit::new("account:victim", B);
-        for _ in 0..3 {
-            l.decide(std::slice::from_ref(&account), 0).unwrap();
-        }
-        let per_address = Budget {
-            limit: 100,
-            window_secs: 100,
-        };
-        for i in 0..20_000 {
-            let _ = l.decide(
-                &[
-                    Limit::new("ip:attacker", per_address),
-                    Limit::new(format!("account:{i}"), B),
-                ],
-                1,
-            );
-        }
-        assert!(l.decide(&[account], 2).is_err(), "still spent");
-    }
-
-    #[tokio::test]
-    async fn unlimited_never_refuses() {
-        let limits = k("k");
-        for _ in 0..10 {
-            assert_eq!(Unlimited.attempt(&limits, 0).await, Ok(()));
-        }
     }
 }

@@ -9,6 +9,7 @@ pub mod email_codes;
 pub mod identities;
 pub mod oidc_flows;
 pub mod password_resets;
+pub mod rate_limits;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;
@@ -135,6 +136,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "signing_keys",
         include_str!("../../migrations/0007_signing_keys.sql"),
+    ),
+    (
+        8,
+        "rate_limits",
+        include_str!("../../migrations/0008_rate_limits.sql"),
     ),
 ];
 

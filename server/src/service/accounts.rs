@@ -1,8 +1,8 @@
 //! Accounts: creating them, their password, their access, ending all their sessions.
 
 use super::{
-    count_attempt, end_sessions_in, judged, record, recovery, sessions, Client, Core, Ending,
-    SignedIn,
+    count_attempt, end_sessions_in, give_back, judged, record, recovery, sessions, Client, Core,
+    Ending, SignedIn,
 };
 use crate::{
     auth::{
@@ -239,7 +239,7 @@ pub async fn change_password(
     if !judged(core, &limits, now, verified).await?.valid {
         return Err(ApiError::InvalidCredentials);
     }
-    core.limiter.give_back(&limits, now).await;
+    give_back(core, &limits, now).await;
     let fresh = core.passwords.hash(&change.new).await?;
     let mut tx = core.db.begin_write().await?;
     // Checked against the hash read before hashing: changed since (or removed), it wins.

@@ -19,10 +19,10 @@ pub mod user_cache;
 use crate::{
     auth::{
         password::{PasswordError, Passwords},
-        throttle::{Limit, Limiter},
+        throttle::Limit,
         tokens::ServerSecret,
     },
-    db::{audit, sessions as session_rows, users::UserRow, Db, WriteTx},
+    db::{audit, rate_limits, sessions as session_rows, users::UserRow, Db, WriteTx},
     error::ApiError,
     mail::Mailer,
 };
@@ -36,7 +36,9 @@ pub struct Core {
     pub db: Db,
     pub passwords: Passwords,
     pub secret: Arc<ServerSecret>,
-    pub limiter: Arc<dyn Limiter>,
+    /// `RATE_LIMIT_ENABLED`: brute-force limits counted (in the database, shared by every
+    /// instance) or not at all.
+    pub rate_limits: bool,
     /// Read-through cache of people and their live sessions for the request guards; every
     /// service that changes either evicts the person after its commit.
     pub users: Arc<UserCache>,
@@ -56,16 +58,11 @@ impl Core {
         db: Db,
         secret: [u8; 32],
     ) -> Result<Core, crate::StartupError> {
-        let limiter: Arc<dyn Limiter> = if settings.auth.rate_limit_enabled {
-            Arc::new(crate::auth::throttle::MemoryLimiter::default())
-        } else {
-            Arc::new(crate::auth::throttle::Unlimited)
-        };
         Ok(Core {
             db,
             passwords: Passwords::for_this_machine()?,
             secret: Arc::new(ServerSecret::new(secret)),
-            limiter,
+            rate_limits: settings.auth.rate_limit_enabled,
             users: Arc::new(UserCache::new()),
             mailer: Mailer::from_settings(settings)?,
             lifetimes: settings.lifetimes(),
@@ -120,10 +117,34 @@ async fn end_sessions_in(
 /// Counts an attempt against `limits` before any password work: refused (429) when one of
 /// them is spent.
 async fn count_attempt(core: &Core, limits: &[Limit], now: i64) -> Result<(), ApiError> {
-    core.limiter
-        .attempt(limits, now)
-        .await
+    if !core.rate_limits {
+        return Ok(());
+    }
+    rate_limits::attempt(&core.db, limits, now)
+        .await?
         .map_err(|retry_after| ApiError::RateLimited { retry_after })
+}
+
+/// Gives an attempt counted by [`count_attempt`] back: it was no guess. A failure only
+/// leaves the attempt counted, so it is logged, not answered.
+async fn give_back(core: &Core, limits: &[Limit], now: i64) {
+    if !core.rate_limits {
+        return;
+    }
+    if let Err(e) = rate_limits::give_back(&core.db, limits, now).await {
+        tracing::warn!(error = %e, "an attempt could not be given back");
+    }
+}
+
+/// Forgets the count of `limit`'s key (see `rate_limits::reset`); failures as in
+/// [`give_back`].
+async fn forgive(core: &Core, limit: &Limit) {
+    if !core.rate_limits {
+        return;
+    }
+    if let Err(e) = rate_limits::reset(&core.db, &limit.key).await {
+        tracing::warn!(error = %e, "a count could not be reset");
+    }
 }
 
 /// The outcome of password work counted by [`count_attempt`]: when the hashing pool was too
@@ -135,7 +156,7 @@ async fn judged<T>(
     work: Result<T, PasswordError>,
 ) -> Result<T, ApiError> {
     if let Err(PasswordError::Overloaded) = &work {
-        core.limiter.give_back(limits, now).await;
+        give_back(core, limits, now).await;
     }
     work.map_err(ApiError::from)
 }

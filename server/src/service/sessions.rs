@@ -4,7 +4,10 @@
 //! token is looked up first, outside any write transaction: an unknown, expired or revoked
 //! token never waits for (or holds up) a writer.
 
-use super::{count_attempt, end_sessions_in, judged, record, Client, Core, Ending, SignedIn};
+use super::{
+    count_attempt, end_sessions_in, forgive, give_back, judged, record, Client, Core, Ending,
+    SignedIn,
+};
 use crate::{
     auth::{
         refresh::{decide, Decision, FamilyRecord, Policy, ReuseCause, TokenRecord},
@@ -294,8 +297,8 @@ pub async fn login(
     };
     // Not a guess: the address's and the account's counts get it back, and this address's
     // earlier typos for this account are forgiven.
-    core.limiter.give_back(&limits[1..], now).await;
-    core.limiter.reset(&limits[0].key).await;
+    give_back(core, &limits[1..], now).await;
+    forgive(core, &limits[0]).await;
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }

@@ -27,6 +27,7 @@ mod process;
 mod provider;
 mod pruning;
 mod race_matrix;
+mod rate_limits;
 mod recovery;
 mod refresh;
 mod register;

@@ -1,0 +1,165 @@
+//! The `rate_limits` table: attempts counted per key in fixed windows, shared by every
+//! instance. The budgets and the keys are the rules' (`auth::throttle`); this module
+//! counts.
+
+use super::{Backend, Db};
+use crate::auth::throttle::{self, Limit, RetryAfter};
+use sqlx::{Any, Executor};
+
+/// The attempt statement for `n` limits: it counts one attempt against every limit, or,
+/// when any of them is spent, nothing at all, in one statement, so parallel attempts on
+/// any number of instances cannot get past a budget.
+///
+/// On PostgreSQL the live rows of the keys are locked first (`for update`, in key order so
+/// two attempts cannot deadlock), and after a wait the lock returns the row as the other
+/// attempt left it; keys without a live row start at 0 and take the insert's own row
+/// lock. SQLite runs it in a write transaction, alone.
+fn attempt_sql(n: usize, backend: Backend) -> String {
+    let wanted = (0..n)
+        .map(|i| {
+            format!(
+                "(cast(${} as text), cast(${} as bigint), cast(${} as bigint))",
+                2 + 3 * i,
+                3 + 3 * i,
+                4 + 3 * i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock = match backend {
+        Backend::Postgres => " order by r.key for update",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "with wanted (key, lim, secs) as (values {wanted}), \
+         live as (select r.key, r.count from rate_limits r \
+                  where r.key in (select key from wanted) and r.window_ends > $1{lock}) \
+         insert into rate_limits (key, window_ends, count) \
+         select w.key, $1 + w.secs, 1 from wanted w \
+         where not exists (select 1 from wanted s join live l on l.key = s.key \
+                           where l.count >= s.lim) \
+         order by w.key \
+         on conflict (key) do update set \
+           count = case when rate_limits.window_ends > $1 then rate_limits.count + 1 else 1 end, \
+           window_ends = case when rate_limits.window_ends > $1 \
+                         then rate_limits.window_ends else excluded.window_ends end \
+         returning key"
+    )
+}
+
+/// Counts one attempt against every limit, or refuses with the longest wait of the spent
+/// ones and counts nothing.
+pub async fn attempt(
+    db: &Db,
+    limits: &[Limit],
+    now: i64,
+) -> Result<Result<(), RetryAfter>, sqlx::Error> {
+    let mut limits = limits.to_vec();
+    limits.sort_by(|a, b| a.key.cmp(&b.key));
+    limits.dedup_by(|a, b| a.key == b.key);
+    let sql = attempt_sql(limits.len(), db.backend());
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(now);
+    for limit in &limits {
+        query = query
+            .bind(limit.key.clone())
+            .bind(i64::from(limit.budget.limit))
+            .bind(limit.budget.window_secs);
+    }
+    let counted = match db.backend() {
+        Backend::Postgres => query.fetch_all(db.pool()).await?,
+        Backend::Sqlite => {
+            let mut tx = db.begin_write().await?;
+            let counted = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            counted
+        }
+    };
+    if !counted.is_empty() {
+        return Ok(Ok(()));
+    }
+    // Refused: how long until the spent budgets renew (read after the decision, for the
+    // answer's Retry-After only).
+    let windows = windows(db.pool(), &limits, now).await?;
+    Ok(Err(throttle::retry_after(&limits, &windows, now)))
+}
+
+/// The live windows of `limits`' keys: `(key, count, window_ends)`.
+async fn windows<'e>(
+    db: impl Executor<'e, Database = Any>,
+    limits: &[Limit],
+    now: i64,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let keys = placeholders(2, limits.len());
+    let mut query = sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(format!(
+        "select key, count, window_ends from rate_limits where window_ends > $1 and key in ({keys})"
+    )))
+    .bind(now);
+    for limit in limits {
+        query = query.bind(limit.key.clone());
+    }
+    query.fetch_all(db).await
+}
+
+/// `$first, $first+1, …`: `n` placeholders.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Gives one attempt back to every limit whose window is still running (it succeeded:
+/// it was no guess).
+pub async fn give_back(db: &Db, limits: &[Limit], now: i64) -> Result<(), sqlx::Error> {
+    let keys = placeholders(2, limits.len());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update rate_limits set count = count - 1 \
+         where window_ends > $1 and count > 0 and key in ({keys})"
+    )))
+    .bind(now);
+    for limit in limits {
+        query = query.bind(limit.key.clone());
+    }
+    write(db, query).await
+}
+
+/// Forgets a key's count (a person got in from this address: their earlier typos there
+/// are forgiven).
+pub async fn reset(db: &Db, key: &str) -> Result<(), sqlx::Error> {
+    write(
+        db,
+        sqlx::query("delete from rate_limits where key = $1").bind(key.to_string()),
+    )
+    .await
+}
+
+/// One statement that writes: on SQLite in a write transaction, taking its turn.
+async fn write<'q>(
+    db: &Db,
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+) -> Result<(), sqlx::Error> {
+    match db.backend() {
+        Backend::Postgres => query.execute(db.pool()).await.map(|_| ()),
+        Backend::Sqlite => {
+            let mut tx = db.begin_write().await?;
+            query.execute(&mut *tx).await?;
+            tx.commit().await
+        }
+    }
+}
+
+/// Deletes up to [`super::PRUNE_BATCH`] keys whose window ended before `before`.
+pub async fn prune<'e>(
+    db: impl Executor<'e, Database = Any>,
+    before: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "delete from rate_limits where key in \
+         (select key from rate_limits where window_ends <= $1 limit $2)",
+    )
+    .bind(before)
+    .bind(super::PRUNE_BATCH)
+    .execute(db)
+    .await
+    .map(|done| done.rows_affected())
+}
