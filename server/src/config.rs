@@ -31,6 +31,8 @@ pub struct HttpSettings {
     /// Normalised origins (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub limits: HttpLimits,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client (see `proxies`).
+    pub trusted_proxies: Vec<crate::proxies::Cidr>,
 }
 
 /// Tokens, sessions, keys and the rules of signing in.
@@ -268,6 +270,15 @@ fn http_settings(vars: &Vars) -> Result<HttpSettings, ConfigError> {
             })
             .collect::<Result<_, _>>()?,
     };
+    let trusted_proxies = match vars.get("TRUSTED_PROXIES") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|c| c.parse().map_err(|reason| err("TRUSTED_PROXIES", reason)))
+            .collect::<Result<_, _>>()?,
+    };
     let limits = HttpLimits {
         header_timeout: vars.positive_secs("HTTP_HEADER_TIMEOUT_SECS", 10)?,
         request_timeout: vars.positive_secs("HTTP_REQUEST_TIMEOUT_SECS", 30)?,
@@ -287,6 +298,7 @@ fn http_settings(vars: &Vars) -> Result<HttpSettings, ConfigError> {
         cookie_secure: vars.bool("COOKIE_SECURE", true)?,
         allowed_origins,
         limits,
+        trusted_proxies,
     })
 }
 
@@ -943,6 +955,9 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("RATE_LIMIT_ENABLED", "2"),
             ("ALLOWED_ORIGINS", "https://ok.example, not a url"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("AUTH_KEY_PUBLISH_SECS", "10m"),
             ("RUST_LOG", "info,[[["),
             ("SMTP_URL", "mail.example.com:25"),
             ("SMTP_URL", "smtp://"),

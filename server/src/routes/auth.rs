@@ -3,7 +3,7 @@
 
 use super::{
     client, cookie,
-    extract::{bearer, AuthUser},
+    extract::{bearer, AuthUser, ClientIp},
     origin_allowed, user_json,
 };
 use crate::{
@@ -18,14 +18,13 @@ use crate::{
 };
 use app::api::{ChangePasswordRequest, LoginRequest, RegisterRequest, Session};
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{header, request::Parts, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
     Json, Router,
 };
 use secrecy::SecretString;
-use std::net::SocketAddr;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
@@ -115,12 +114,11 @@ fn clearing(state: &AppState, error: ApiError) -> Response {
 
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.unix();
-    let ip = addr.ip().to_string();
     let account = NewAccount {
         email: body.email,
         name: body.name,
@@ -138,7 +136,7 @@ async fn register(
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -153,7 +151,6 @@ async fn login(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let ip = addr.ip().to_string();
     let credentials = Credentials {
         email,
         password: SecretString::from(body.password),
@@ -202,14 +199,13 @@ async fn refresh(State(state): State<AppState>, parts: Parts) -> Response {
 
 async fn logout(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     if !origin_allowed(&parts, &state.settings) {
         return Err(ApiError::OriginForbidden);
     }
     if let Some((presented, _)) = presented_refresh_token(&parts) {
-        let ip = addr.ip().to_string();
         let client = client(&parts.headers, &ip);
         sessions::logout(&state.core, &presented, client, state.clock.unix()).await?;
     }
@@ -225,7 +221,7 @@ async fn logout(
 /// other session of theirs; this one goes on.
 async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     user: AuthUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
@@ -244,7 +240,6 @@ async fn change_password(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let ip = addr.ip().to_string();
     let change = PasswordChange {
         current: SecretString::from(body.current_password),
         new: SecretString::from(body.new_password),

@@ -16,10 +16,39 @@ use crate::{
 };
 use app::api::Role;
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts},
 };
-use std::{marker::PhantomData, sync::Arc};
+use std::{marker::PhantomData, net::SocketAddr, sync::Arc};
+
+/// The client's address (see `proxies`): what rate limits, sessions and the audit log
+/// record. The peer's, or, from a peer in `TRUSTED_PROXIES`, the one `X-Forwarded-For`
+/// names.
+#[derive(Clone, Debug)]
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| ApiError::internal("no peer address: not served by serve.rs"))?;
+        let forwarded_for = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let address = crate::proxies::client_address(
+            peer,
+            forwarded_for,
+            &state.settings.http.trusted_proxies,
+        );
+        Ok(ClientIp(address.to_string()))
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct AuthUser {

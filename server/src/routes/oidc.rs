@@ -2,7 +2,10 @@
 //! top-level navigation that ends at the provider) and the callback (which ends at the
 //! page the person wanted, signed in, or at the login page saying what went wrong).
 
-use super::{client, cookie, extract::AuthUser};
+use super::{
+    client, cookie,
+    extract::{AuthUser, ClientIp},
+};
 use crate::{
     error::ApiError,
     oidc::Provider,
@@ -14,14 +17,14 @@ use app::api::{
     ErrorCode, IdentityInfo, LinkAnswer, ProviderInfo, SignInMethods,
 };
 use axum::{
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 pub const START: &str = "/api/auth/oidc/{id}/start";
 pub const CALLBACK: &str = "/api/auth/oidc/{id}/callback";
@@ -56,12 +59,11 @@ async fn sign_in_methods(
 
 async fn unlink(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     Path(provider): Path<String>,
     headers: HeaderMap,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    let ip = addr.ip().to_string();
     identities::unlink(
         &state.core,
         user.user_id(),
@@ -105,7 +107,7 @@ struct StartQuery {
 
 async fn start(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Query(query): Query<StartQuery>,
     headers: HeaderMap,
@@ -118,10 +120,7 @@ async fn start(
             let refresh = cookie::read(&headers);
             identities::start_link(&state.core, &provider, &ticket, refresh.as_deref(), now).await?
         }
-        None => {
-            let ip = addr.ip().to_string();
-            identities::start_sign_in(&state.core, &provider, &next, &ip, now).await?
-        }
+        None => identities::start_sign_in(&state.core, &provider, &next, &ip, now).await?,
     };
     let secure = state.settings.http.cookie_secure;
     Ok(redirect(
@@ -139,14 +138,13 @@ struct CallbackQuery {
 
 async fn callback(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Query(query): Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let provider = provider(&state, &id)?;
     let now = state.clock.unix();
-    let ip = addr.ip().to_string();
     let flow_token = cookie::read_flow(&headers, state.settings.http.cookie_secure);
     let finished = identities::finish(
         &state.core,

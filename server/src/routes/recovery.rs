@@ -1,7 +1,7 @@
 //! Password reset by an emailed link: `POST /api/auth/password/forgot` and
 //! `POST /api/auth/password/reset`.
 
-use super::client;
+use super::{client, extract::ClientIp};
 use crate::{
     auth::validate,
     error::{ApiError, ApiJson},
@@ -10,13 +10,12 @@ use crate::{
 };
 use app::api::{ForgotPasswordRequest, ResetPasswordRequest};
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     routing::post,
     Router,
 };
 use secrecy::SecretString;
-use std::net::SocketAddr;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
@@ -30,7 +29,7 @@ pub fn router() -> Router<AppState> {
 /// background, so the answer and its timing are the same either way.
 async fn forgot(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ForgotPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
@@ -39,7 +38,6 @@ async fn forgot(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let ip = addr.ip().to_string();
     recovery::request_reset(
         &state.core,
         email,
@@ -53,7 +51,7 @@ async fn forgot(
 /// Sets a new password with a live link, and signs the person out everywhere.
 async fn reset(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
@@ -65,7 +63,6 @@ async fn reset(
     // Carried out to its end even if the client goes away or the request's time limit
     // cuts the answer: between the claim of the link and the new password there are two
     // commits, and a cut in between would use the link up for nothing.
-    let ip = addr.ip().to_string();
     let user_agent = super::client(&headers, &ip).user_agent.map(str::to_string);
     let (core, now) = (state.core.clone(), state.clock.unix());
     tokio::spawn(async move {

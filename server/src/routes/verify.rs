@@ -1,7 +1,11 @@
 //! Email verification by a 6-digit code: `POST /api/auth/verify-email` and
 //! `POST /api/auth/verify-email/resend`.
 
-use super::{client, extract::AllowUnverified, user_json};
+use super::{
+    client,
+    extract::{AllowUnverified, ClientIp},
+    user_json,
+};
 use crate::{
     auth::{email_code, validate},
     error::{ApiError, ApiJson},
@@ -10,12 +14,11 @@ use crate::{
 };
 use app::api::{User, VerifyEmailRequest};
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     routing::post,
     Json, Router,
 };
-use std::net::SocketAddr;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
@@ -27,7 +30,7 @@ pub fn router() -> Router<AppState> {
 
 async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     AllowUnverified(user): AllowUnverified,
     ApiJson(body): ApiJson<VerifyEmailRequest>,
@@ -44,7 +47,6 @@ async fn verify(
         );
         return Err(ApiError::Validation(errors));
     };
-    let ip = addr.ip().to_string();
     let row = recovery::verify_email(
         &state.core,
         user.user_id(),

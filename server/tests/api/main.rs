@@ -25,6 +25,7 @@ mod password;
 mod paths;
 mod process;
 mod provider;
+mod proxies;
 mod pruning;
 mod race_matrix;
 mod rate_limits;
