@@ -58,3 +58,99 @@ impl Clock for ManualClock {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
+
+/// This instance's clock brought to the database's, so instances sharing a database judge
+/// times alike: above all the refresh grace window, where a token rotated on one instance
+/// is presented to another. The offset is measured at start and every five minutes.
+pub struct DatabaseClock {
+    local: SharedClock,
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+/// How often the offset is measured again (a clock stepped by NTP, say).
+pub const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The correction for a database `db_ms` while this clock read `local_ms`: none under
+/// 1.5 s, which is as precise as a measurement against a clock of whole seconds gets
+/// (and NTP keeps real clocks far closer); else the difference, in whole seconds.
+pub fn offset_secs(db_ms: i64, local_ms: i64) -> i64 {
+    let difference = db_ms - local_ms;
+    if difference.abs() < 1_500 {
+        0
+    } else {
+        (difference as f64 / 1000.0).round() as i64
+    }
+}
+
+impl DatabaseClock {
+    pub fn new(local: SharedClock) -> DatabaseClock {
+        DatabaseClock {
+            local,
+            offset_secs: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Reads the database's time and keeps the offset to it; returns the offset.
+    pub async fn measure(&self, db: &crate::db::Db) -> Result<i64, sqlx::Error> {
+        let millis = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let before = millis(self.local.now());
+        let db_ms = db.time_ms().await?;
+        let after = millis(self.local.now());
+        let offset = offset_secs(db_ms, before + (after - before) / 2);
+        let previous = self
+            .offset_secs
+            .swap(offset, std::sync::atomic::Ordering::SeqCst);
+        if offset != previous {
+            tracing::warn!(
+                offset_secs = offset,
+                "this server's clock differs from the database's; following the database's"
+            );
+        }
+        Ok(offset)
+    }
+
+    /// Measures again every [`MEASURE_EVERY`] until the task is aborted.
+    pub async fn keep_measuring(self: Arc<Self>, db: crate::db::Db) {
+        let mut ticker = tokio::time::interval(MEASURE_EVERY);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.measure(&db).await {
+                tracing::warn!(error = %e, "reading the database's time failed");
+            }
+        }
+    }
+}
+
+impl Clock for DatabaseClock {
+    fn now(&self) -> OffsetDateTime {
+        let offset = self.offset_secs.load(std::sync::atomic::Ordering::SeqCst);
+        self.local.now() + time::Duration::seconds(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_differences_are_left_alone_and_larger_ones_followed() {
+        assert_eq!(offset_secs(1_000_000, 1_000_000), 0);
+        assert_eq!(offset_secs(1_001_499, 1_000_000), 0);
+        assert_eq!(offset_secs(998_501, 1_000_000), 0);
+        assert_eq!(offset_secs(1_001_500, 1_000_000), 2);
+        assert_eq!(offset_secs(1_000_000, 1_020_300), -20);
+    }
+
+    #[test]
+    fn the_database_clock_adds_its_offset() {
+        let local = ManualClock::at(1_000);
+        let clock = DatabaseClock::new(Arc::new(local.clone()));
+        clock
+            .offset_secs
+            .store(-20, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(clock.unix(), 980);
+        local.advance(5);
+        assert_eq!(clock.unix(), 985);
+    }
+}

@@ -39,6 +39,8 @@ pub enum StartupError {
     Key(#[from] auth::keys::KeyError),
     #[error("signing keys: {0}")]
     Keys(#[from] service::keys::KeysError),
+    #[error("reading the database's time: {0}")]
+    DatabaseTime(sqlx::Error),
     #[error(transparent)]
     Password(#[from] auth::password::PasswordError),
     #[error("mail: {0}")]
@@ -64,6 +66,9 @@ pub struct Application {
     /// versions loaded.
     sealer: Arc<auth::keys::Sealer>,
     keys_seen: Vec<(String, i64)>,
+    /// Wakes the keys' reader when another instance announces a new key.
+    keys_changed: Arc<tokio::sync::Notify>,
+    database_clock: Arc<clock::DatabaseClock>,
 }
 
 impl Application {
@@ -74,6 +79,13 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let db = Db::connect(settings.database_url.expose_secret()).await?;
         db.migrate().await?;
+        // Every instance on the database then judges times (the refresh grace window) alike.
+        let database_clock = Arc::new(clock::DatabaseClock::new(clock));
+        database_clock
+            .measure(&db)
+            .await
+            .map_err(StartupError::DatabaseTime)?;
+        let clock: SharedClock = database_clock.clone();
         let listener = TcpListener::bind(settings.http.site_addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -98,6 +110,10 @@ impl Application {
             ttl,
         );
         let core = service::Core::new(&settings, db.clone(), secret)?;
+        if db.backend() == db::Backend::Postgres {
+            // Other instances' changes go unheard until the listener is up (see `run_until`).
+            core.users.set_hearing(false);
+        }
         let state = AppState {
             leptos_options,
             jwt: Arc::new(jwt),
@@ -114,6 +130,8 @@ impl Application {
             clock,
             sealer,
             keys_seen: loaded.versions,
+            keys_changed: Arc::default(),
+            database_clock,
         })
     }
 
@@ -148,7 +166,17 @@ impl Application {
             self.state.jwt.clone(),
             self.clock.clone(),
             self.keys_seen.clone(),
+            self.keys_changed.clone(),
         ));
+        let measuring = tokio::spawn(self.database_clock.clone().keep_measuring(self.db.clone()));
+        // Instances sharing a PostgreSQL database hear each other's changes.
+        let listening = (self.db.backend() == db::Backend::Postgres).then(|| {
+            tokio::spawn(service::changes::follow(
+                self.state.settings.database_url.clone(),
+                self.state.core.users.clone(),
+                self.keys_changed.clone(),
+            ))
+        });
         // Discovery of the identity providers, kept up in the background: one that cannot be
         // reached delays nothing else.
         self.state.core.providers.keep_discovered();
@@ -156,6 +184,10 @@ impl Application {
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
         pruner.abort();
         keys.abort();
+        measuring.abort();
+        if let Some(listening) = listening {
+            listening.abort();
+        }
         // Mail queued by the last requests (a code, a reset link) still goes out.
         self.state.core.mailer.flush(mail::LONGEST_SEND).await;
         self.db.close().await;
@@ -203,10 +235,10 @@ pub async fn prune_once(
     db::oidc_flows::prune(&mut *tx, day_ago).await?;
     db::oidc_flows::prune_link_tickets(&mut *tx, day_ago).await?;
     tx.commit().await?;
-    // Limits' windows are at most an hour: their rows go as soon as the window ended.
+    // Limits' windows are at most an hour: their rows go a minute after the window ended.
     db.prune_in_batches(
         |conn, before| Box::pin(db::rate_limits::prune(conn, before)),
-        now,
+        now - 60,
     )
     .await?;
     let retention = config::unix_secs(audit_retention);

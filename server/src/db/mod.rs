@@ -5,6 +5,7 @@
 //! seconds, so no backend-specific type ever crosses the boundary.
 
 pub mod audit;
+pub mod changes;
 pub mod email_codes;
 pub mod identities;
 pub mod oidc_flows;
@@ -230,6 +231,22 @@ impl Db {
             .execute(&self.pool)
             .await
             .map(|_: AnyQueryResult| ())
+    }
+
+    /// The database server's time, in Unix milliseconds: the time every instance on one
+    /// database agrees on (see `clock::DatabaseClock`).
+    pub async fn time_ms(&self) -> Result<i64, sqlx::Error> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "select cast(extract(epoch from clock_timestamp()) * 1000 as bigint)"
+            }
+            Backend::Sqlite => {
+                "select cast((julianday('now') - 2440587.5) * 86400000.0 as integer)"
+            }
+        };
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
     }
 
     pub fn pool(&self) -> &AnyPool {

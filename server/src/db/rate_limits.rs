@@ -6,14 +6,27 @@ use super::{Backend, Db};
 use crate::auth::throttle::{self, Limit, RetryAfter};
 use sqlx::{Any, Executor};
 
+/// The statement that makes sure every key of `n` limits has a row (a new one counts 0
+/// in a window already ended), so the attempt statement finds a row to lock for each.
+fn rows_sql(n: usize) -> String {
+    let rows = (0..n)
+        .map(|i| format!("(${}, $1, 0)", 2 + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "insert into rate_limits (key, window_ends, count) values {rows} \
+         on conflict (key) do nothing"
+    )
+}
+
 /// The attempt statement for `n` limits: it counts one attempt against every limit, or,
 /// when any of them is spent, nothing at all, in one statement, so parallel attempts on
 /// any number of instances cannot get past a budget.
 ///
-/// On PostgreSQL the live rows of the keys are locked first (`for update`, in key order so
-/// two attempts cannot deadlock), and after a wait the lock returns the row as the other
-/// attempt left it; keys without a live row start at 0 and take the insert's own row
-/// lock. SQLite runs it in a write transaction, alone.
+/// On PostgreSQL the keys' rows are locked first (`for update`, in key order so two
+/// attempts cannot deadlock), and after a wait the lock returns the row as the other
+/// attempt left it: every decision sees every count before it. (Without a row to lock,
+/// forty attempts on a new key all counted.) SQLite runs it in a write transaction, alone.
 fn attempt_sql(n: usize, backend: Backend) -> String {
     let wanted = (0..n)
         .map(|i| {
@@ -32,12 +45,12 @@ fn attempt_sql(n: usize, backend: Backend) -> String {
     };
     format!(
         "with wanted (key, lim, secs) as (values {wanted}), \
-         live as (select r.key, r.count from rate_limits r \
-                  where r.key in (select key from wanted) and r.window_ends > $1{lock}) \
+         held as (select r.key, r.count, r.window_ends from rate_limits r \
+                  where r.key in (select key from wanted){lock}) \
          insert into rate_limits (key, window_ends, count) \
          select w.key, $1 + w.secs, 1 from wanted w \
-         where not exists (select 1 from wanted s join live l on l.key = s.key \
-                           where l.count >= s.lim) \
+         where not exists (select 1 from wanted s join held h on h.key = s.key \
+                           where h.window_ends > $1 and h.count >= s.lim) \
          order by w.key \
          on conflict (key) do update set \
            count = case when rate_limits.window_ends > $1 then rate_limits.count + 1 else 1 end, \
@@ -57,6 +70,11 @@ pub async fn attempt(
     let mut limits = limits.to_vec();
     limits.sort_by(|a, b| a.key.cmp(&b.key));
     limits.dedup_by(|a, b| a.key == b.key);
+    let rows_sql = rows_sql(limits.len());
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(rows_sql)).bind(now);
+    for limit in &limits {
+        rows = rows.bind(limit.key.clone());
+    }
     let sql = attempt_sql(limits.len(), db.backend());
     let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(now);
     for limit in &limits {
@@ -66,9 +84,13 @@ pub async fn attempt(
             .bind(limit.budget.window_secs);
     }
     let counted = match db.backend() {
-        Backend::Postgres => query.fetch_all(db.pool()).await?,
+        Backend::Postgres => {
+            rows.execute(db.pool()).await?;
+            query.fetch_all(db.pool()).await?
+        }
         Backend::Sqlite => {
             let mut tx = db.begin_write().await?;
+            rows.execute(&mut *tx).await?;
             let counted = query.fetch_all(&mut *tx).await?;
             tx.commit().await?;
             counted
@@ -148,7 +170,9 @@ async fn write<'q>(
     }
 }
 
-/// Deletes up to [`super::PRUNE_BATCH`] keys whose window ended before `before`.
+/// Deletes up to [`super::PRUNE_BATCH`] keys whose window ended at or before `before`
+/// (call it with a minute's margin: an attempt's new row counts 0 in a window ending at
+/// its start until the attempt statement counts it).
 pub async fn prune<'e>(
     db: impl Executor<'e, Database = Any>,
     before: i64,

@@ -196,7 +196,7 @@ pub async fn promote(core: &Core, email: &str, now: i64) -> Result<UserRow, ApiE
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(&user.id);
+    core.person_changed(&user.id).await;
     Ok(user)
 }
 
@@ -267,7 +267,7 @@ pub async fn change_password(
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(user_id);
+    core.person_changed(user_id).await;
     tracing::info!(user_id, other_sessions_ended = ended, "password changed");
     Ok(())
 }
@@ -347,7 +347,7 @@ pub async fn change_access(
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
-    core.users.evict(target_id);
+    core.person_changed(target_id).await;
     tracing::info!(admin = %admin_id, user_id = %target_id, role = role.as_str(), active, "access changed by an admin");
     Ok(updated)
 }
@@ -383,7 +383,7 @@ pub async fn end_all_sessions(
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(target_id);
+    core.person_changed(target_id).await;
     tracing::info!(admin = %admin_id, user_id = %target_id, "sessions revoked by an admin");
     Ok(())
 }

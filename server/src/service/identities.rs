@@ -275,7 +275,7 @@ pub async fn sign_in(
                 .await?;
                 tx.commit().await?;
                 if sessions_ended {
-                    core.users.evict(&user.id);
+                    core.person_changed(&user.id).await;
                 }
                 tracing::info!(user_id = %user.id, provider, "signed in with an identity provider");
                 return Ok(SignedIn { user, issued });

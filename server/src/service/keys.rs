@@ -10,6 +10,7 @@ use crate::{
     },
     clock::SharedClock,
     db::{
+        changes::{self, Change},
         signing_keys::{self, SigningKeyRow},
         Db,
     },
@@ -86,6 +87,10 @@ pub async fn rotate(
     signing_keys::insert(&mut *tx, &new).await?;
     tx.commit().await?;
     tracing::info!(kid = %new.kid, signs_from = new.signs_from, "signing key added");
+    // The others would read it within a second anyway; this makes it at once.
+    if let Err(e) = changes::announce(db, &Change::Keys).await {
+        tracing::warn!(error = %e, "the new key could not be announced");
+    }
     Ok(KeyInfo {
         kid: new.kid,
         state: KeyState::Next,
@@ -168,18 +173,24 @@ pub async fn catch_up(
 /// any instance, or by `server keys rotate`, is in every instance's JWKS within this.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 
-/// Keeps `jwt`, loaded from `seen`, up with the database until the task is aborted.
+/// Keeps `jwt`, loaded from `seen`, up with the database until the task is aborted: every
+/// [`CATCH_UP_EVERY`], and at once when `changed` is notified (another instance announced
+/// a key).
 pub async fn keep_up(
     db: Db,
     sealer: Arc<Sealer>,
     jwt: Arc<JwtKeys>,
     clock: SharedClock,
     mut seen: Vec<(String, i64)>,
+    changed: Arc<tokio::sync::Notify>,
 ) {
     let mut ticker = tokio::time::interval(CATCH_UP_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = changed.notified() => {}
+        }
         if let Err(e) = catch_up(&db, &sealer, &jwt, &mut seen, clock.unix()).await {
             tracing::warn!(error = %e, "reading the signing keys failed");
         }

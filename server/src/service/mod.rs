@@ -10,6 +10,7 @@
 //! - [`identities`]: signing in with identity providers, and linking them to accounts.
 
 pub mod accounts;
+pub mod changes;
 pub mod identities;
 pub mod keys;
 pub mod recovery;
@@ -22,7 +23,13 @@ use crate::{
         throttle::Limit,
         tokens::ServerSecret,
     },
-    db::{audit, rate_limits, sessions as session_rows, users::UserRow, Db, WriteTx},
+    db::{
+        audit,
+        changes::{self as announced, Change},
+        rate_limits, sessions as session_rows,
+        users::UserRow,
+        Db, WriteTx,
+    },
     error::ApiError,
     mail::Mailer,
 };
@@ -72,6 +79,20 @@ impl Core {
                     .map_err(crate::StartupError::Oidc)?,
             ),
         })
+    }
+}
+
+impl Core {
+    /// After a committed change of a person's sessions, status, role or password: this
+    /// instance forgets its copy at once, and every other instance on the database when
+    /// the announcement reaches it. An announcement that fails is logged: the others then
+    /// see the change when their copy ends (see `user_cache`).
+    pub async fn person_changed(&self, user_id: &str) {
+        self.users.evict(user_id);
+        let change = Change::Person(user_id.to_string());
+        if let Err(e) = announced::announce(&self.db, &change).await {
+            tracing::warn!(user_id, error = %e, "a change could not be announced");
+        }
     }
 }
 

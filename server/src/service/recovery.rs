@@ -127,7 +127,7 @@ pub async fn verify_email(
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     tx.commit().await?;
-    core.users.evict(user_id);
+    core.person_changed(user_id).await;
     tracing::info!(user_id, "email verified");
     Ok(verified)
 }
@@ -296,7 +296,7 @@ pub async fn reset_password(
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(&user_id);
+    core.person_changed(&user_id).await;
     tracing::info!(user_id = %user_id, sessions_ended = ended, "password reset");
     Ok(())
 }

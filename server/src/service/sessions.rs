@@ -349,7 +349,7 @@ pub async fn login(
     .await?;
     tx.commit().await?;
     if rehashed.is_some() {
-        core.users.evict(&user.id);
+        core.person_changed(&user.id).await;
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
     tracing::info!(user_id = %user.id, "logged in");
@@ -390,7 +390,7 @@ pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn,
             if let Some(found) =
                 sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await?
             {
-                core.users.evict(&found.family.user_id);
+                core.person_changed(&found.family.user_id).await;
             }
             ApiError::RefreshReused
         }
@@ -438,7 +438,7 @@ pub async fn logout(
         .await?;
     }
     tx.commit().await?;
-    core.users.evict(user);
+    core.person_changed(user).await;
     Ok(())
 }
 
@@ -467,7 +467,7 @@ pub async fn end_one(
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(user_id);
+    core.person_changed(user_id).await;
     Ok(())
 }
 
@@ -494,6 +494,6 @@ pub async fn end_others(core: &Core, user_id: &str, keep: &str, now: i64) -> Res
     )
     .await?;
     tx.commit().await?;
-    core.users.evict(user_id);
+    core.person_changed(user_id).await;
     Ok(ended)
 }

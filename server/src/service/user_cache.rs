@@ -1,8 +1,11 @@
 //! Recently read people, with their live sessions, for the request guards: a request that
 //! carries a cached, verified token touches no database.
 //!
-//! An entry lives at most `TTL_SECS`; a change made on this instance evicts it at once.
-//! Changes made on another instance are therefore seen here within `TTL_SECS`.
+//! An entry lives at most `TTL_SECS`; a change made on this instance evicts it at once,
+//! and one made on another instance sharing a PostgreSQL database as soon as its
+//! announcement arrives (`service::changes`). While this instance cannot hear
+//! announcements, entries live at most `UNHEARD_TTL_SECS`, so a change elsewhere is still
+//! seen within 2 s.
 //!
 //! A token of a session the entry does not list is refused from memory when the token is
 //! older than the entry (its session existed when the entry was read, so it has ended
@@ -12,11 +15,13 @@
 
 use crate::db::{sessions, users, users::UserRow, Db};
 use std::sync::{
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicI64, AtomicU64, Ordering},
     Arc, OnceLock,
 };
 
 pub const TTL_SECS: i64 = 30;
+/// An entry's life while changes on other instances may go unheard.
+pub const UNHEARD_TTL_SECS: i64 = 1;
 /// Clocks of instances may differ by this much: a token less than this older than the
 /// entry is read again rather than refused.
 const CLOCK_SKEW_SECS: i64 = 5;
@@ -46,6 +51,8 @@ pub struct UserCache {
     evictions: AtomicU64,
     /// Reads of the database, for tests and metrics.
     loads: AtomicU64,
+    /// `TTL_SECS`, or `UNHEARD_TTL_SECS` while announcements may be missed.
+    ttl_secs: AtomicI64,
 }
 
 impl Default for UserCache {
@@ -60,7 +67,21 @@ impl UserCache {
             entries: quick_cache::sync::Cache::new(ENTRIES),
             evictions: AtomicU64::new(0),
             loads: AtomicU64::new(0),
+            ttl_secs: AtomicI64::new(TTL_SECS),
         }
+    }
+
+    /// Whether changes made on other instances reach this one (their announcements are
+    /// heard): entries then live `TTL_SECS`, else `UNHEARD_TTL_SECS`.
+    pub fn set_hearing(&self, hearing: bool) {
+        let ttl = if hearing { TTL_SECS } else { UNHEARD_TTL_SECS };
+        self.ttl_secs.store(ttl, Ordering::SeqCst);
+    }
+
+    /// Forgets everyone: changes may have gone unheard.
+    pub fn clear(&self) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.entries.clear();
     }
 
     /// The person, if they exist, as far as a token of `session_id` issued at `issued_at`
@@ -75,7 +96,8 @@ impl UserCache {
         now: i64,
     ) -> Result<Option<CachedUser>, sqlx::Error> {
         if let Some((fetched_at, cached)) = self.entries.get(id) {
-            let fresh = (fetched_at..fetched_at + TTL_SECS).contains(&now);
+            let ttl = self.ttl_secs.load(Ordering::SeqCst);
+            let fresh = (fetched_at..fetched_at + ttl).contains(&now);
             let older_than_entry = issued_at + CLOCK_SKEW_SECS < fetched_at;
             if fresh && (cached.has_session(session_id) || older_than_entry) {
                 return Ok(Some(cached));

@@ -244,11 +244,27 @@ impl TestApp {
     /// A second instance of this app, as behind a load balancer: the same database and
     /// server secret (and clock), its own port, memory and key file, with `extra` settings.
     pub async fn another_instance(&self, extra: &[(&str, &str)]) -> TestApp {
+        self.another_instance_with_clock(extra, self.clock.clone())
+            .await
+    }
+
+    /// As `another_instance`, on a clock of its own (a server whose clock is off).
+    pub async fn another_instance_with_clock(
+        &self,
+        extra: &[(&str, &str)],
+        clock: ManualClock,
+    ) -> TestApp {
         let secret_file = self.secret_file.display().to_string();
         let mut vars = vec![("AUTH_SECRET_FILE", secret_file.as_str())];
         vars.extend_from_slice(extra);
-        spawn(&vars, Some(&self.database_url), self.clock.clone()).await
+        spawn(&vars, Some(&self.database_url), clock).await
     }
+}
+
+/// Whether the tests run on PostgreSQL (`TEST_DATABASE_URL`), where several instances may
+/// share a database; SQLite serves one.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
 }
 
 /// An app on `database_url`, or on a fresh database.

@@ -14,6 +14,7 @@ mod headers;
 mod health;
 mod helpers;
 mod input;
+mod instances;
 mod keys;
 mod limits;
 mod login;

@@ -96,6 +96,14 @@ async fn parallel_attempts_never_get_past_the_budget() {
     let now = app.clock.now_unix();
     for round in 0..10 {
         let shared = format!("shared-{round}");
+        if round % 2 == 1 {
+            // A key whose window has ended: the race restarts it.
+            let earlier = [Limit::new(shared.clone(), budget)];
+            rate_limits::attempt(&app.db, &earlier, now - 1000)
+                .await
+                .unwrap()
+                .unwrap();
+        }
         // Every attempt names the shared key and one of its own, in either order.
         let attempts = (0..40).map(|i| {
             let db = app.db.clone();
@@ -146,7 +154,7 @@ async fn ended_windows_are_pruned() {
         .await
         .unwrap()
         .unwrap();
-    server::prune_once(&app.db, t + 100, app.state.settings.audit_retention)
+    server::prune_once(&app.db, t + 160, app.state.settings.audit_retention)
         .await
         .unwrap();
     let keys: Vec<String> = sqlx::query_scalar("select key from rate_limits")
