@@ -185,3 +185,44 @@ async fn the_grace_window_is_judged_by_the_databases_clock() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Two instances on one database, on SQLite as well: the refresh store is the database.
+async fn two() -> (TestApp, TestApp) {
+    let a = spawn_app().await;
+    let b = a.another_instance(&[]).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_on_two_instances_converge() {
+    let (a, b) = two().await;
+    for _ in 0..5 {
+        let first = a.register(&unique_email()).await;
+        let token = first.refresh_token();
+        let (on_a, on_b) = tokio::join!(a.refresh(&token), b.refresh(&token));
+        assert_eq!(
+            on_a.refresh_token(),
+            on_b.refresh_token(),
+            "one newest token"
+        );
+        // The family did not fork: the newest rotates on either instance.
+        b.refresh(&on_a.refresh_token()).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replay_on_one_instance_ends_the_login_on_both() {
+    let (a, b) = two().await;
+    let first = a.register(&unique_email()).await;
+    let second = a.refresh(&first.refresh_token()).await;
+    a.clock.advance(11);
+    let replay = b.refresh_raw(&first.refresh_token()).await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let body: app::api::ErrorBody = replay.json().await.unwrap();
+    assert_eq!(body.error.code, app::api::ErrorCode::RefreshReused);
+    assert_eq!(
+        a.refresh_raw(&second.refresh_token()).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the honest tab's newest token is dead on the other instance too"
+    );
+}

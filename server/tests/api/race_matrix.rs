@@ -98,7 +98,8 @@ struct Tally {
 }
 
 struct Run<'a> {
-    app: &'a TestApp,
+    /// The instances the requests go to, in turn: one, or two sharing the database.
+    apps: &'a [&'a TestApp],
     tally: &'a mut Tally,
     model: Model,
     family_id: String,
@@ -106,14 +107,19 @@ struct Run<'a> {
     step: usize,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// The instance that takes the current step's request.
+    fn app(&self) -> &'a TestApp {
+        self.apps[self.step % self.apps.len()]
+    }
+
     /// One refresh at server time `now`: the store's answer, checked against the model.
     async fn present(&mut self, token: &str, now: i64) -> Result<Issued, RefreshFailure> {
         self.step += 1;
         let expected = self.model.decide(token, now);
         let got = session::rotate(
-            &self.app.db,
-            &self.app.state.core.secret,
+            &self.app().db,
+            &self.app().state.core.secret,
             token,
             now,
             POLICY,
@@ -127,8 +133,12 @@ impl Run<'_> {
         match (expected, &got) {
             (Decision::Rotate { child, expires_at }, Ok(issued)) => {
                 assert_eq!(issued.expires_at, expires_at, "{ctx}");
-                let derived =
-                    tokens::child_token(&self.app.state.core.secret, &self.family_id, child, token);
+                let derived = tokens::child_token(
+                    &self.app().state.core.secret,
+                    &self.family_id,
+                    child,
+                    token,
+                );
                 assert_eq!(issued.refresh_token, derived, "{ctx}");
             }
             (Decision::Converge { newest }, Ok(issued)) => {
@@ -163,7 +173,7 @@ impl Run<'_> {
     }
 
     async fn check_invariants(&self, ctx: &str) {
-        let pool = self.app.db.pool();
+        let pool = self.app().db.pool();
         let live: i64 = sqlx::query_scalar(
             "select count(*) from refresh_tokens where family_id = $1 and used_at is null",
         )
@@ -196,14 +206,14 @@ impl Run<'_> {
     /// A transaction that does the rotation's writes, then fails before commit.
     async fn failed_rotation(&mut self, token: &str, now: i64) {
         let snapshot = self.snapshot().await;
-        let mut tx = self.app.db.begin_write().await.unwrap();
+        let mut tx = self.app().db.begin_write().await.unwrap();
         let found = sessions::find_presented(&mut *tx, &tokens::hash(token))
             .await
             .unwrap();
         if let Some(found) = found {
             let generation = self.model.record().newest_generation + 1;
             let child = tokens::child_token(
-                &self.app.state.core.secret,
+                &self.app().state.core.secret,
                 &self.family_id,
                 generation,
                 token,
@@ -237,13 +247,14 @@ impl Run<'_> {
             "select token_hash, generation, used_at from refresh_tokens where family_id = $1 order by generation",
         )
         .bind(&self.family_id)
-        .fetch_all(self.app.db.pool())
+        .fetch_all(self.app().db.pool())
         .await
         .unwrap()
     }
 }
 
-async fn run_seed(app: &TestApp, tally: &mut Tally, user_id: &str, seed: u64) {
+async fn run_seed(apps: &[&TestApp], tally: &mut Tally, user_id: &str, seed: u64) {
+    let app = apps[0];
     let mut rng = StdRng::seed_from_u64(seed);
     let t0 = 1_900_000_000 + (seed as i64) * 10_000;
     let first = tokens::random_token(&mut rng);
@@ -265,7 +276,7 @@ async fn run_seed(app: &TestApp, tally: &mut Tally, user_id: &str, seed: u64) {
     .await
     .unwrap();
     let mut run = Run {
-        app,
+        apps,
         tally,
         model: Model {
             tokens: vec![(
@@ -371,17 +382,17 @@ async fn run_seed(app: &TestApp, tally: &mut Tally, user_id: &str, seed: u64) {
     }
 }
 
-#[tokio::test]
-async fn the_race_matrix_holds_for_every_seed() {
-    let app = spawn_app().await;
-    let user = app.register(&unique_email()).await;
+/// Runs every seed with the requests sent to `apps` in turn, and checks that every cell
+/// of the matrix was reached.
+async fn run_matrix(apps: &[&TestApp]) {
+    let user = apps[0].register(&unique_email()).await;
     let seeds: u64 = std::env::var("RACE_MATRIX_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(150);
     let mut tally = Tally::default();
     for seed in 0..seeds {
-        run_seed(&app, &mut tally, &user.session.user.id, seed).await;
+        run_seed(apps, &mut tally, &user.session.user.id, seed).await;
     }
     let t = &tally;
     for (cell, n) in [
@@ -395,5 +406,23 @@ async fn the_race_matrix_holds_for_every_seed() {
     ] {
         assert!(n > 0, "the matrix never reached {cell}: {tally:?}");
     }
-    eprintln!("race matrix over {seeds} seeds: {tally:?}");
+    eprintln!(
+        "race matrix over {seeds} seeds on {} instance(s): {tally:?}",
+        apps.len()
+    );
+}
+
+#[tokio::test]
+async fn the_race_matrix_holds_for_every_seed() {
+    let app = spawn_app().await;
+    run_matrix(&[&app]).await;
+}
+
+/// The same, each request going to the other of two instances sharing the database (each
+/// with its own connections, and on SQLite its own writer queue).
+#[tokio::test]
+async fn the_race_matrix_holds_with_requests_split_across_two_instances() {
+    let a = spawn_app().await;
+    let b = a.another_instance(&[]).await;
+    run_matrix(&[&a, &b]).await;
 }
