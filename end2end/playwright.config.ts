@@ -1,10 +1,14 @@
 import { defineConfig } from '@playwright/test';
 import {
   baseURL,
+  behindBalancer,
+  instanceEnv,
+  instancePorts,
   maildevPort,
   maildevURL,
   oidcIssuer,
   oidcPort,
+  port,
   serverEnv,
   smtpPort,
 } from './server-env';
@@ -48,13 +52,21 @@ export default defineConfig({
       ],
     },
   },
-  webServer: [
-    {
-      command: `node scripts/maildev.cjs ${smtpPort} ${maildevPort}`,
-      url: `${maildevURL}/email`,
-      reuseExistingServer: false,
-      timeout: 30_000,
-    },
+  webServer: behindBalancer ? balancedServers() : servers(),
+});
+
+function maildev() {
+  return {
+    command: `node scripts/maildev.cjs ${smtpPort} ${maildevPort}`,
+    url: `${maildevURL}/email`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+  };
+}
+
+function servers() {
+  return [
+    maildev(),
     {
       // Before the app, which may read the provider's discovery document as it starts.
       command: `node scripts/oidc-provider.cjs ${oidcPort} '${oidcClients}'`,
@@ -70,9 +82,33 @@ export default defineConfig({
       url: `${baseURL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,
-      stdout: 'pipe',
-      stderr: 'pipe',
+      stdout: 'pipe' as const,
+      stderr: 'pipe' as const,
       env: serverEnv,
     },
-  ],
-});
+  ];
+}
+
+/** Two release instances on one PostgreSQL database, and nginx in front (E2E_LB). */
+function balancedServers() {
+  const instances = instancePorts.map((instancePort) => ({
+    command: process.env.E2E_SERVER ?? 'target/release/server',
+    cwd: '..',
+    url: `http://127.0.0.1:${instancePort}/readyz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe' as const,
+    stderr: 'pipe' as const,
+    env: instanceEnv(instancePort),
+  }));
+  return [
+    maildev(),
+    ...instances,
+    {
+      command: `node scripts/nginx.cjs ${port} ${instancePorts.join(' ')}`,
+      url: `${baseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+    },
+  ];
+}

@@ -8,6 +8,12 @@ export const smtpPort = Number(process.env.E2E_SMTP_PORT ?? port + 1);
 export const maildevPort = Number(process.env.E2E_MAILDEV_PORT ?? port + 2);
 export const oidcPort = Number(process.env.E2E_OIDC_PORT ?? port + 3);
 export const baseURL = `http://127.0.0.1:${port}`;
+// E2E_LB=1: the suite goes through nginx on E2E_PORT to two release instances on
+// E2E_LB_PORTS (two ports) sharing the PostgreSQL database E2E_DATABASE_URL.
+export const behindBalancer = !!process.env.E2E_LB;
+export const instancePorts = (process.env.E2E_LB_PORTS ?? `${port + 4},${port + 5}`)
+  .split(',')
+  .map(Number);
 export const maildevURL = `http://127.0.0.1:${maildevPort}`;
 // The test OpenID provider (scripts/oidc-provider.cjs): its issuer, exactly, no trailing slash.
 export const oidcIssuer = `http://127.0.0.1:${oidcPort}`;
@@ -37,3 +43,19 @@ export const serverEnv: Record<string, string> = {
   OIDC_TEST_NAME: 'Test ID',
   RUST_LOG: 'warn',
 };
+
+/** The settings of each instance behind the balancer: one database, one secret file, one
+ * public URL (the balancer's, also their tokens' issuer and audience), the balancer a
+ * trusted proxy. */
+export function instanceEnv(instancePort: number): Record<string, string> {
+  const env: Record<string, string> = {
+    ...serverEnv,
+    LEPTOS_SITE_ADDR: `127.0.0.1:${instancePort}`,
+    PUBLIC_URL: baseURL,
+    DATABASE_URL: process.env.E2E_DATABASE_URL ?? '',
+    TRUSTED_PROXIES: '127.0.0.1',
+    OIDC_PROVIDERS: '',
+  };
+  for (const name of Object.keys(env)) if (name.startsWith('OIDC_TEST_')) delete env[name];
+  return env;
+}

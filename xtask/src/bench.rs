@@ -5,7 +5,7 @@
 use crate::{
     postgres,
     setup::apt_install,
-    util::{command, free_port, output, root, run},
+    util::{command, free_port, free_port_below_ephemeral, output, root, run},
 };
 use std::{
     fs,
@@ -45,6 +45,14 @@ pub fn run_all() -> Result<(), String> {
         let pg = postgres::Throwaway::start()?;
         let pg_server = Server::start(&binary, &work, &pg.url())?;
         let f2_pg = f2(&pg_server, &work)?;
+        // F5: one instance, then two on the same database, the load split between them.
+        println!("\n==> F5: PostgreSQL, one instance and two");
+        let one_me = me_rate(&[&pg_server], 32)?;
+        let one_refresh = refresh_rate(&[&pg_server], &work, 8)?;
+        let second = Server::start(&binary, &work, &pg.url())?;
+        let two_me = me_rate(&[&pg_server, &second], 32)?;
+        let two_refresh = refresh_rate(&[&pg_server, &second], &work, 8)?;
+        drop(second);
         drop(pg_server);
         drop(pg);
 
@@ -59,6 +67,19 @@ pub fn run_all() -> Result<(), String> {
         );
         println!("| F2 refresh rotations/s, SQLite (8 chains) | **{:.0}**/s, {} non-2xx | zero non-2xx |", f2_sqlite.0, f2_sqlite.1);
         println!("| F2 refresh rotations/s, PostgreSQL (8 chains) | **{:.0}**/s, {} non-2xx | zero non-2xx |", f2_pg.0, f2_pg.1);
+        for (what, one, two) in [
+            ("GET /api/me req/s (32 connections)", one_me, two_me),
+            ("refresh rotations/s (8 chains)", one_refresh, two_refresh),
+        ] {
+            println!(
+                "| F5 PostgreSQL {what}: two instances ÷ one | {:.0} ÷ {:.0} = **{:.2}**; non-2xx {} and {} | zero non-2xx |",
+                two.0,
+                one.0,
+                two.0 / one.0,
+                two.1,
+                one.1
+            );
+        }
         println!(
             "| F3 = logins/s ÷ (cores × 1000 / argon2 ms) | {logins:.1} ÷ {:.1} = **{f3:.2}** | ≥ 0.90 |",
             cores as f64 * 1000.0 / argon2_ms
@@ -82,7 +103,7 @@ struct Server {
 
 impl Server {
     fn start(binary: &Path, work: &Path, database_url: &str) -> Result<Server, String> {
-        let port = free_port()?;
+        let port = free_port_below_ephemeral()?;
         let child = command(binary)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
@@ -231,14 +252,32 @@ fn f2(server: &Server, work: &Path) -> Result<(f64, u64), String> {
                 .1,
         );
     }
+    let script = refresh_script(work, "refresh.lua", &tokens)?;
+    let threads = format!("-t{CHAINS}");
+    let connections = format!("-c{CHAINS}");
+    let result = wrk(&[
+        &threads,
+        &connections,
+        "-d",
+        SECONDS,
+        "-s",
+        &script.display().to_string(),
+        &server.url("/"),
+    ])?;
+    Ok((result.rps, result.non_2xx))
+}
+
+/// The wrk script of refresh chains: each connection presents its token and keeps the one
+/// each answer's cookie sets.
+fn refresh_script(work: &Path, name: &str, tokens: &[String]) -> Result<PathBuf, String> {
     let list = tokens
         .iter()
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let script = lua(
+    lua(
         work,
-        "refresh.lua",
+        name,
         &format!(
             r#"local tokens = {{ {list} }}
 local next_index = 0
@@ -262,19 +301,78 @@ function response(status, headers, body)
 end
 "#
         ),
-    )?;
-    let threads = format!("-t{CHAINS}");
-    let connections = format!("-c{CHAINS}");
-    let result = wrk(&[
-        &threads,
-        &connections,
-        "-d",
-        SECONDS,
-        "-s",
-        &script.display().to_string(),
-        &server.url("/"),
-    ])?;
-    Ok((result.rps, result.non_2xx))
+    )
+}
+
+/// Runs one wrk per argument list at once; their (summed req/s, summed non-2xx).
+fn wrk_at_once(runs: Vec<Vec<String>>) -> Result<(f64, u64), String> {
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|args| {
+            thread::spawn(move || wrk(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        })
+        .collect();
+    let mut total = (0.0, 0);
+    for handle in handles {
+        let result = handle.join().map_err(|_| "a wrk thread panicked")??;
+        total.0 += result.rps;
+        total.1 += result.non_2xx;
+    }
+    Ok(total)
+}
+
+/// `GET /api/me` req/s over `servers` together, `connections` split between them; and the
+/// non-2xx count. One person's token, valid on every instance (they share the keys).
+fn me_rate(servers: &[&Server], connections: usize) -> Result<(f64, u64), String> {
+    let email = format!("f5-me-{}@example.com", free_port()?);
+    let (access, _) = servers[0].sign_in(&email, false)?;
+    let auth = format!("Authorization: Bearer {access}");
+    let each = connections / servers.len();
+    wrk_at_once(
+        servers
+            .iter()
+            .map(|server| {
+                vec![
+                    "-t1".into(),
+                    format!("-c{each}"),
+                    "-d".into(),
+                    SECONDS.into(),
+                    "-H".into(),
+                    auth.clone(),
+                    server.url("/api/me"),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// Refresh rotations/s over `servers` together, `chains` token chains (one a connection)
+/// split between them; and the non-2xx count.
+fn refresh_rate(servers: &[&Server], work: &Path, chains: usize) -> Result<(f64, u64), String> {
+    let each = chains / servers.len();
+    let run_id = free_port()?;
+    let mut runs = Vec::new();
+    for (n, server) in servers.iter().enumerate() {
+        let mut tokens = Vec::new();
+        for i in 0..each {
+            tokens.push(
+                servers[0]
+                    .sign_in(&format!("f5-{run_id}-{n}-{i}@example.com"), false)?
+                    .1,
+            );
+        }
+        let script = refresh_script(work, &format!("refresh-{n}.lua"), &tokens)?;
+        runs.push(vec![
+            format!("-t{each}"),
+            format!("-c{each}"),
+            "-d".into(),
+            SECONDS.into(),
+            "-s".into(),
+            script.display().to_string(),
+            server.url("/"),
+        ]);
+    }
+    wrk_at_once(runs)
 }
 
 fn login_script(work: &Path, email: &str) -> Result<PathBuf, String> {

@@ -18,6 +18,9 @@ usage: cargo xtask <command>
   serve   build the release site and serve it at http://127.0.0.1:3000 (SQLite)
   test    run every test: rustfmt, clippy (ssr and wasm32 hydrate), unit and
           integration tests on SQLite and PostgreSQL, Playwright on a release build
+  test-balanced
+          only the sign-in and many-tabs Playwright specs through nginx in front of
+          two release instances on a throwaway PostgreSQL (after a release build)
   test-postgres [FILTER]
           only the integration tests, on a throwaway PostgreSQL server (those
           whose names contain FILTER, as with cargo test)
@@ -35,6 +38,10 @@ fn main() -> ExitCode {
         Some("bench") => {
             setup::build_tools(&mut steps).and_then(|()| steps.run("benchmark", bench::run_all))
         }
+        Some("test-balanced") => steps.run(
+            "Playwright through nginx, two instances on PostgreSQL",
+            balanced_playwright,
+        ),
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
             .and_then(|()| postgres_tests(&mut steps, &args[1..])),
@@ -123,5 +130,29 @@ fn test(steps: &mut Steps) -> Result<(), String> {
             .env("E2E_MAILDEV_PORT", ports[2].to_string())
             .env("E2E_OIDC_PORT", ports[3].to_string()))
     })?;
+    steps.run(
+        "Playwright through nginx, two instances on PostgreSQL",
+        balanced_playwright,
+    )?;
     Ok(())
+}
+
+/// The auth and many-tabs specs once more, through nginx balancing round-robin over two
+/// release instances that share a throwaway PostgreSQL database.
+fn balanced_playwright() -> Result<(), String> {
+    let pg = postgres::Throwaway::start()?;
+    let ports = util::free_ports::<5>()?;
+    run(util::npx([
+        "playwright",
+        "test",
+        "tests/auth.spec.ts",
+        "tests/tabs.spec.ts",
+    ])
+    .env("E2E_LB", "1")
+    .env("E2E_DATABASE_URL", pg.url())
+    .env("E2E_PORT", ports[0].to_string())
+    .env("E2E_LB_PORTS", format!("{},{}", ports[1], ports[2]))
+    .env("E2E_SMTP_PORT", ports[3].to_string())
+    .env("E2E_MAILDEV_PORT", ports[4].to_string()))
+    // `pg` stops here, also when the tests failed.
 }

@@ -38,7 +38,38 @@ pub fn all(steps: &mut Steps) -> Result<(), String> {
     steps.run("PostgreSQL server (Debian)", postgres)?;
     // The key file test checks that OpenSSL reads the files the server writes.
     steps.run("OpenSSL command line (Debian)", openssl)?;
+    // The load balancer in front of two instances for a Playwright run.
+    steps.run("nginx (Debian)", nginx)?;
     Ok(())
+}
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// Debian's nginx, kept from starting the system's own server on port 80 when it installs
+/// (a `policy-rc.d` that forbids starting services, for the install only): the tests run
+/// their own, on loopback, with a configuration of their own.
+fn nginx() -> Result<(), String> {
+    if Path::new(NGINX).exists() {
+        println!("    already installed: {NGINX}");
+        return Ok(());
+    }
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists();
+    if ours && is_root() {
+        fs::write(
+            policy,
+            "#!/bin/sh\n# jwt-auth's xtask: no service starts while it installs\nexit 101\n",
+        )
+        .map_err(|e| format!("{}: {e}", policy.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(policy, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", policy.display()))?;
+    }
+    let installed = apt_install(&["nginx"]);
+    if ours && is_root() {
+        let _ = fs::remove_file(policy);
+    }
+    installed
 }
 
 fn openssl() -> Result<(), String> {

@@ -107,6 +107,17 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A port that was free a moment ago on loopback, below the kernel's ephemeral range
+/// (32768 and up): wrk's many client connections take ports from that range, and a
+/// server there may find its port taken, or collide with them.
+pub fn free_port_below_ephemeral() -> Result<u16, String> {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..2_000u16)
+        .map(|i| 20_000 + (start - 20_000 + i * 7) % 12_000)
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .ok_or_else(|| "no free port below 32768".to_string())
+}
+
 /// `N` distinct free ports (each listener is held until all are chosen).
 pub fn free_ports<const N: usize>() -> Result<[u16; N], String> {
     let listeners = (0..N)

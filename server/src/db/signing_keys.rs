@@ -52,6 +52,26 @@ pub async fn insert<'e>(
     .map(|_| ())
 }
 
+/// The first key, unless a key of that `kid` is there already: two instances starting at
+/// once on an empty database may import the same key file.
+pub async fn insert_first<'e>(
+    db: impl Executor<'e, Database = Any>,
+    key: &SigningKeyRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into signing_keys (kid, public_key, sealed_private_key, created_at, signs_from) \
+         values ($1, $2, $3, $4, $5) on conflict (kid) do nothing",
+    )
+    .bind(&key.kid)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private_key)
+    .bind(key.created_at)
+    .bind(key.signs_from)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 pub async fn count<'e>(db: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i64>("select count(*) from signing_keys")
         .fetch_one(db)

@@ -66,7 +66,7 @@ pub async fn import_first(
     }
     let key = keys::load_or_create_signing_key(key_file, &mut rand::rng())?;
     let first = row(&key, sealer, now, 0);
-    signing_keys::insert(&mut *tx, &first).await?;
+    signing_keys::insert_first(&mut *tx, &first).await?;
     tx.commit().await?;
     tracing::info!(kid = %first.kid, file = %key_file.display(), "signing key imported");
     Ok(())
