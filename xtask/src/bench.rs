@@ -107,6 +107,9 @@ impl Server {
         let child = command(binary)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
+            // One public address for every instance, as behind a load balancer: it is
+            // their tokens' issuer and audience.
+            .env("PUBLIC_URL", "http://localhost")
             .env("AUTH_KEY_FILE", work.join("jwt.pem"))
             .env("AUTH_SECRET_FILE", work.join("secret.key"))
             .env("RATE_LIMIT_ENABLED", "false")
@@ -328,12 +331,15 @@ fn me_rate(servers: &[&Server], connections: usize) -> Result<(f64, u64), String
     let (access, _) = servers[0].sign_in(&email, false)?;
     let auth = format!("Authorization: Bearer {access}");
     let each = connections / servers.len();
+    // Two wrk threads in all, as F1, so that the load generator's share of the cores is
+    // the same for one instance and for two.
+    let threads = (2 / servers.len()).max(1);
     wrk_at_once(
         servers
             .iter()
             .map(|server| {
                 vec![
-                    "-t1".into(),
+                    format!("-t{threads}"),
                     format!("-c{each}"),
                     "-d".into(),
                     SECONDS.into(),
