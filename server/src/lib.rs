@@ -172,6 +172,7 @@ impl Application {
         // Instances sharing a PostgreSQL database hear each other's changes.
         let listening = (self.db.backend() == db::Backend::Postgres).then(|| {
             tokio::spawn(service::changes::follow(
+                self.db.clone(),
                 self.state.settings.database_url.clone(),
                 self.state.core.users.clone(),
                 self.keys_changed.clone(),

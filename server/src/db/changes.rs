@@ -2,8 +2,8 @@
 //! one channel): a person whose access changed, or a new signing key. SQLite serves one
 //! instance, which needs no announcement.
 
-use super::{Backend, Db};
-use sqlx::postgres::PgListener;
+use super::Backend;
+use sqlx::{postgres::PgListener, Any, Executor};
 
 pub const CHANNEL: &str = "jwt_auth_changes";
 
@@ -13,6 +13,8 @@ pub enum Change {
     Person(String),
     /// A signing key was added.
     Keys,
+    /// An instance's heartbeat, to itself: that it still hears the channel.
+    Beat(String),
 }
 
 impl Change {
@@ -20,34 +22,44 @@ impl Change {
         match self {
             Change::Person(id) => format!("person:{id}"),
             Change::Keys => "keys".to_string(),
+            Change::Beat(id) => format!("beat:{id}"),
         }
     }
 
     pub fn parse(payload: &str) -> Option<Change> {
         match payload.split_once(':') {
             Some(("person", id)) if !id.is_empty() => Some(Change::Person(id.to_string())),
+            Some(("beat", id)) if !id.is_empty() => Some(Change::Beat(id.to_string())),
             None if payload == "keys" => Some(Change::Keys),
             _ => None,
         }
     }
 }
 
-/// Tells every instance listening (this one included) of `change`, once committed.
-pub async fn announce(db: &Db, change: &Change) -> Result<(), sqlx::Error> {
-    if db.backend() != Backend::Postgres {
+/// Tells every instance listening (this one included) of `change`. In a transaction,
+/// PostgreSQL delivers it when, and only if, the transaction commits: a change is never
+/// committed unannounced, whatever happens to the request after.
+pub async fn announce<'e>(
+    db: impl Executor<'e, Database = Any>,
+    backend: Backend,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    if backend != Backend::Postgres {
         return Ok(());
     }
     sqlx::query("select pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(change.payload())
-        .execute(db.pool())
+        .execute(db)
         .await
         .map(|_| ())
 }
 
-/// A connection of its own, listening on the channel.
+/// A connection of its own, listening on the channel. A lost connection is reported
+/// (`try_recv` answers `None`) before any attempt to connect again.
 pub async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
@@ -58,10 +70,14 @@ mod tests {
 
     #[test]
     fn payloads_read_back() {
-        for change in [Change::Person("a-b-c".into()), Change::Keys] {
+        for change in [
+            Change::Person("a-b-c".into()),
+            Change::Keys,
+            Change::Beat("x".into()),
+        ] {
             assert_eq!(Change::parse(&change.payload()), Some(change));
         }
-        for junk in ["", "person:", "people:x", "keys:1", "other"] {
+        for junk in ["", "person:", "people:x", "keys:1", "beat:", "other"] {
             assert_eq!(Change::parse(junk), None, "{junk}");
         }
     }

@@ -195,8 +195,7 @@ pub async fn promote(core: &Core, email: &str, now: i64) -> Result<UserRow, ApiE
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(&user.id).await;
+    core.commit_change(tx, &user.id).await?;
     Ok(user)
 }
 
@@ -266,8 +265,7 @@ pub async fn change_password(
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(user_id).await;
+    core.commit_change(tx, user_id).await?;
     tracing::info!(user_id, other_sessions_ended = ended, "password changed");
     Ok(())
 }
@@ -346,8 +344,7 @@ pub async fn change_access(
     let updated = users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
-    core.person_changed(target_id).await;
+    core.commit_change(tx, target_id).await?;
     tracing::info!(admin = %admin_id, user_id = %target_id, role = role.as_str(), active, "access changed by an admin");
     Ok(updated)
 }
@@ -382,8 +379,7 @@ pub async fn end_all_sessions(
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(target_id).await;
+    core.commit_change(tx, target_id).await?;
     tracing::info!(admin = %admin_id, user_id = %target_id, "sessions revoked by an admin");
     Ok(())
 }

@@ -273,9 +273,10 @@ pub async fn sign_in(
                     now,
                 )
                 .await?;
-                tx.commit().await?;
                 if sessions_ended {
-                    core.person_changed(&user.id).await;
+                    core.commit_change(tx, &user.id).await?;
+                } else {
+                    tx.commit().await?;
                 }
                 tracing::info!(user_id = %user.id, provider, "signed in with an identity provider");
                 return Ok(SignedIn { user, issued });

@@ -85,12 +85,10 @@ pub async fn rotate(
     let new = row(&key, sealer, now, now.saturating_add(delay));
     let mut tx = db.begin_write().await?;
     signing_keys::insert(&mut *tx, &new).await?;
+    // The others would read it within a second anyway; this makes it at once.
+    changes::announce(&mut *tx, db.backend(), &Change::Keys).await?;
     tx.commit().await?;
     tracing::info!(kid = %new.kid, signs_from = new.signs_from, "signing key added");
-    // The others would read it within a second anyway; this makes it at once.
-    if let Err(e) = changes::announce(db, &Change::Keys).await {
-        tracing::warn!(error = %e, "the new key could not be announced");
-    }
     Ok(KeyInfo {
         kid: new.kid,
         state: KeyState::Next,

@@ -83,16 +83,15 @@ impl Core {
 }
 
 impl Core {
-    /// After a committed change of a person's sessions, status, role or password: this
-    /// instance forgets its copy at once, and every other instance on the database when
-    /// the announcement reaches it. An announcement that fails is logged: the others then
-    /// see the change when their copy ends (see `user_cache`).
-    pub async fn person_changed(&self, user_id: &str) {
-        self.users.evict(user_id);
+    /// Commits `tx`, a change of `user_id`'s sessions, status, role or password, announced
+    /// to every other instance on the database in the same transaction; this instance
+    /// forgets its copy of the person at once.
+    pub async fn commit_change(&self, mut tx: WriteTx, user_id: &str) -> Result<(), ApiError> {
         let change = Change::Person(user_id.to_string());
-        if let Err(e) = announced::announce(&self.db, &change).await {
-            tracing::warn!(user_id, error = %e, "a change could not be announced");
-        }
+        announced::announce(&mut *tx, self.db.backend(), &change).await?;
+        tx.commit().await?;
+        self.users.evict(user_id);
+        Ok(())
     }
 }
 

@@ -126,8 +126,7 @@ pub async fn verify_email(
     let verified = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
-    tx.commit().await?;
-    core.person_changed(user_id).await;
+    core.commit_change(tx, user_id).await?;
     tracing::info!(user_id, "email verified");
     Ok(verified)
 }
@@ -295,8 +294,7 @@ pub async fn reset_password(
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(&user_id).await;
+    core.commit_change(tx, &user_id).await?;
     tracing::info!(user_id = %user_id, sessions_ended = ended, "password reset");
     Ok(())
 }

@@ -14,7 +14,11 @@ use crate::{
         throttle::{self, Limit},
         tokens::{self, ServerSecret},
     },
-    db::{audit::Action, sessions, users, Db, WriteTx},
+    db::{
+        audit::Action,
+        changes::{self, Change},
+        sessions, users, Db, WriteTx,
+    },
     error::ApiError,
 };
 use secrecy::SecretString;
@@ -188,6 +192,9 @@ pub async fn rotate(
                     },
                 )
                 .await?;
+                // Every instance stops the family's access tokens (see `commit_change`).
+                let change = Change::Person(family.user_id.clone());
+                changes::announce(&mut *tx, db.backend(), &change).await?;
                 tx.commit().await?;
                 return Ok(Err(RefreshFailure::Reused(cause)));
             }
@@ -349,7 +356,8 @@ pub async fn login(
     .await?;
     tx.commit().await?;
     if rehashed.is_some() {
-        core.person_changed(&user.id).await;
+        // Only the stored hash changed, which no guard reads: no announcement.
+        core.users.evict(&user.id);
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
     tracing::info!(user_id = %user.id, "logged in");
@@ -390,7 +398,7 @@ pub async fn refresh(core: &Core, presented: &str, now: i64) -> Result<SignedIn,
             if let Some(found) =
                 sessions::find_presented(core.db.pool(), &tokens::hash(presented)).await?
             {
-                core.person_changed(&found.family.user_id).await;
+                core.users.evict(&found.family.user_id);
             }
             ApiError::RefreshReused
         }
@@ -437,8 +445,7 @@ pub async fn logout(
         )
         .await?;
     }
-    tx.commit().await?;
-    core.person_changed(user).await;
+    core.commit_change(tx, user).await?;
     Ok(())
 }
 
@@ -466,8 +473,7 @@ pub async fn end_one(
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(user_id).await;
+    core.commit_change(tx, user_id).await?;
     Ok(())
 }
 
@@ -493,7 +499,6 @@ pub async fn end_others(core: &Core, user_id: &str, keep: &str, now: i64) -> Res
         now,
     )
     .await?;
-    tx.commit().await?;
-    core.person_changed(user_id).await;
+    core.commit_change(tx, user_id).await?;
     Ok(ended)
 }

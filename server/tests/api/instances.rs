@@ -165,6 +165,50 @@ async fn a_change_made_while_the_listener_is_down_is_still_seen_within_two_secon
     refused_within_two_seconds(&b, &signed.session.access_token, "a logout unheard").await;
 }
 
+/// Stops (SIGSTOP) the database backends of every listening connection until dropped:
+/// connections that stay open and say nothing, as one a firewall dropped silently.
+struct StalledListeners(Vec<i32>);
+
+impl StalledListeners {
+    async fn now(app: &TestApp) -> StalledListeners {
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "select pid from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+        assert!(!pids.is_empty(), "the listeners were found");
+        for pid in &pids {
+            // SAFETY: a plain signal to a process of the test's own PostgreSQL server.
+            assert_eq!(unsafe { libc::kill(*pid, libc::SIGSTOP) }, 0, "stop {pid}");
+        }
+        StalledListeners(pids)
+    }
+}
+
+impl Drop for StalledListeners {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            // SAFETY: as above; resumes what `now` stopped, also when the test failed.
+            unsafe { libc::kill(*pid, libc::SIGCONT) };
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_made_while_the_listener_silently_stalls_is_still_seen_within_two_seconds() {
+    let Some((a, b)) = pair().await else { return };
+    let (_, signed) = known_to_both(&a, &b).await;
+    let stalled = StalledListeners::now(&a).await;
+    let response = a
+        .cookie_post("/api/auth/logout", Some(&signed.refresh_token()), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    refused_within_two_seconds(&b, &signed.session.access_token, "a logout unheard").await;
+    drop(stalled);
+}
+
 #[tokio::test]
 async fn the_grace_window_is_judged_by_the_databases_clock() {
     // The second instance's clock is 20 s ahead: by its own clock the racing tab's
