@@ -198,6 +198,17 @@ pub async fn keys_rotate(settings: &Settings, now: i64) -> Result<KeyInfo, CliEr
     Ok(rotated?)
 }
 
+/// The database's time now, in Unix seconds: what `keys rotate` and `keys list` judge by,
+/// as the servers do (see `clock::DatabaseClock`), whatever this machine's clock says.
+pub async fn database_now(settings: &Settings) -> Result<i64, CliError> {
+    let db = Db::connect(settings.database_url.expose_secret())
+        .await
+        .map_err(crate::StartupError::from)?;
+    let now = crate::db::time_ms(db.pool(), db.backend()).await;
+    db.close().await;
+    Ok(now.map_err(crate::StartupError::DatabaseTime)? / 1000)
+}
+
 /// Every signing key and its state now.
 pub async fn keys_list(settings: &Settings, now: i64) -> Result<Vec<KeyInfo>, CliError> {
     let (db, _) = key_store(settings).await?;

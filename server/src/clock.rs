@@ -61,31 +61,32 @@ impl Clock for ManualClock {
 
 /// This instance's clock brought to the database's, so instances sharing a database judge
 /// times alike: above all the refresh grace window, where a token rotated on one instance
-/// is presented to another. The offset is measured at start and every five minutes.
+/// is presented to another.
+///
+/// The offset is how far the database's clock is from `reference` (this machine's real
+/// clock), in whole seconds, measured at start and every [`MEASURE_EVERY`]; it is added to
+/// `local`, the clock the server runs on. In production both are the system clock; tests
+/// run on a `ManualClock` while the offset is still measured against real time.
 pub struct DatabaseClock {
     local: SharedClock,
+    reference: SharedClock,
     offset_secs: std::sync::atomic::AtomicI64,
 }
 
 /// How often the offset is measured again (a clock stepped by NTP, say).
-pub const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+pub const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The correction for a database `db_ms` while this clock read `local_ms`: none under
-/// 1.5 s, which is as precise as a measurement against a clock of whole seconds gets
-/// (and NTP keeps real clocks far closer); else the difference, in whole seconds.
-pub fn offset_secs(db_ms: i64, local_ms: i64) -> i64 {
-    let difference = db_ms - local_ms;
-    if difference.abs() < 1_500 {
-        0
-    } else {
-        (difference as f64 / 1000.0).round() as i64
-    }
+/// The offset, in whole seconds, of a database that read `db_ms` while the reference
+/// clock read `reference_ms` (the middle of the round trip).
+pub fn offset_secs(db_ms: i64, reference_ms: i64) -> i64 {
+    ((db_ms - reference_ms) as f64 / 1000.0).round() as i64
 }
 
 impl DatabaseClock {
-    pub fn new(local: SharedClock) -> DatabaseClock {
+    pub fn new(local: SharedClock, reference: SharedClock) -> DatabaseClock {
         DatabaseClock {
             local,
+            reference,
             offset_secs: std::sync::atomic::AtomicI64::new(0),
         }
     }
@@ -93,9 +94,11 @@ impl DatabaseClock {
     /// Reads the database's time and keeps the offset to it; returns the offset.
     pub async fn measure(&self, db: &crate::db::Db) -> Result<i64, sqlx::Error> {
         let millis = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
-        let before = millis(self.local.now());
-        let db_ms = db.time_ms().await?;
-        let after = millis(self.local.now());
+        // The connection first: a wait for one would skew the round trip's middle.
+        let mut connection = db.pool().acquire().await?;
+        let before = millis(self.reference.now());
+        let db_ms = crate::db::time_ms(&mut *connection, db.backend()).await?;
+        let after = millis(self.reference.now());
         let offset = offset_secs(db_ms, before + (after - before) / 2);
         let previous = self
             .offset_secs
@@ -134,10 +137,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_differences_are_left_alone_and_larger_ones_followed() {
+    fn the_offset_is_rounded_to_whole_seconds() {
         assert_eq!(offset_secs(1_000_000, 1_000_000), 0);
-        assert_eq!(offset_secs(1_001_499, 1_000_000), 0);
-        assert_eq!(offset_secs(998_501, 1_000_000), 0);
+        assert_eq!(offset_secs(1_000_499, 1_000_000), 0);
+        assert_eq!(offset_secs(999_501, 1_000_000), 0);
         assert_eq!(offset_secs(1_001_500, 1_000_000), 2);
         assert_eq!(offset_secs(1_000_000, 1_020_300), -20);
     }
@@ -145,7 +148,7 @@ mod tests {
     #[test]
     fn the_database_clock_adds_its_offset() {
         let local = ManualClock::at(1_000);
-        let clock = DatabaseClock::new(Arc::new(local.clone()));
+        let clock = DatabaseClock::new(Arc::new(local.clone()), Arc::new(SystemClock));
         clock
             .offset_secs
             .store(-20, std::sync::atomic::Ordering::SeqCst);

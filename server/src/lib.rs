@@ -21,7 +21,7 @@ pub mod telemetry;
 
 use app::{shell, App};
 use axum::Router;
-use clock::SharedClock;
+use clock::{SharedClock, SystemClock};
 use config::Settings;
 use db::{Db, DbError};
 use leptos::config::{get_configuration, LeptosOptions};
@@ -77,10 +77,23 @@ impl Application {
         leptos_options: LeptosOptions,
         clock: SharedClock,
     ) -> Result<Application, StartupError> {
+        Application::build_with_reference(settings, leptos_options, clock, Arc::new(SystemClock))
+            .await
+    }
+
+    /// As [`Application::build`], with the clock the database's offset is measured
+    /// against (`reference`): the system clock, but for tests of instances whose clocks
+    /// differ (see `clock::DatabaseClock`).
+    pub async fn build_with_reference(
+        settings: Settings,
+        leptos_options: LeptosOptions,
+        clock: SharedClock,
+        reference: SharedClock,
+    ) -> Result<Application, StartupError> {
         let db = Db::connect(settings.database_url.expose_secret()).await?;
         db.migrate().await?;
         // Every instance on the database then judges times (the refresh grace window) alike.
-        let database_clock = Arc::new(clock::DatabaseClock::new(clock));
+        let database_clock = Arc::new(clock::DatabaseClock::new(clock, reference));
         database_clock
             .measure(&db)
             .await

@@ -61,7 +61,12 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::KeysRotate => match cli::keys_rotate(&settings, SystemClock.unix()).await {
+        Command::KeysRotate => match async {
+            let now = cli::database_now(&settings).await?;
+            cli::keys_rotate(&settings, now).await
+        }
+        .await
+        {
             Ok(key) => {
                 println!(
                     "added key {}: published now, signs from {} (in {} s)",
@@ -76,7 +81,12 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::KeysList => match cli::keys_list(&settings, SystemClock.unix()).await {
+        Command::KeysList => match async {
+            let now = cli::database_now(&settings).await?;
+            cli::keys_list(&settings, now).await
+        }
+        .await
+        {
             Ok(keys) => {
                 println!(
                     "{:<44}  {:<8}  {:<20}  signs from",

@@ -233,22 +233,6 @@ impl Db {
             .map(|_: AnyQueryResult| ())
     }
 
-    /// The database server's time, in Unix milliseconds: the time every instance on one
-    /// database agrees on (see `clock::DatabaseClock`).
-    pub async fn time_ms(&self) -> Result<i64, sqlx::Error> {
-        let sql = match self.backend {
-            Backend::Postgres => {
-                "select cast(extract(epoch from clock_timestamp()) * 1000 as bigint)"
-            }
-            Backend::Sqlite => {
-                "select cast((julianday('now') - 2440587.5) * 86400000.0 as integer)"
-            }
-        };
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
-            .await
-    }
-
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -305,6 +289,19 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The database server's time on `db`, in Unix milliseconds: the time every instance on one
+/// database agrees on (see `clock::DatabaseClock`).
+pub async fn time_ms<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    backend: Backend,
+) -> Result<i64, sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => "select cast(extract(epoch from clock_timestamp()) * 1000 as bigint)",
+        Backend::Sqlite => "select cast((julianday('now') - 2440587.5) * 86400000.0 as integer)",
+    };
+    sqlx::query_scalar::<_, i64>(sql).fetch_one(db).await
 }
 
 /// `sqlite://data/app.db` → create `data/` and the file, readable by its owner only, and ask

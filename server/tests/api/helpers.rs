@@ -2,7 +2,7 @@ use app::api::{ErrorBody, ErrorCode, Session};
 use reqwest::{header::HeaderMap, Response, StatusCode};
 use serde_json::json;
 use server::{
-    clock::ManualClock,
+    clock::{Clock, ManualClock, SystemClock},
     config::Settings,
     db::{Backend, Db},
     Application,
@@ -237,27 +237,37 @@ pub async fn spawn_app_with_mail(extra: &[(&str, &str)]) -> TestApp {
 /// Starts the app with extra environment settings on top of the test defaults.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let clock = ManualClock::at(time::OffsetDateTime::now_utc().unix_timestamp());
-    spawn(extra, None, clock).await
+    spawn(extra, None, clock, 0).await
 }
 
 impl TestApp {
     /// A second instance of this app, as behind a load balancer: the same database and
     /// server secret (and clock), its own port, memory and key file, with `extra` settings.
     pub async fn another_instance(&self, extra: &[(&str, &str)]) -> TestApp {
-        self.another_instance_with_clock(extra, self.clock.clone())
-            .await
+        self.another_instance_off_by(extra, 0).await
     }
 
-    /// As `another_instance`, on a clock of its own (a server whose clock is off).
-    pub async fn another_instance_with_clock(
-        &self,
-        extra: &[(&str, &str)],
-        clock: ManualClock,
-    ) -> TestApp {
+    /// As `another_instance`, on a machine whose clock is `secs` ahead: its own clock, and
+    /// the real time it measures the database's offset against, both off by `secs`.
+    pub async fn another_instance_off_by(&self, extra: &[(&str, &str)], secs: i64) -> TestApp {
         let secret_file = self.secret_file.display().to_string();
         let mut vars = vec![("AUTH_SECRET_FILE", secret_file.as_str())];
         vars.extend_from_slice(extra);
-        spawn(&vars, Some(&self.database_url), clock).await
+        let clock = if secs == 0 {
+            self.clock.clone()
+        } else {
+            ManualClock::at(self.clock.now_unix() + secs)
+        };
+        spawn(&vars, Some(&self.database_url), clock, secs).await
+    }
+}
+
+/// The system clock, `secs` off.
+struct OffClock(i64);
+
+impl Clock for OffClock {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now() + time::Duration::seconds(self.0)
     }
 }
 
@@ -268,7 +278,12 @@ pub fn on_postgres() -> bool {
 }
 
 /// An app on `database_url`, or on a fresh database.
-async fn spawn(extra: &[(&str, &str)], database_url: Option<&str>, clock: ManualClock) -> TestApp {
+async fn spawn(
+    extra: &[(&str, &str)],
+    database_url: Option<&str>,
+    clock: ManualClock,
+    clock_off_by: i64,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match database_url {
         Some(url) => url.to_string(),
@@ -294,9 +309,14 @@ async fn spawn(extra: &[(&str, &str)], database_url: Option<&str>, clock: Manual
     let options = server::leptos_options(&settings);
     let database_url = vars["DATABASE_URL"].clone();
     let secret_file = PathBuf::from(&vars["AUTH_SECRET_FILE"]);
-    let app = Application::build(settings, options, Arc::new(clock.clone()))
-        .await
-        .expect("app starts");
+    let app = Application::build_with_reference(
+        settings,
+        options,
+        Arc::new(clock.clone()),
+        Arc::new(OffClock(clock_off_by)),
+    )
+    .await
+    .expect("app starts");
     let addr = app.local_addr();
     let db = app.db().clone();
     let state = app.state().clone();
