@@ -77,7 +77,7 @@ pub fn client_address<'a>(
         .collect();
     let mut nearest = peer;
     for entry in entries.iter().rev() {
-        let Ok(address) = entry.parse::<IpAddr>().map(|a| a.to_canonical()) else {
+        let Some(address) = parse_entry(entry) else {
             return nearest;
         };
         if !is_trusted(address) {
@@ -86,6 +86,16 @@ pub fn client_address<'a>(
         nearest = address;
     }
     nearest
+}
+
+/// An `X-Forwarded-For` entry: an address, or an address with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), as some balancers write them.
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(|a| a.to_canonical())
 }
 
 #[cfg(test)]
@@ -167,6 +177,15 @@ mod tests {
         assert_eq!(
             client_address(ip("127.0.0.1"), std::iter::empty(), &trusted),
             ip("127.0.0.1")
+        );
+        // Ports, as some balancers add them.
+        assert_eq!(
+            client_address(
+                ip("127.0.0.1"),
+                ["198.51.100.9:5678, [::1]:443"].into_iter(),
+                &cidrs(&["::1", "127.0.0.1"])
+            ),
+            ip("198.51.100.9")
         );
         // Garbage: nothing beyond it is believed.
         assert_eq!(

@@ -36,14 +36,18 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .ok_or_else(|| ApiError::internal("no peer address: not served by serve.rs"))?;
-        let forwarded_for = parts
+        // Read whatever bytes came: a header a client filled with non-ASCII bytes (which a
+        // proxy then appends the real address to) must not be dropped whole, or the client
+        // would pass for the proxy.
+        let forwarded_for: Vec<String> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok());
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
         let address = crate::proxies::client_address(
             peer,
-            forwarded_for,
+            forwarded_for.iter().map(String::as_str),
             &state.settings.http.trusted_proxies,
         );
         Ok(ClientIp(address.to_string()))

@@ -130,3 +130,33 @@ async fn limits_count_per_client_behind_a_trusted_proxy_and_per_peer_otherwise()
     )
     .await;
 }
+
+#[tokio::test]
+async fn bytes_a_client_put_before_the_proxys_entry_do_not_hide_its_address() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let email = unique_email();
+    app.register(&email).await;
+    // What nginx sends for a client that wrote a non-ASCII X-Forwarded-For itself.
+    let value = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", value)
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let signed = crate::helpers::signed(response).await;
+    let sessions: Vec<SessionInfo> = app
+        .client
+        .get(app.url("/api/sessions"))
+        .bearer_auth(&signed.session.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = sessions.into_iter().find(|s| s.current).unwrap();
+    assert_eq!(session.ip.as_deref(), Some("198.51.100.7"));
+}
