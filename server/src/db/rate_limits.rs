@@ -49,7 +49,8 @@ fn attempt_sql(n: usize, backend: Backend) -> String {
                   where r.key in (select key from wanted){lock}) \
          insert into rate_limits (key, window_ends, count) \
          select w.key, $1 + w.secs, 1 from wanted w \
-         where not exists (select 1 from wanted s join held h on h.key = s.key \
+         where (select count(*) from held) = {n} \
+           and not exists (select 1 from wanted s join held h on h.key = s.key \
                            where h.window_ends > $1 and h.count >= s.lim) \
          order by w.key \
          on conflict (key) do update set \
@@ -70,14 +71,48 @@ pub async fn attempt(
     let mut limits = limits.to_vec();
     limits.sort_by(|a, b| a.key.cmp(&b.key));
     limits.dedup_by(|a, b| a.key == b.key);
+    // A budget already spent is refused on a read: a flood of attempts from a spent
+    // address (each naming a new account, say) writes nothing.
+    if let Some(wait) = spent(db, &limits, now).await? {
+        return Ok(Err(wait));
+    }
+    // A key's row deleted between the two statements (a window pruned, a count reset)
+    // makes the attempt statement count nothing without a spent budget: then again.
+    for _ in 0..3 {
+        if count(db, &limits, now).await? {
+            return Ok(Ok(()));
+        }
+        if let Some(wait) = spent(db, &limits, now).await? {
+            return Ok(Err(wait));
+        }
+    }
+    Err(sqlx::Error::Protocol(
+        "rate limit rows kept vanishing".into(),
+    ))
+}
+
+/// The wait of the spent budgets among `limits`, if any is.
+async fn spent(db: &Db, limits: &[Limit], now: i64) -> Result<Option<RetryAfter>, sqlx::Error> {
+    let windows = windows(db.pool(), limits, now).await?;
+    let any_spent = limits.iter().any(|limit| {
+        windows
+            .iter()
+            .any(|(key, count, _)| *key == limit.key && *count >= i64::from(limit.budget.limit))
+    });
+    Ok(any_spent.then(|| throttle::retry_after(limits, &windows, now)))
+}
+
+/// The two statements of an attempt (see [`rows_sql`] and [`attempt_sql`]); whether it
+/// was counted.
+async fn count(db: &Db, limits: &[Limit], now: i64) -> Result<bool, sqlx::Error> {
     let rows_sql = rows_sql(limits.len());
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(rows_sql)).bind(now);
-    for limit in &limits {
+    for limit in limits {
         rows = rows.bind(limit.key.clone());
     }
     let sql = attempt_sql(limits.len(), db.backend());
     let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(now);
-    for limit in &limits {
+    for limit in limits {
         query = query
             .bind(limit.key.clone())
             .bind(i64::from(limit.budget.limit))
@@ -96,13 +131,7 @@ pub async fn attempt(
             counted
         }
     };
-    if !counted.is_empty() {
-        return Ok(Ok(()));
-    }
-    // Refused: how long until the spent budgets renew (read after the decision, for the
-    // answer's Retry-After only).
-    let windows = windows(db.pool(), &limits, now).await?;
-    Ok(Err(throttle::retry_after(&limits, &windows, now)))
+    Ok(!counted.is_empty())
 }
 
 /// The live windows of `limits`' keys: `(key, count, window_ends)`.
@@ -133,13 +162,22 @@ fn placeholders(first: usize, n: usize) -> String {
 /// Gives one attempt back to every limit whose window is still running (it succeeded:
 /// it was no guess).
 pub async fn give_back(db: &Db, limits: &[Limit], now: i64) -> Result<(), sqlx::Error> {
+    let mut limits = limits.to_vec();
+    limits.sort_by(|a, b| a.key.cmp(&b.key));
+    limits.dedup_by(|a, b| a.key == b.key);
     let keys = placeholders(2, limits.len());
+    // In key order, as attempts lock them, so the two cannot deadlock.
+    let lock = match db.backend() {
+        Backend::Postgres => " order by key for update",
+        Backend::Sqlite => "",
+    };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "update rate_limits set count = count - 1 \
-         where window_ends > $1 and count > 0 and key in ({keys})"
+         where key in (select key from rate_limits where key in ({keys}){lock}) \
+           and window_ends > $1 and count > 0"
     )))
     .bind(now);
-    for limit in limits {
+    for limit in &limits {
         query = query.bind(limit.key.clone());
     }
     write(db, query).await
@@ -173,17 +211,22 @@ async fn write<'q>(
 /// Deletes up to [`super::PRUNE_BATCH`] keys whose window ended at or before `before`
 /// (call it with a minute's margin: an attempt's new row counts 0 in a window ending at
 /// its start until the attempt statement counts it).
-pub async fn prune<'e>(
-    db: impl Executor<'e, Database = Any>,
-    before: i64,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(
+pub async fn prune(db: &mut sqlx::AnyConnection, before: i64) -> Result<u64, sqlx::Error> {
+    // Rows an attempt holds are left for the next round (`skip locked`, PostgreSQL), so
+    // pruning (on every instance) never waits on, nor deadlocks with, an attempt.
+    // SQLite has one writer: nothing to skip, and no such clause.
+    let sql = if db.backend_name() == "PostgreSQL" {
         "delete from rate_limits where key in \
-         (select key from rate_limits where window_ends <= $1 limit $2)",
-    )
-    .bind(before)
-    .bind(super::PRUNE_BATCH)
-    .execute(db)
-    .await
-    .map(|done| done.rows_affected())
+         (select key from rate_limits where window_ends <= $1 order by key limit $2 \
+          for update skip locked)"
+    } else {
+        "delete from rate_limits where key in \
+         (select key from rate_limits where window_ends <= $1 limit $2)"
+    };
+    sqlx::query(sql)
+        .bind(before)
+        .bind(super::PRUNE_BATCH)
+        .execute(db)
+        .await
+        .map(|done| done.rows_affected())
 }

@@ -72,6 +72,18 @@ pub async fn insert_first<'e>(
     .map(|_| ())
 }
 
+/// Holds the table until the transaction ends (PostgreSQL; a SQLite write transaction
+/// holds the whole database already): two instances starting at once on an empty database
+/// import one key file, not one each.
+pub async fn hold_for_import(tx: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("lock table signing_keys in exclusive mode")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn count<'e>(db: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i64>("select count(*) from signing_keys")
         .fetch_one(db)

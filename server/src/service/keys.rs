@@ -51,9 +51,8 @@ fn row(key: &SigningKey, sealer: &Sealer, created_at: i64, signs_from: i64) -> S
 /// On a database without keys, the key of `key_file` (generated when absent) becomes the
 /// first, signing at once. Once the database has keys the file is not read again.
 ///
-/// Two instances starting at once on an empty PostgreSQL database may both import theirs:
-/// both keys are then published, and every instance signs with the same one of them (the
-/// order of [`key_set`] breaks the tie).
+/// Two instances starting at once on an empty database import one key: the first to hold
+/// the table; the other then finds it.
 pub async fn import_first(
     db: &Db,
     sealer: &Sealer,
@@ -61,6 +60,7 @@ pub async fn import_first(
     now: i64,
 ) -> Result<(), KeysError> {
     let mut tx = db.begin_write().await?;
+    signing_keys::hold_for_import(&mut tx).await?;
     if signing_keys::count(&mut *tx).await? > 0 {
         return Ok(());
     }

@@ -351,7 +351,7 @@ async fn spawn(
 
 /// SQLite in the test's temp dir, or a new database on the PostgreSQL server named by
 /// `TEST_DATABASE_URL`.
-async fn fresh_database(dir: &TempDir) -> String {
+pub async fn fresh_database(dir: &TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if admin_url.starts_with("postgres") => {
             sqlx::any::install_default_drivers();

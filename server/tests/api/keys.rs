@@ -11,7 +11,12 @@ use ed25519_dalek::{
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use server::{auth::key_set::KeyState, cli, db::signing_keys};
+use server::{
+    auth::key_set::KeyState,
+    cli,
+    db::{signing_keys, Db},
+    service::keys,
+};
 use std::time::{Duration, Instant};
 
 async fn jwks(app: &TestApp) -> JwkSet {
@@ -240,4 +245,38 @@ fn an_instance_whose_secret_does_not_open_the_keys_does_not_start() {
         + &String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("same AUTH_SECRET_FILE"), "{said}");
     drop(app);
+}
+
+#[tokio::test]
+async fn two_instances_starting_at_once_on_an_empty_database_import_one_key() {
+    if !crate::helpers::on_postgres() {
+        // SQLite serves one instance (two migrating one new file at once collide).
+        eprintln!("several instances share PostgreSQL only: checked in the PostgreSQL run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sealer = server::auth::keys::Sealer::new(&[7u8; 32]);
+    for round in 0..8 {
+        let url = crate::helpers::fresh_database(&dir).await;
+        let (a, b) = (
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+        );
+        a.migrate().await.unwrap();
+        // Each instance its own key file, as the defaults give.
+        let (file_a, file_b) = (
+            dir.path().join(format!("a-{round}.pem")),
+            dir.path().join(format!("b-{round}.pem")),
+        );
+        let (ra, rb) = tokio::join!(
+            keys::import_first(&a, &sealer, &file_a, 0),
+            keys::import_first(&b, &sealer, &file_b, 0),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        let imported = signing_keys::list(a.pool()).await.unwrap();
+        assert_eq!(imported.len(), 1, "round {round}: {imported:?}");
+        a.close().await;
+        b.close().await;
+    }
 }

@@ -186,3 +186,52 @@ async fn wrong_passwords_on_two_instances_are_counted_once() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn attempts_refused_on_a_spent_budget_write_nothing() {
+    let app = spawn_app().await;
+    let now = app.clock.now_unix();
+    let address = Limit::new("ip:attacker", B);
+    for _ in 0..3 {
+        rate_limits::attempt(&app.db, std::slice::from_ref(&address), now)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Each refused attempt names a new account too: no row for any of them.
+    for i in 0..50 {
+        let limits = [address.clone(), Limit::new(format!("account:{i}"), B)];
+        assert!(rate_limits::attempt(&app.db, &limits, now)
+            .await
+            .unwrap()
+            .is_err());
+    }
+    let rows: i64 = sqlx::query_scalar("select count(*) from rate_limits")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn registrations_on_two_instances_are_counted_once() {
+    let throttled = [("RATE_LIMIT_ENABLED", "true")];
+    let a = spawn_app_with(&throttled).await;
+    let b = a.another_instance(&throttled).await;
+    // Twenty registrations an hour per address, whichever instance takes them.
+    for i in 0..20 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        let r = instance.register_raw("not an email", "x", "").await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "attempt {i}");
+    }
+    for instance in [&a, &b] {
+        assert_error(
+            instance
+                .register_raw(&unique_email(), PASSWORD, "Ada")
+                .await,
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+        )
+        .await;
+    }
+}
