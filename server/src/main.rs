@@ -74,6 +74,12 @@ async fn main() -> ExitCode {
                     when(key.signs_from),
                     key.signs_from - key.created_at
                 );
+                if key.signs_from - key.created_at < 300 {
+                    println!(
+                        "note: resource servers may cache the published keys for 300 s; tokens \
+                         of this key may be refused by them until then (AUTH_KEY_PUBLISH_SECS)"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

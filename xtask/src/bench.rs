@@ -88,6 +88,13 @@ pub fn run_all() -> Result<(), String> {
             "| F4 = /healthz p99 under a login flood ÷ idle p99 (paced probe) | {:.2} ms ÷ {:.2} ms = **{:.2}** | ≤ 2 |",
             f4.1, f4.0, f4.1 / f4.0
         );
+        let refused = [one_me, two_me, one_refresh, two_refresh, f2_sqlite, f2_pg]
+            .iter()
+            .map(|(_, non_2xx)| non_2xx)
+            .sum::<u64>();
+        if refused > 0 {
+            return Err(format!("{refused} answers were not 2xx (see the table)"));
+        }
         Ok(())
     })();
     let _ = fs::remove_dir_all(&work);

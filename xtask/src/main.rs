@@ -20,11 +20,11 @@ usage: cargo xtask <command>
           integration tests on SQLite and PostgreSQL, Playwright on a release build
   test-balanced
           only the sign-in and many-tabs Playwright specs through nginx in front of
-          two release instances on a throwaway PostgreSQL (after a release build)
+          two release instances on a throwaway PostgreSQL (builds the release first)
   test-postgres [FILTER]
           only the integration tests, on a throwaway PostgreSQL server (those
           whose names contain FILTER, as with cargo test)
-  bench   load the release server with wrk and print the figures F1-F4
+  bench   load the release server with wrk and print the figures F1-F5
 ";
 
 fn main() -> ExitCode {
@@ -38,10 +38,18 @@ fn main() -> ExitCode {
         Some("bench") => {
             setup::build_tools(&mut steps).and_then(|()| steps.run("benchmark", bench::run_all))
         }
-        Some("test-balanced") => steps.run(
-            "Playwright through nginx, two instances on PostgreSQL",
-            balanced_playwright,
-        ),
+        Some("test-balanced") => setup::all(&mut steps)
+            .and_then(|()| {
+                steps.run("release build (cargo leptos build --release)", || {
+                    run(cargo().args(["leptos", "build", "--release"]))
+                })
+            })
+            .and_then(|()| {
+                steps.run(
+                    "Playwright through nginx, two instances on PostgreSQL",
+                    balanced_playwright,
+                )
+            }),
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
             .and_then(|()| postgres_tests(&mut steps, &args[1..])),

@@ -91,12 +91,19 @@ const VERIFIED_CACHE_ENTRIES: usize = 16_384;
 struct Verified {
     claims: Arc<AccessClaims>,
     kid: Arc<str>,
+    /// The key set it was verified under ([`JwtKeys::generation`]), and when its key
+    /// retires by that set: while the set is the same, a hit needs no look at the keys.
+    generation: u64,
+    retires_at: i64,
 }
 
 pub struct JwtKeys {
     verified: quick_cache::sync::Cache<String, Verified>,
     /// Ordered by `signs_from`, then `kid`, as [`key_set`] orders them.
     keys: RwLock<Arc<Vec<Entry>>>,
+    /// Bumped whenever `keys` is replaced. Read, never written, by verifications, so the
+    /// hot path of a cached token touches no lock shared between cores.
+    generation: std::sync::atomic::AtomicU64,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -116,6 +123,7 @@ impl JwtKeys {
         let jwt = JwtKeys {
             verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
             keys: RwLock::new(Arc::new(Vec::new())),
+            generation: std::sync::atomic::AtomicU64::new(0),
             validation,
             issuer: issuer.to_string(),
             audience: audience.to_string(),
@@ -162,6 +170,8 @@ impl JwtKeys {
         #[allow(clippy::expect_used)] // poisoned only by a panic while swapping an Arc
         let mut held = self.keys.write().expect("key lock");
         *held = Arc::new(entries);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The held keys' `(kid, signs_from)`, to tell whether the database's changed.
@@ -249,6 +259,20 @@ impl JwtKeys {
 
     /// Verifies signature, header and claims at `now`, through the cache of verified tokens.
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let hit = self.verified.get(token);
+        if let Some(hit) = &hit {
+            if hit.generation == generation {
+                // Its key is still published exactly while it has not retired.
+                if now >= hit.retires_at {
+                    return Err(TokenError::Invalid);
+                }
+                check_times(&hit.claims, now)?;
+                return Ok(hit.claims.clone());
+            }
+        }
+        // A miss, or a hit from before the keys changed: look at the keys. (`generation`
+        // was read before them: were they replaced since, this entry only misses later.)
         let entries = self.entries();
         let published = |kid: &str| {
             entries
@@ -256,21 +280,27 @@ impl JwtKeys {
                 .find(|e| e.kid == kid)
                 .filter(|e| self.state(e, now).is_published())
         };
-        let claims = match self.verified.get(token) {
+        let (claims, kid) = match hit {
             // Its key may have retired (or gone) since.
-            Some(hit) if published(&hit.kid).is_some() => hit.claims,
+            Some(hit) if published(&hit.kid).is_some() => (hit.claims, hit.kid),
             Some(_) => return Err(TokenError::Invalid),
             None => {
                 let (claims, kid) = self.verify_signature(token, &published)?;
-                let claims = Arc::new(claims);
-                let hit = Verified {
-                    claims: claims.clone(),
-                    kid: kid.into(),
-                };
-                self.verified.insert(token.to_string(), hit);
-                claims
+                (Arc::new(claims), Arc::from(kid))
             }
         };
+        if let Some(entry) = published(&kid) {
+            let retires_at = entry.replaced_at.map_or(i64::MAX, |replaced| {
+                replaced.saturating_add(self.token_life())
+            });
+            let fresh = Verified {
+                claims: claims.clone(),
+                kid,
+                generation,
+                retires_at,
+            };
+            self.verified.insert(token.to_string(), fresh);
+        }
         check_times(&claims, now)?;
         Ok(claims)
     }
