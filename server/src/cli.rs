@@ -115,14 +115,20 @@ impl From<ApiError> for CliError {
     }
 }
 
-/// The services, on the database and secret the settings name, as the server has them.
-async fn core(settings: &Settings) -> Result<Core, CliError> {
+/// The database the settings name, migrated, and the server secret.
+async fn database_and_secret(settings: &Settings) -> Result<(Db, [u8; 32]), CliError> {
     let db = Db::connect(settings.database_url.expose_secret())
         .await
         .map_err(crate::StartupError::from)?;
     db.migrate().await.map_err(crate::StartupError::from)?;
     let secret = keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())
         .map_err(crate::StartupError::from)?;
+    Ok((db, secret))
+}
+
+/// The services, on the database and secret the settings name, as the server has them.
+async fn core(settings: &Settings) -> Result<Core, CliError> {
+    let (db, secret) = database_and_secret(settings).await?;
     Ok(Core::new(settings, db, secret)?)
 }
 
@@ -170,12 +176,7 @@ pub async fn admin_promote(settings: &Settings, email: &str, now: i64) -> Result
 
 /// The database the settings name, migrated, and what opens its signing keys.
 async fn key_store(settings: &Settings) -> Result<(Db, keys::Sealer), CliError> {
-    let db = Db::connect(settings.database_url.expose_secret())
-        .await
-        .map_err(crate::StartupError::from)?;
-    db.migrate().await.map_err(crate::StartupError::from)?;
-    let secret = keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())
-        .map_err(crate::StartupError::from)?;
+    let (db, secret) = database_and_secret(settings).await?;
     Ok((db, keys::Sealer::new(&secret)))
 }
 

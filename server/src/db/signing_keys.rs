@@ -38,18 +38,7 @@ pub async fn insert<'e>(
     db: impl Executor<'e, Database = Any>,
     key: &SigningKeyRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into signing_keys (kid, public_key, sealed_private_key, created_at, signs_from) \
-         values ($1, $2, $3, $4, $5)",
-    )
-    .bind(&key.kid)
-    .bind(&key.public_key)
-    .bind(&key.sealed_private_key)
-    .bind(key.created_at)
-    .bind(key.signs_from)
-    .execute(db)
-    .await
-    .map(|_| ())
+    insert_with(db, key, "").await
 }
 
 /// The first key, unless a key of that `kid` is there already: two instances starting at
@@ -58,10 +47,18 @@ pub async fn insert_first<'e>(
     db: impl Executor<'e, Database = Any>,
     key: &SigningKeyRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_with(db, key, " on conflict (kid) do nothing").await
+}
+
+async fn insert_with<'e>(
+    db: impl Executor<'e, Database = Any>,
+    key: &SigningKeyRow,
+    on_conflict: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "insert into signing_keys (kid, public_key, sealed_private_key, created_at, signs_from) \
-         values ($1, $2, $3, $4, $5) on conflict (kid) do nothing",
-    )
+         values ($1, $2, $3, $4, $5){on_conflict}"
+    )))
     .bind(&key.kid)
     .bind(&key.public_key)
     .bind(&key.sealed_private_key)

@@ -203,6 +203,24 @@ impl TestApp {
         self.login(&email).await
     }
 
+    /// The session `access_token` belongs to, as `GET /api/sessions` lists it.
+    pub async fn current_session(&self, access_token: &str) -> app::api::SessionInfo {
+        let sessions: Vec<app::api::SessionInfo> = self
+            .client
+            .get(self.url("/api/sessions"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("sessions")
+            .json()
+            .await
+            .expect("a list of sessions");
+        sessions
+            .into_iter()
+            .find(|s| s.current)
+            .expect("the current session")
+    }
+
     pub async fn me_raw(&self, access_token: &str) -> Response {
         self.client
             .get(self.url("/api/me"))

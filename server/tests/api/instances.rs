@@ -62,17 +62,7 @@ async fn a_revoked_session_stops_on_the_other_instance_within_two_seconds() {
     let Some((a, b)) = pair().await else { return };
     let (email, signed) = known_to_both(&a, &b).await;
     let other = a.login(&email).await;
-    let sessions: Vec<app::api::SessionInfo> = a
-        .client
-        .get(a.url("/api/sessions"))
-        .bearer_auth(&signed.session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = &sessions.iter().find(|s| s.current).unwrap().id;
+    let id = a.current_session(&signed.session.access_token).await.id;
     let response = a
         .client
         .delete(a.url(&format!("/api/sessions/{id}")))

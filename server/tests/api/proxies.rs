@@ -2,7 +2,7 @@
 //! trusted peer, in sessions, the audit log and rate limits.
 
 use crate::helpers::{assert_error, spawn_app_with, unique_email, TestApp, PASSWORD};
-use app::api::{AuditEntry, ErrorCode, SessionInfo};
+use app::api::{AuditEntry, ErrorCode};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -29,17 +29,7 @@ async fn recorded_addresses(
 ) -> (Option<String>, Option<String>) {
     let response = login_via(app, email, PASSWORD, forwarded).await;
     let signed = crate::helpers::signed(response).await;
-    let sessions: Vec<SessionInfo> = app
-        .client
-        .get(app.url("/api/sessions"))
-        .bearer_auth(&signed.session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = sessions.into_iter().find(|s| s.current).unwrap();
+    let session = app.current_session(&signed.session.access_token).await;
     let admin = app.admin().await;
     let audit: Vec<AuditEntry> = app
         .client
@@ -147,16 +137,6 @@ async fn bytes_a_client_put_before_the_proxys_entry_do_not_hide_its_address() {
         .await
         .unwrap();
     let signed = crate::helpers::signed(response).await;
-    let sessions: Vec<SessionInfo> = app
-        .client
-        .get(app.url("/api/sessions"))
-        .bearer_auth(&signed.session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = sessions.into_iter().find(|s| s.current).unwrap();
+    let session = app.current_session(&signed.session.access_token).await;
     assert_eq!(session.ip.as_deref(), Some("198.51.100.7"));
 }

@@ -200,17 +200,7 @@ async fn rotating_source_addresses_does_not_multiply_guesses() {
 
 /// The id of the session `signed` belongs to, as the sessions list names it.
 async fn session_id(app: &TestApp, signed: &Signed) -> String {
-    let list: Vec<app::api::SessionInfo> = app
-        .client
-        .get(app.url("/api/sessions"))
-        .bearer_auth(&signed.session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list.into_iter().find(|s| s.current).unwrap().id
+    app.current_session(&signed.session.access_token).await.id
 }
 
 // 3. A bogus reset link never reaches the hashing pool.
