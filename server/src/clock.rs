@@ -76,10 +76,17 @@ pub struct DatabaseClock {
 /// How often the offset is measured again (a clock stepped by NTP, say).
 pub const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The offset, in whole seconds, of a database that read `db_ms` while the reference
-/// clock read `reference_ms` (the middle of the round trip).
-pub fn offset_secs(db_ms: i64, reference_ms: i64) -> i64 {
-    ((db_ms - reference_ms) as f64 / 1000.0).round() as i64
+/// The offset, in whole seconds, to follow after a database read `db_ms` while the
+/// reference clock read `reference_ms` (the middle of the round trip), `current` being the
+/// one followed so far: it changes only when the difference is 0.75 s or more away from
+/// it, so a real offset near half a second does not flip it back and forth.
+pub fn offset_secs(db_ms: i64, reference_ms: i64, current: i64) -> i64 {
+    let difference = db_ms - reference_ms;
+    if (difference - current * 1000).abs() < 750 {
+        current
+    } else {
+        (difference as f64 / 1000.0).round() as i64
+    }
 }
 
 impl DatabaseClock {
@@ -99,10 +106,10 @@ impl DatabaseClock {
         let before = millis(self.reference.now());
         let db_ms = crate::db::time_ms(&mut *connection, db.backend()).await?;
         let after = millis(self.reference.now());
-        let offset = offset_secs(db_ms, before + (after - before) / 2);
-        let previous = self
-            .offset_secs
-            .swap(offset, std::sync::atomic::Ordering::SeqCst);
+        let previous = self.offset_secs.load(std::sync::atomic::Ordering::SeqCst);
+        let offset = offset_secs(db_ms, before + (after - before) / 2, previous);
+        self.offset_secs
+            .store(offset, std::sync::atomic::Ordering::SeqCst);
         if offset != previous {
             tracing::warn!(
                 offset_secs = offset,
@@ -137,12 +144,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_offset_is_rounded_to_whole_seconds() {
-        assert_eq!(offset_secs(1_000_000, 1_000_000), 0);
-        assert_eq!(offset_secs(1_000_499, 1_000_000), 0);
-        assert_eq!(offset_secs(999_501, 1_000_000), 0);
-        assert_eq!(offset_secs(1_001_500, 1_000_000), 2);
-        assert_eq!(offset_secs(1_000_000, 1_020_300), -20);
+    fn the_offset_is_whole_seconds_and_changes_only_by_three_quarters_of_one() {
+        assert_eq!(offset_secs(1_000_000, 1_000_000, 0), 0);
+        assert_eq!(offset_secs(1_000_749, 1_000_000, 0), 0);
+        assert_eq!(offset_secs(1_000_750, 1_000_000, 0), 1);
+        // Near half a second either way: whatever was followed stays.
+        assert_eq!(offset_secs(1_000_400, 1_000_000, 1), 1);
+        assert_eq!(offset_secs(1_000_600, 1_000_000, 0), 0);
+        assert_eq!(offset_secs(1_001_500, 1_000_000, 0), 2);
+        assert_eq!(offset_secs(1_000_000, 1_020_300, 0), -20);
+        assert_eq!(offset_secs(1_000_000, 1_000_000, -20), 0);
     }
 
     #[test]

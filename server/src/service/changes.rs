@@ -38,8 +38,11 @@ pub async fn follow(db: Db, database_url: SecretString, users: Arc<UserCache>, k
                 users.clear();
                 users.set_hearing(true);
                 keys.notify_one();
-                backoff = Duration::from_millis(200);
-                hear(&db, listener, &me, &users, &keys).await;
+                // The pause before the next try grows until a connection proves itself:
+                // one that is lost at once, or never hears, is not retried in a tight loop.
+                if hear(&db, listener, &me, &users, &keys).await {
+                    backoff = Duration::from_millis(200);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot listen for changes"),
         }
@@ -50,47 +53,70 @@ pub async fn follow(db: Db, database_url: SecretString, users: Arc<UserCache>, k
     }
 }
 
-/// Hears the channel on `listener` until it is lost, or silent for [`GIVE_UP_AFTER`].
+/// Hears the channel on `listener` until it is lost, or silent for [`GIVE_UP_AFTER`];
+/// says whether its own heartbeat ever came back.
 async fn hear(
     db: &Db,
     mut listener: sqlx::postgres::PgListener,
     me: &str,
-    users: &UserCache,
-    keys: &Notify,
-) {
-    // The listener receives in a task of its own: a receive cut short by the heartbeat's
-    // timer could lose a half-read message.
-    let (tx, mut rx) = mpsc::channel::<Option<String>>(256);
-    let receiver = tokio::spawn(async move {
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    if tx
-                        .send(Some(notification.payload().to_string()))
-                        .await
-                        .is_err()
-                    {
-                        return;
+    users: &Arc<UserCache>,
+    keys: &Arc<Notify>,
+) -> bool {
+    // The listener receives in a task of its own, so a receive is never cut short (it
+    // could lose a half-read message); evictions are applied there, the moment they
+    // arrive, whatever this loop is doing. It ends with this function (`_receiver`).
+    let (beats, mut heard) = mpsc::channel::<()>(16);
+    let (lost_tx, mut lost) = mpsc::channel::<()>(1);
+    let receiver = {
+        let me = me.to_string();
+        let users = users.clone();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            loop {
+                let payload = match listener.try_recv().await {
+                    Ok(Some(notification)) => notification.payload().to_string(),
+                    Ok(None) => {
+                        tracing::warn!("listening for changes: connection lost");
+                        break;
                     }
-                }
-                Ok(None) => {
-                    tracing::warn!("listening for changes: connection lost");
-                    let _ = tx.send(None).await;
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "listening for changes failed");
-                    let _ = tx.send(None).await;
-                    return;
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for changes failed");
+                        break;
+                    }
+                };
+                match Change::parse(&payload) {
+                    Some(Change::Person(id)) => users.evict(&id),
+                    Some(Change::Keys) => keys.notify_one(),
+                    Some(Change::Beat(id)) if id == me => {
+                        let _ = beats.try_send(());
+                    }
+                    Some(Change::Beat(_)) => {}
+                    None => tracing::warn!(payload, "unknown change announced"),
                 }
             }
-        }
-    });
+            let _ = lost_tx.try_send(());
+        })
+    };
+    let _receiver = AbortOnDrop(receiver);
     let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
     let mut heard_at = Instant::now();
     let mut hearing = true;
+    let mut ever_heard = false;
     loop {
         tokio::select! {
+            // Whatever arrived is taken before the silence is judged.
+            biased;
+            _ = lost.recv() => break,
+            Some(()) = heard.recv() => {
+                heard_at = Instant::now();
+                ever_heard = true;
+                if !hearing {
+                    // What was announced while deaf is unknown: read afresh.
+                    users.clear();
+                    users.set_hearing(true);
+                    hearing = true;
+                }
+            }
             _ = ticker.tick() => {
                 let silent = heard_at.elapsed();
                 if hearing && silent > HEARD_WITHIN {
@@ -102,30 +128,27 @@ async fn hear(
                 if silent > GIVE_UP_AFTER {
                     break;
                 }
+                // Sent on the side: a send waiting for a pooled connection holds up
+                // nothing here (and, not coming back in time, counts as silence).
+                let db = db.clone();
                 let beat = Change::Beat(me.to_string());
-                if let Err(e) = changes::announce(db.pool(), db.backend(), &beat).await {
-                    tracing::warn!(error = %e, "heartbeat not sent");
-                }
-            }
-            received = rx.recv() => match received.flatten() {
-                None => break,
-                Some(payload) => match Change::parse(&payload) {
-                    Some(Change::Person(id)) => users.evict(&id),
-                    Some(Change::Keys) => keys.notify_one(),
-                    Some(Change::Beat(id)) if id == me => {
-                        heard_at = Instant::now();
-                        if !hearing {
-                            // What was announced while deaf is unknown: read afresh.
-                            users.clear();
-                            users.set_hearing(true);
-                            hearing = true;
-                        }
+                tokio::spawn(async move {
+                    if let Err(e) = changes::announce(db.pool(), db.backend(), &beat).await {
+                        tracing::warn!(error = %e, "heartbeat not sent");
                     }
-                    Some(Change::Beat(_)) => {}
-                    None => tracing::warn!(payload, "unknown change announced"),
-                },
-            },
+                });
+            }
         }
     }
-    receiver.abort();
+    ever_heard
+}
+
+/// Ends a task when dropped: the receiver, when its listener is given up or this instance
+/// shuts down.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -154,6 +154,20 @@ async fn a_change_made_while_the_listener_is_down_is_still_seen_within_two_secon
     refused_within_two_seconds(&b, &signed.session.access_token, "a logout unheard").await;
 }
 
+#[tokio::test]
+async fn a_replay_caught_on_one_instance_stops_the_session_on_the_other_within_two_seconds() {
+    let Some((a, b)) = pair().await else { return };
+    let (_, signed) = known_to_both(&a, &b).await;
+    let rotated = a.refresh(&signed.refresh_token()).await;
+    let token = &rotated.session.access_token;
+    assert_eq!(a.me_raw(token).await.status(), StatusCode::OK);
+    // The old token again, past the grace window, on the other instance: a thief's replay.
+    a.clock.advance(11);
+    let replay = b.refresh_raw(&signed.refresh_token()).await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    refused_within_two_seconds(&a, token, "a replay caught elsewhere").await;
+}
+
 /// Stops (SIGSTOP) the database backends of every listening connection until dropped:
 /// connections that stay open and say nothing, as one a firewall dropped silently.
 struct StalledListeners(Vec<i32>);
