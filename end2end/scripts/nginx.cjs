@@ -15,7 +15,9 @@ if (!port || upstreams.length === 0 || upstreams.some((p) => !p)) {
   console.error('usage: node scripts/nginx.cjs <port> <upstream port>...');
   process.exit(2);
 }
-const dir = mkdtempSync(join(tmpdir(), 'jwt-auth-nginx-'));
+// Inside the suite's data folder when there is one, which the suite's teardown removes
+// even if this process is killed before it cleans up.
+const dir = mkdtempSync(join(process.env.E2E_DATA_DIR ?? tmpdir(), 'jwt-auth-nginx-'));
 for (const temp of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, temp));
 const root = process.getuid && process.getuid() === 0;
 const conf = `
