@@ -181,7 +181,7 @@ async fn key_store(settings: &Settings) -> Result<(Db, keys::Sealer), CliError> 
 }
 
 fn token_life(settings: &Settings) -> i64 {
-    crate::config::unix_secs(settings.auth.access_ttl) + crate::auth::jwt::LEEWAY_SECS
+    crate::auth::jwt::token_life(crate::config::unix_secs(settings.auth.access_ttl))
 }
 
 /// Adds a signing key, published at once and signing `AUTH_KEY_PUBLISH_SECS` later. The

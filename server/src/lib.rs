@@ -115,7 +115,7 @@ impl Application {
         service::keys::import_first(&db, &sealer, &settings.auth.key_file, clock.unix()).await?;
         let ttl = config::unix_secs(settings.auth.access_ttl);
         let loaded =
-            service::keys::load(&db, &sealer, clock.unix(), ttl + auth::jwt::LEEWAY_SECS).await?;
+            service::keys::load(&db, &sealer, clock.unix(), auth::jwt::token_life(ttl)).await?;
         let jwt = auth::jwt::JwtKeys::new(
             loaded.keys,
             &settings.auth.issuer,

@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 
 pub const LEEWAY_SECS: i64 = 5;
+
+/// How long after signing a token of lifetime `ttl_secs` may still be accepted: its
+/// lifetime and the leeway. A replaced key stays published this long (see `key_set`).
+pub fn token_life(ttl_secs: i64) -> i64 {
+    ttl_secs + LEEWAY_SECS
+}
 pub const TYP: &str = "at+jwt";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,22 +180,14 @@ impl JwtKeys {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The held keys' `(kid, signs_from)`, to tell whether the database's changed.
-    pub fn versions(&self) -> Vec<(String, i64)> {
-        self.entries()
-            .iter()
-            .map(|e| (e.kid.clone(), e.signs_from))
-            .collect()
-    }
-
     fn entries(&self) -> Arc<Vec<Entry>> {
         #[allow(clippy::expect_used)] // see `replace`
         self.keys.read().expect("key lock").clone()
     }
 
-    /// How long after signing a token may still be accepted: its lifetime and the leeway.
+    /// How long after signing a token may still be accepted (see [`token_life`]).
     pub fn token_life(&self) -> i64 {
-        self.ttl_secs + LEEWAY_SECS
+        token_life(self.ttl_secs)
     }
 
     fn state(&self, entry: &Entry, now: i64) -> KeyState {
