@@ -159,26 +159,39 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Gives one attempt back to every limit whose window is still running (it succeeded:
-/// it was no guess).
+/// Gives one attempt made at `now` back to every limit whose window that counted it is
+/// still running (it succeeded: it was no guess).
 pub async fn give_back(db: &Db, limits: &[Limit], now: i64) -> Result<(), sqlx::Error> {
     let mut limits = limits.to_vec();
     limits.sort_by(|a, b| a.key.cmp(&b.key));
     limits.dedup_by(|a, b| a.key == b.key);
-    let keys = placeholders(2, limits.len());
+    let given = (0..limits.len())
+        .map(|i| {
+            format!(
+                "(cast(${} as text), cast(${} as bigint))",
+                2 + 2 * i,
+                3 + 2 * i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     // In key order, as attempts lock them, so the two cannot deadlock.
     let lock = match db.backend() {
-        Backend::Postgres => " order by key for update",
+        Backend::Postgres => " order by r.key for update",
         Backend::Sqlite => "",
     };
+    // Only to the window that counted the attempt (`now` is the attempt's time): one
+    // that began after it, the attempt's own having ended meanwhile, keeps its count.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "update rate_limits set count = count - 1 \
-         where key in (select key from rate_limits where key in ({keys}){lock}) \
-           and window_ends > $1 and count > 0"
+        "with given (key, secs) as (values {given}) \
+         update rate_limits set count = count - 1 \
+         where key in (select r.key from rate_limits r join given g on g.key = r.key \
+                       where r.window_ends > $1 and r.window_ends - g.secs <= $1 \
+                         and r.count > 0{lock})"
     )))
     .bind(now);
     for limit in &limits {
-        query = query.bind(limit.key.clone());
+        query = query.bind(limit.key.clone()).bind(limit.budget.window_secs);
     }
     write(db, query).await
 }

@@ -235,3 +235,33 @@ async fn registrations_on_two_instances_are_counted_once() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn an_attempt_is_given_back_only_to_the_window_that_counted_it() {
+    let app = spawn_app().await;
+    let t = app.clock.now_unix();
+    // Counted at t + 90, near the end of the window that began at t (100 s).
+    rate_limits::attempt(&app.db, &k("k"), t)
+        .await
+        .unwrap()
+        .unwrap();
+    rate_limits::attempt(&app.db, &k("k"), t + 90)
+        .await
+        .unwrap()
+        .unwrap();
+    // The next window fills up...
+    for _ in 0..3 {
+        rate_limits::attempt(&app.db, &k("k"), t + 100)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // ...and the give-back of the attempt of t + 90 lands late: it makes no room there.
+    rate_limits::give_back(&app.db, &k("k"), t + 90)
+        .await
+        .unwrap();
+    assert!(rate_limits::attempt(&app.db, &k("k"), t + 100)
+        .await
+        .unwrap()
+        .is_err());
+}
