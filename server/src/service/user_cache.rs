@@ -51,6 +51,8 @@ pub struct UserCache {
     evictions: AtomicU64,
     /// Reads of the database, for tests and metrics.
     loads: AtomicU64,
+    /// Times everyone was forgotten (`clear`), for tests and metrics.
+    clears: AtomicU64,
     /// `TTL_SECS`, or `UNHEARD_TTL_SECS` while announcements may be missed.
     ttl_secs: AtomicI64,
 }
@@ -67,6 +69,7 @@ impl UserCache {
             entries: quick_cache::sync::Cache::new(ENTRIES),
             evictions: AtomicU64::new(0),
             loads: AtomicU64::new(0),
+            clears: AtomicU64::new(0),
             ttl_secs: AtomicI64::new(TTL_SECS),
         }
     }
@@ -81,6 +84,7 @@ impl UserCache {
     /// Forgets everyone: changes may have gone unheard.
     pub fn clear(&self) {
         self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.clears.fetch_add(1, Ordering::Relaxed);
         self.entries.clear();
     }
 
@@ -130,5 +134,10 @@ impl UserCache {
     /// How many times a person was read from the database.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+
+    /// How many times everyone was forgotten at once.
+    pub fn clears(&self) -> u64 {
+        self.clears.load(Ordering::Relaxed)
     }
 }

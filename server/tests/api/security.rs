@@ -436,12 +436,19 @@ async fn a_replayed_token_of_an_ended_session_costs_no_database_read() {
         .await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     app.clock.advance(10);
-    let before = app.state.core.users.loads();
+    let users = &app.state.core.users;
+    let (loads_before, clears_before) = (users.loads(), users.clears());
     for _ in 0..100 {
         assert_eq!(me_status(&app, &signed).await, StatusCode::UNAUTHORIZED);
     }
-    let loads = app.state.core.users.loads() - before;
-    assert!(loads <= 1, "{loads} reads of the person");
+    let loads = users.loads() - loads_before;
+    // On PostgreSQL the cache is emptied whenever this instance's own heartbeat comes
+    // back late (a busy machine): each time costs one more read, and only one.
+    let clears = users.clears() - clears_before;
+    assert!(
+        loads <= 1 + clears,
+        "{loads} reads of the person, {clears} clears"
+    );
 }
 
 #[tokio::test]
