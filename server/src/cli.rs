@@ -9,6 +9,7 @@
 //! server keys rotate                            add a signing key (published now, signing
 //!                                               after AUTH_KEY_PUBLISH_SECS)
 //! server keys list                              every signing key's kid and state
+//! server openapi                                the OpenAPI document (docs/openapi.json)
 //! ```
 
 use crate::{
@@ -36,12 +37,14 @@ pub enum Command {
     },
     KeysRotate,
     KeysList,
+    /// Prints the OpenAPI document; needs no settings.
+    OpenApi,
     /// A developer tool for `cargo xtask bench`.
     BenchArgon2,
 }
 
 pub const USAGE: &str = "usage: server [admin create --email EMAIL --name NAME | \
-     admin promote --email EMAIL | keys rotate | keys list]";
+     admin promote --email EMAIL | keys rotate | keys list | openapi]";
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, String> {
@@ -72,6 +75,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         }),
         ["keys", "rotate"] => Ok(Command::KeysRotate),
         ["keys", "list"] => Ok(Command::KeysList),
+        ["openapi"] => Ok(Command::OpenApi),
         _ => Err(USAGE.to_string()),
     }
 }

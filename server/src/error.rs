@@ -98,46 +98,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Validation(_)
-            | ApiError::InvalidJson(_)
-            | ApiError::CodeInvalid { .. }
-            | ApiError::CodeExpired
-            | ApiError::CodeAttemptsExceeded
-            | ApiError::ResetTokenInvalid
-            | ApiError::ResetTokenExpired
-            | ApiError::OidcCancelled
-            | ApiError::OidcStateInvalid
-            | ApiError::OidcFailed(_)
-            | ApiError::PasswordNotSet => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable
-            | ApiError::TimedOut
-            | ApiError::Overloaded { .. }
-            | ApiError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::EmailTaken
-            | ApiError::LastAdmin
-            | ApiError::AlreadyVerified
-            | ApiError::IdentityTaken
-            | ApiError::LastSignInMethod => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::InvalidCredentials
-            | ApiError::RefreshMissing
-            | ApiError::RefreshInvalid
-            | ApiError::RefreshExpired
-            | ApiError::RefreshReused
-            | ApiError::TokenMissing
-            | ApiError::TokenInvalid
-            | ApiError::TokenExpired => StatusCode::UNAUTHORIZED,
-            ApiError::AccountDisabled
-            | ApiError::OriginForbidden
-            | ApiError::Forbidden
-            | ApiError::EmailUnverified
-            | ApiError::OidcEmailUnverified => StatusCode::FORBIDDEN,
-        }
+        status_of(self.code())
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -239,6 +200,50 @@ impl ApiError {
                 "This is your only way to sign in: set a password or connect another provider first.".into()
             }
         }
+    }
+}
+
+/// The status every answer with `code` has: one place, so the OpenAPI document
+/// (`crate::openapi`) lists each code under the status it really comes with.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ValidationFailed
+        | ErrorCode::InvalidJson
+        | ErrorCode::CodeInvalid
+        | ErrorCode::CodeExpired
+        | ErrorCode::CodeAttemptsExceeded
+        | ErrorCode::ResetTokenInvalid
+        | ErrorCode::ResetTokenExpired
+        | ErrorCode::OidcCancelled
+        | ErrorCode::OidcStateInvalid
+        | ErrorCode::OidcFailed
+        | ErrorCode::PasswordNotSet => StatusCode::BAD_REQUEST,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::ProviderUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::EmailTaken
+        | ErrorCode::LastAdmin
+        | ErrorCode::AlreadyVerified
+        | ErrorCode::IdentityTaken
+        | ErrorCode::LastSignInMethod => StatusCode::CONFLICT,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::InvalidCredentials
+        | ErrorCode::RefreshMissing
+        | ErrorCode::RefreshInvalid
+        | ErrorCode::RefreshExpired
+        | ErrorCode::RefreshReused
+        | ErrorCode::TokenMissing
+        | ErrorCode::TokenInvalid
+        | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+        ErrorCode::AccountDisabled
+        | ErrorCode::OriginForbidden
+        | ErrorCode::Forbidden
+        | ErrorCode::EmailUnverified
+        | ErrorCode::OidcEmailUnverified => StatusCode::FORBIDDEN,
     }
 }
 

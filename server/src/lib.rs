@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod mail;
 pub mod oidc;
+pub mod openapi;
 pub mod proxies;
 pub mod routes;
 pub mod security;

@@ -20,6 +20,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command == Command::OpenApi {
+        print!("{}", server::openapi::json());
+        return ExitCode::SUCCESS;
+    }
     if command == Command::BenchArgon2 {
         println!("{:.2}", server::auth::password::median_hash_ms(21));
         return ExitCode::SUCCESS;
@@ -114,7 +118,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::BenchArgon2 => ExitCode::SUCCESS,
+        Command::OpenApi | Command::BenchArgon2 => ExitCode::SUCCESS,
     }
 }
 

@@ -10,6 +10,7 @@ pub use error::{oidc_error_text, ErrorBody, ErrorCode, ErrorDetail};
 use serde::{Deserialize, Serialize};
 
 /// A person, as `GET /api/me` and every `Session` return it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
@@ -21,6 +22,7 @@ pub struct User {
     pub created_at: String,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -46,6 +48,7 @@ impl Role {
 }
 
 /// An identity provider people may sign in with: `GET /api/auth/providers`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     pub id: String,
@@ -54,6 +57,7 @@ pub struct ProviderInfo {
 }
 
 /// The answer of register, login and refresh.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub user: User,
@@ -65,6 +69,7 @@ pub struct Session {
     pub refresh_token: Option<String>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
     pub email: String,
@@ -72,6 +77,7 @@ pub struct RegisterRequest {
     pub name: String,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
@@ -79,12 +85,14 @@ pub struct LoginRequest {
 }
 
 /// Body of `/healthz` and `/readyz`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
 }
 
 /// One signed-in device of the person, as `GET /api/sessions` lists it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: String,
@@ -102,12 +110,14 @@ pub struct SessionInfo {
 }
 
 /// `POST /api/auth/oidc/{id}/link`: where the browser goes to link that provider.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkAnswer {
     pub url: String,
 }
 
 /// `GET /api/me/identities`: how the person can sign in.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignInMethods {
     pub password_set: bool,
@@ -115,6 +125,7 @@ pub struct SignInMethods {
 }
 
 /// An identity provider's account linked to the person's.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityInfo {
     /// The provider's id.
@@ -126,6 +137,7 @@ pub struct IdentityInfo {
 }
 
 /// `POST /api/auth/password/change`: the signed-in person's new password.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -133,18 +145,21 @@ pub struct ChangePasswordRequest {
 }
 
 /// `POST /api/auth/verify-email`: the 6-digit code from the email.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyEmailRequest {
     pub code: String,
 }
 
 /// `POST /api/auth/password/forgot`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgotPasswordRequest {
     pub email: String,
 }
 
 /// `POST /api/auth/password/reset`: the token from the emailed link and the new password.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetPasswordRequest {
     pub token: String,
@@ -152,6 +167,7 @@ pub struct ResetPasswordRequest {
 }
 
 /// A person as admins see them.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUser {
     #[serde(flatten)]
@@ -160,6 +176,7 @@ pub struct AdminUser {
 }
 
 /// `GET /api/admin/users`: one page of people.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPage {
     pub users: Vec<AdminUser>,
@@ -169,6 +186,8 @@ pub struct UserPage {
 }
 
 /// `GET /api/admin/users?page&per_page&q`. Absent values take the server's defaults.
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserListQuery {
     /// From 1 (default 1).
@@ -183,6 +202,8 @@ pub struct UserListQuery {
 }
 
 /// `GET /api/admin/audit?page&per_page`. Absent values take the server's defaults.
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditQuery {
     /// From 1 (default 1).
@@ -194,6 +215,7 @@ pub struct AuditQuery {
 }
 
 /// `PATCH /api/admin/users/{id}`: what to change.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +225,7 @@ pub struct UpdateUserRequest {
 }
 
 /// One security event, as `GET /api/admin/audit` lists it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub id: String,

@@ -23,7 +23,8 @@ use crate::{
 use axum::{
     extract::DefaultBodyLimit,
     http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue, Method},
-    routing::any,
+    response::IntoResponse,
+    routing::{any, get},
     Router,
 };
 use tower_http::{
@@ -56,6 +57,7 @@ pub fn mount_api(
         .merge(sessions::router())
         .merge(admin::router())
         .merge(oidc::router())
+        .route(crate::openapi::PATH, get(openapi))
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))
@@ -72,6 +74,13 @@ pub fn mount_api(
         Some(cors) => api.layer(cors),
         None => api,
     })
+}
+
+/// The document is the same for the life of the process: made once.
+async fn openapi() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(crate::openapi::json);
+    ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response()
 }
 
 async fn not_found() -> ApiError {

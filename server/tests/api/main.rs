@@ -22,6 +22,7 @@ mod logout;
 mod mailbox;
 mod me;
 mod oidc;
+mod openapi;
 mod password;
 mod paths;
 mod process;
