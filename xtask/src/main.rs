@@ -5,6 +5,7 @@
 
 mod bench;
 mod postgres;
+mod schemathesis;
 mod setup;
 mod util;
 
@@ -17,13 +18,18 @@ usage: cargo xtask <command>
   setup   install the tools the project needs (only what is missing)
   serve   build the release site and serve it at http://127.0.0.1:3000 (SQLite)
   test    run every test: rustfmt, clippy (ssr and wasm32 hydrate), unit and
-          integration tests on SQLite and PostgreSQL, Playwright on a release build
+          integration tests on SQLite and PostgreSQL, Playwright on a release build,
+          Schemathesis against its OpenAPI document
   test-balanced
           only the sign-in and many-tabs Playwright specs through nginx in front of
           two release instances on a throwaway PostgreSQL (builds the release first)
   test-postgres [FILTER]
           only the integration tests, on a throwaway PostgreSQL server (those
           whose names contain FILTER, as with cargo test)
+  schemathesis
+          only the Schemathesis runs against the OpenAPI document of the release
+          build already there (target/release/server, after `cargo leptos build
+          --release`; E2E_SERVER=target/debug/server takes the debug build's)
   bench   load the release server with wrk and print the figures F1-F5
 ";
 
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
                     balanced_playwright,
                 )
             }),
+        Some("schemathesis") => setup::schemathesis(&mut steps)
+            .and_then(|()| steps.run(SCHEMATHESIS_STEP, schemathesis::run_all)),
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
             .and_then(|()| postgres_tests(&mut steps, &args[1..])),
@@ -142,8 +150,11 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         "Playwright through nginx, two instances on PostgreSQL",
         balanced_playwright,
     )?;
+    steps.run(SCHEMATHESIS_STEP, schemathesis::run_all)?;
     Ok(())
 }
+
+const SCHEMATHESIS_STEP: &str = "Schemathesis against the release build's OpenAPI document";
 
 /// The auth and many-tabs specs once more, through nginx balancing round-robin over two
 /// release instances that share a throwaway PostgreSQL database.

@@ -40,7 +40,75 @@ pub fn all(steps: &mut Steps) -> Result<(), String> {
     steps.run("OpenSSL command line (Debian)", openssl)?;
     // The load balancer in front of two instances for a Playwright run.
     steps.run("nginx (Debian)", nginx)?;
+    schemathesis(steps)?;
     Ok(())
+}
+
+/// The API tests' tool alone, for `cargo xtask schemathesis`.
+pub fn schemathesis(steps: &mut Steps) -> Result<(), String> {
+    steps.run(
+        &format!("Schemathesis {SCHEMATHESIS} (PyPI, in a venv under target/)"),
+        install_schemathesis,
+    )
+}
+
+/// Schemathesis, pinned like the other tools: the API tests' generator of requests from the
+/// OpenAPI document.
+pub const SCHEMATHESIS: &str = "4.32.5";
+
+/// Its own Python venv inside the repository, so nothing is installed system-wide.
+pub fn schemathesis_venv() -> PathBuf {
+    root()
+        .join("target")
+        .join("tools")
+        .join("schemathesis-venv")
+}
+
+pub fn schemathesis_bin() -> PathBuf {
+    schemathesis_venv().join("bin").join("schemathesis")
+}
+
+fn install_schemathesis() -> Result<(), String> {
+    let installed = output(command(schemathesis_bin()).arg("--version")).unwrap_or_default();
+    if installed.split_whitespace().any(|w| w == SCHEMATHESIS) {
+        println!("    already installed: {installed}");
+        return Ok(());
+    }
+    if !installed.is_empty() {
+        println!("    found {installed}, want {SCHEMATHESIS}");
+    }
+    // A venv of another version, or one whose Python has gone, is made anew.
+    let venv = schemathesis_venv();
+    let _ = fs::remove_dir_all(&venv);
+    run(command(venv_python()?).args(["-m", "venv"]).arg(&venv))?;
+    run(command(venv.join("bin").join("python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("schemathesis=={SCHEMATHESIS}"),
+    ]))?;
+    let version = output(command(schemathesis_bin()).arg("--version"))
+        .ok_or("schemathesis does not run after its install")?;
+    println!("    installed: {version}");
+    Ok(())
+}
+
+/// A Python that can make venvs: `python3` on PATH when it can, else Debian's. Debian's
+/// python3 lacks `ensurepip`, which `python3 -m venv` needs, until python3-venv is installed.
+fn venv_python() -> Result<PathBuf, String> {
+    let can_make_venvs =
+        |python: &Path| output(command(python).args(["-c", "import venv, ensurepip"])).is_some();
+    let on_path = PathBuf::from("python3");
+    if can_make_venvs(&on_path) {
+        return Ok(on_path);
+    }
+    let debian = PathBuf::from("/usr/bin/python3");
+    if !can_make_venvs(&debian) {
+        apt_install(&["python3-venv"])?;
+    }
+    Ok(debian)
 }
 
 pub const NGINX: &str = "/usr/sbin/nginx";
