@@ -72,15 +72,20 @@ pub struct Session {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
+    #[cfg_attr(feature = "ssr", schema(format = Email))]
     pub email: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
     pub password: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "ssr", schema(format = Email))]
     pub email: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 128))]
     pub password: String,
 }
 
@@ -140,7 +145,9 @@ pub struct IdentityInfo {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePasswordRequest {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 128))]
     pub current_password: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
@@ -148,6 +155,7 @@ pub struct ChangePasswordRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyEmailRequest {
+    #[cfg_attr(feature = "ssr", schema(pattern = "^[0-9]{6}$"))]
     pub code: String,
 }
 
@@ -155,6 +163,7 @@ pub struct VerifyEmailRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgotPasswordRequest {
+    #[cfg_attr(feature = "ssr", schema(format = Email))]
     pub email: String,
 }
 
@@ -163,6 +172,7 @@ pub struct ForgotPasswordRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetPasswordRequest {
     pub token: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -192,9 +202,11 @@ pub struct UserPage {
 pub struct UserListQuery {
     /// From 1 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(minimum = 1))]
     pub page: Option<u32>,
     /// 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
     /// Searched for in emails and names, ignoring case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,9 +220,11 @@ pub struct UserListQuery {
 pub struct AuditQuery {
     /// From 1 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(minimum = 1))]
     pub page: Option<u32>,
     /// 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
 }
 
