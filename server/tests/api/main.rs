@@ -9,6 +9,7 @@
 mod admin;
 mod audit_retention;
 mod errors;
+mod faults;
 mod guards;
 mod headers;
 mod health;
