@@ -9,6 +9,9 @@ use axum::{
 };
 use std::collections::BTreeMap;
 
+/// The `Retry-After` of a 503 `unavailable`.
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("validation failed")]
@@ -283,6 +286,14 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
+            // Most outages this stands for (a database restarting, a request cut by its time
+            // limit) pass within seconds.
+            ApiError::Unavailable | ApiError::TimedOut => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+                );
+            }
             _ => {}
         }
         response
@@ -333,8 +344,30 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!("database busy: no connection or write turn in time");
                 ApiError::Overloaded { retry_after: 1 }
             }
+            // The database out of reach (stopped, restarting, the connection cut): the
+            // service is unavailable for now, not broken; the client may try again.
+            ref e if database_unreachable(e) => {
+                tracing::warn!(error = %e, "database unreachable");
+                ApiError::Unavailable
+            }
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Whether `e` says the database cannot be reached, rather than that a statement failed.
+fn database_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08) and "shutting down / starting up"
+        // (57P01 to 57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
     }
 }
 

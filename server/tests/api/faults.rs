@@ -2,9 +2,10 @@
 //! down, and that nothing is lost once it is back.
 
 use crate::{
-    helpers::{spawn_app_with, unique_email},
+    helpers::{assert_error, spawn_app_with, unique_email},
     mailbox::mail_server,
 };
+use app::api::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::{
@@ -100,4 +101,30 @@ async fn mail_sent_while_the_mail_server_is_down_arrives_once_it_is_back() {
         .await;
     assert!(verification.text.contains("code"), "{}", verification.text);
     assert!(reset.text.contains("/reset-password"), "{}", reset.text);
+}
+
+/// The database out of reach is the service unavailable, not a server error: 503
+/// `unavailable` with a `Retry-After`, the same as `/readyz` says.
+#[tokio::test]
+async fn requests_needing_an_unreachable_database_answer_503_unavailable() {
+    let app = spawn_app_with(&[]).await;
+    let email = unique_email();
+    app.register(&email).await;
+    app.db.close().await;
+    let login = app
+        .post_json(
+            "/api/auth/login",
+            json!({ "email": email, "password": crate::helpers::PASSWORD }),
+        )
+        .await;
+    let retry_after = login.headers().get("retry-after").cloned();
+    assert_error(
+        login,
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable,
+    )
+    .await;
+    assert!(retry_after.is_some(), "no Retry-After");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
