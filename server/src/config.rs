@@ -19,6 +19,21 @@ pub struct Settings {
     /// Audit entries older than this are deleted by the periodic pruning.
     pub audit_retention: Duration,
     pub rust_log: String,
+    /// `LOG_FORMAT`: how each log line is written.
+    pub log_format: LogFormat,
+    /// `METRICS_ADDR`: where Prometheus metrics are served, on a listener of their own
+    /// (none when unset), so they never reach the public address.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one line an event, its spans' fields inline.
+    Text,
+    /// For log collectors: one JSON object a line, with the fields of the event's spans
+    /// (so the request id) in it.
+    Json,
 }
 
 /// Where the server listens and how it is reached.
@@ -161,6 +176,28 @@ impl Settings {
         let rust_log = vars.get("RUST_LOG").unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&rust_log)
             .map_err(|e| err("RUST_LOG", e.to_string()))?;
+        let log_format = match vars
+            .get("LOG_FORMAT")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => LogFormat::Text,
+            Some(v) if v == "text" => LogFormat::Text,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected text or json, got {v:?}"),
+                ))
+            }
+        };
+        let metrics_addr = vars
+            .get("METRICS_ADDR")
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| err("METRICS_ADDR", "expected an address such as 127.0.0.1:9100"))
+            })
+            .transpose()?;
         Ok(Settings {
             database_url: SecretString::from(database_url),
             http,
@@ -169,6 +206,8 @@ impl Settings {
             oidc,
             audit_retention,
             rust_log,
+            log_format,
+            metrics_addr,
         })
     }
 
@@ -735,6 +774,8 @@ mod tests {
         assert!(s.http.allowed_origins.is_empty());
         assert!(s.auth.rate_limit_enabled);
         assert_eq!(s.rust_log, "info");
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.metrics_addr, None, "no metrics listener unless asked for");
         assert!(
             matches!(s.mail.transport, MailTransport::Log),
             "mail goes to the log by default (a loopback PUBLIC_URL)"
@@ -748,6 +789,21 @@ mod tests {
                 request_timeout: Duration::from_secs(30),
                 max_connections: 1024,
             }
+        );
+    }
+
+    #[test]
+    fn log_format_and_metrics_address_parse() {
+        let s = settings(&[("LOG_FORMAT", " JSON "), ("METRICS_ADDR", "0.0.0.0:9100")]).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        let s = settings(&[("LOG_FORMAT", "text"), ("METRICS_ADDR", "[::1]:0")]).unwrap();
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.metrics_addr, Some("[::1]:0".parse().unwrap()));
+        // Blank is unset, as for every variable.
+        assert_eq!(
+            settings(&[("METRICS_ADDR", " ")]).unwrap().metrics_addr,
+            None
         );
     }
 
@@ -959,6 +1015,11 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
             ("AUTH_KEY_PUBLISH_SECS", "10m"),
             ("RUST_LOG", "info,[[["),
+            ("LOG_FORMAT", "xml"),
+            ("LOG_FORMAT", "jsonl"),
+            ("METRICS_ADDR", "9100"),
+            ("METRICS_ADDR", "localhost:9100"),
+            ("METRICS_ADDR", "127.0.0.1"),
             ("SMTP_URL", "mail.example.com:25"),
             ("SMTP_URL", "smtp://"),
             ("SMTP_URL", "logs"),

@@ -12,6 +12,7 @@ pub mod files;
 pub mod mail;
 pub mod oidc;
 pub mod openapi;
+pub mod prometheus;
 pub mod proxies;
 pub mod routes;
 pub mod security;
@@ -48,6 +49,8 @@ pub enum StartupError {
     Mail(#[from] mail::MailError),
     #[error("identity providers: {0}")]
     Oidc(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -59,6 +62,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `METRICS_ADDR`'s listener, when set.
+    metrics: Option<prometheus::Listener>,
     router: Router,
     state: AppState,
     db: Db,
@@ -110,6 +115,10 @@ impl Application {
             addr: settings.http.site_addr,
             source,
         })?;
+        let metrics = match settings.metrics_addr {
+            Some(addr) => Some(prometheus::Listener::bind(addr).await?),
+            None => None,
+        };
         let secret =
             auth::keys::load_or_create_secret(&settings.auth.secret_file, &mut rand::rng())?;
         let sealer = Arc::new(auth::keys::Sealer::new(&secret));
@@ -138,6 +147,7 @@ impl Application {
         Ok(Application {
             listener,
             addr,
+            metrics,
             router: build_router(state.clone()),
             state,
             db,
@@ -152,6 +162,11 @@ impl Application {
     /// The bound address (the real port when the settings asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's bound address, when `METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(prometheus::Listener::local_addr)
     }
 
     pub fn db(&self) -> &Db {
@@ -196,7 +211,13 @@ impl Application {
         // reached delays nothing else.
         self.state.core.providers.keep_discovered();
         let limits = self.state.settings.http.limits;
+        let metrics = self.metrics.map(|metrics| {
+            metrics.spawn(self.db.clone(), self.state.core.passwords.clone(), limits)
+        });
         let served = serve::serve(self.listener, self.router, limits, shutdown).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         pruner.abort();
         keys.abort();
         measuring.abort();
@@ -309,6 +330,7 @@ pub fn build_router(state: AppState) -> Router {
         request_limit,
     )
     .layer(telemetry::trace_layer())
+    .layer(telemetry::Observe)
     .with_state(state);
     security::with_security_headers(router)
 }

@@ -147,7 +147,7 @@ fn read_password() -> Option<String> {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    telemetry::init(&settings.rust_log);
+    telemetry::init(&settings.rust_log, settings.log_format);
     let options = leptos_options(&settings);
     let app = match Application::build(settings, options, Arc::new(SystemClock)).await {
         Ok(app) => app,
@@ -158,6 +158,9 @@ async fn serve(settings: Settings) -> ExitCode {
     };
     let shutdown = shutdown_signal();
     tracing::info!(addr = %app.local_addr(), "listening");
+    if let Some(addr) = app.metrics_addr() {
+        tracing::info!(addr = %addr, "metrics listening");
+    }
     match app.run_until(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

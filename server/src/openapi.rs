@@ -510,7 +510,7 @@ impl Document {
         let operation: Operation = operation.build();
         self.paths
             .entry(path.to_string())
-            .or_insert_with(PathItem::default)
+            .or_default()
             .merge_operations(PathItem::new(method, operation));
     }
 
@@ -659,7 +659,10 @@ fn error_response(status: u16, codes: &[&'static str]) -> Response {
     let described: Vec<String> = codes.iter().map(|c| format!("`{c}`")).collect();
     let mut response = ResponseBuilder::new()
         .description(described.join(", "))
-        .content("application/json", Content::new(Some(Schema::AllOf(body.build()))));
+        .content(
+            "application/json",
+            Content::new(Some(Schema::AllOf(body.build()))),
+        );
     if status == 401 {
         response = response.header("WWW-Authenticate", header("RFC 6750's Bearer challenge"));
     }

@@ -54,6 +54,8 @@ pub struct Passwords {
     pool: Arc<HashingPool>,
     /// Hashes and verifications asked for since start: what reached the hashing pool.
     asked: Arc<std::sync::atomic::AtomicU64>,
+    /// Hashes and verifications waiting for a permit now: the queue (`auth_hash_queue`).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -149,6 +151,23 @@ pub fn median_hash_ms(samples: usize) -> f64 {
     times[times.len() / 2]
 }
 
+/// One place in the queue, left on drop: also when the login waiting in it is given up
+/// (its client went away, or the request's time limit cut it).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Passwords {
     /// `permits` concurrent hashes at most; callers wait up to `wait` for one.
     pub fn new(permits: usize, wait: Duration) -> Result<Passwords, PasswordError> {
@@ -161,12 +180,19 @@ impl Passwords {
             dummy_hash: dummy.into(),
             pool: Arc::new(pool),
             asked: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 
     /// How many hashes and verifications were asked of the pool since start.
     pub fn asked(&self) -> u64 {
         self.asked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many hashes and verifications wait for a hashing thread now. The pool never
+    /// queues (it has a thread a permit): this is where a login flood waits.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One permit per available core.
@@ -181,10 +207,12 @@ impl Passwords {
     ) -> Result<T, PasswordError> {
         self.asked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let in_queue = Waiting::new(&self.waiting);
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Overloaded)?
             .map_err(|_| PasswordError::Overloaded)?;
+        drop(in_queue);
         self.pool
             .spawn(permit, f)
             .await
@@ -314,6 +342,35 @@ mod tests {
         let _held = passwords.permits.clone().acquire_owned().await.unwrap();
         let e = passwords.hash(&secret("password")).await.unwrap_err();
         assert!(matches!(e, PasswordError::Overloaded), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_queue_counts_who_waits_for_a_permit_until_they_get_one_or_give_up() {
+        let passwords = Passwords::new(1, Duration::from_secs(30)).unwrap();
+        let held = passwords.permits.clone().acquire_owned().await.unwrap();
+        assert_eq!(passwords.queued(), 0);
+        let spawn_waiter = || {
+            let passwords = passwords.clone();
+            tokio::spawn(async move { passwords.blocking(|| ()).await })
+        };
+        let (first, second) = (spawn_waiter(), spawn_waiter());
+        let watched = &passwords;
+        let queued = move |n| async move {
+            for _ in 0..500 {
+                if watched.queued() == n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("expected {n} in the queue, found {}", watched.queued());
+        };
+        queued(2).await;
+        second.abort(); // its client went away
+        let _ = second.await;
+        queued(1).await;
+        drop(held);
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(passwords.queued(), 0);
     }
 
     #[tokio::test]

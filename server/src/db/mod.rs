@@ -39,6 +39,13 @@ pub struct Db {
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// What [`Db::connections`] counts (`db_pool_connections`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub idle: usize,
+    pub in_use: usize,
+}
+
 /// A write transaction (see [`Db::begin_write`]): use it as the connection (`&mut *tx`),
 /// then `commit` it; dropped without a commit, it rolls back.
 pub struct WriteTx {
@@ -235,6 +242,17 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool's open connections now: idle, and lent to a query or transaction.
+    pub fn connections(&self) -> PoolConnections {
+        let open = self.pool.size() as usize;
+        // Read one after the other, the two may disagree for a moment.
+        let idle = self.pool.num_idle().min(open);
+        PoolConnections {
+            idle,
+            in_use: open - idle,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -124,7 +124,8 @@ pub async fn start_in(
 }
 
 /// Presents a refresh token: rotates it, converges on the bounded race, or refuses it
-/// (revoking the family on a replay). The storage-level step of [`refresh`].
+/// (revoking the family on a replay). The storage-level step of [`refresh`]; counted in
+/// `auth_refresh_total`.
 pub async fn rotate(
     db: &Db,
     secret: &ServerSecret,
@@ -132,6 +133,38 @@ pub async fn rotate(
     now: i64,
     policy: Policy,
 ) -> Result<Result<Issued, RefreshFailure>, sqlx::Error> {
+    let answer = rotate_or_refuse(db, secret, presented, now, policy).await?;
+    metrics::counter!("auth_refresh_total", "outcome" => refresh_outcome(&answer)).increment(1);
+    Ok(answer.map(|(issued, _)| issued))
+}
+
+/// How a refresh token that was not refused was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Renewal {
+    Rotated,
+    /// The bounded race: the newest child again, within the grace window.
+    Converged,
+}
+
+/// The label of `auth_refresh_total` (`prometheus::REFRESH_OUTCOMES`).
+fn refresh_outcome(answer: &Result<(Issued, Renewal), RefreshFailure>) -> &'static str {
+    match answer {
+        Ok((_, Renewal::Rotated)) => "rotated",
+        Ok((_, Renewal::Converged)) => "converged",
+        Err(RefreshFailure::Reused(_)) => "reused",
+        Err(RefreshFailure::Expired) => "expired",
+        // Revoked by an admin disabling the person: a token of an ended session.
+        Err(RefreshFailure::Invalid | RefreshFailure::Disabled { .. }) => "invalid",
+    }
+}
+
+async fn rotate_or_refuse(
+    db: &Db,
+    secret: &ServerSecret,
+    presented: &str,
+    now: i64,
+    policy: Policy,
+) -> Result<Result<(Issued, Renewal), RefreshFailure>, sqlx::Error> {
     if !tokens::looks_valid(presented) {
         return Ok(Err(RefreshFailure::Invalid));
     }
@@ -163,14 +196,14 @@ pub async fn rotate(
                     continue;
                 }
                 tx.commit().await?;
-                return Ok(Ok(issued(token, expires_at, family)));
+                return Ok(Ok((issued(token, expires_at, family), Renewal::Rotated)));
             }
             Decision::Converge { newest } => {
                 let token = tokens::child_token(secret, &family.id, newest, presented);
                 return Ok(
                     match sessions::token_of_generation(db.pool(), &family.id, newest).await? {
                         Some((stored, expires_at)) if stored == tokens::hash(&token) => {
-                            Ok(issued(token, expires_at, family))
+                            Ok((issued(token, expires_at, family), Renewal::Converged))
                         }
                         // Only if the server secret changed since the rotation.
                         _ => Err(RefreshFailure::Invalid),
@@ -244,11 +277,37 @@ pub struct Credentials {
     pub password: SecretString,
 }
 
-/// Signs a person in with email and password: a new session.
-///
+/// Signs a person in with email and password: a new session. Counted in
+/// `auth_logins_total`.
+pub async fn login(
+    core: &Core,
+    credentials: Credentials,
+    client: Client<'_>,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    let answer = check_password_and_start(core, credentials, client, now).await;
+    if let Some(outcome) = login_outcome(answer.as_ref().err()) {
+        metrics::counter!("auth_logins_total", "outcome" => outcome).increment(1);
+    }
+    answer
+}
+
+/// The label of `auth_logins_total` (`prometheus::LOGIN_OUTCOMES`) for a login that
+/// failed with `error` (`None`: signed in); none for the server's own failures.
+fn login_outcome(error: Option<&ApiError>) -> Option<&'static str> {
+    match error {
+        None => Some("ok"),
+        Some(ApiError::InvalidCredentials) => Some("invalid_credentials"),
+        Some(ApiError::RateLimited { .. }) => Some("rate_limited"),
+        Some(ApiError::AccountDisabled) => Some("account_disabled"),
+        Some(ApiError::Overloaded { .. }) => Some("overloaded"),
+        Some(_) => None,
+    }
+}
+
 /// The attempt is counted against the brute-force limits before any password is hashed,
 /// in one atomic step, so parallel attempts cannot exceed them; a success gives it back.
-pub async fn login(
+async fn check_password_and_start(
     core: &Core,
     credentials: Credentials,
     client: Client<'_>,
@@ -501,4 +560,50 @@ pub async fn end_others(core: &Core, user_id: &str, keep: &str, now: i64) -> Res
     .await?;
     core.commit_change(tx, user_id).await?;
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::{LOGIN_OUTCOMES, REFRESH_OUTCOMES};
+
+    #[test]
+    fn every_login_outcome_of_the_contract_is_counted_and_nothing_else() {
+        let outcomes: Vec<_> = [
+            None,
+            Some(ApiError::InvalidCredentials),
+            Some(ApiError::RateLimited { retry_after: 60 }),
+            Some(ApiError::AccountDisabled),
+            Some(ApiError::Overloaded { retry_after: 1 }),
+        ]
+        .iter()
+        .map(|error| login_outcome(error.as_ref()))
+        .collect();
+        assert_eq!(outcomes, LOGIN_OUTCOMES.map(Some));
+        // The server's own trouble says nothing about the attempt.
+        assert_eq!(login_outcome(Some(&ApiError::Unavailable)), None);
+    }
+
+    #[test]
+    fn every_refresh_outcome_of_the_contract_is_counted() {
+        let issued = Issued {
+            refresh_token: String::new(),
+            expires_at: 0,
+            family_id: String::new(),
+            user_id: String::new(),
+        };
+        let outcomes = [
+            Ok((issued.clone(), Renewal::Rotated)),
+            Ok((issued, Renewal::Converged)),
+            Err(RefreshFailure::Reused(ReuseCause::AfterGrace)),
+            Err(RefreshFailure::Invalid),
+            Err(RefreshFailure::Expired),
+        ]
+        .map(|answer| refresh_outcome(&answer));
+        assert_eq!(outcomes, REFRESH_OUTCOMES);
+        let disabled = Err(RefreshFailure::Disabled {
+            user_id: "someone".into(),
+        });
+        assert_eq!(refresh_outcome(&disabled), "invalid");
+    }
 }

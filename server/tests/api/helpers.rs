@@ -16,6 +16,8 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A running app on its own port, with its own fresh database, key files and clock.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics listener's, when the test set `METRICS_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: Db,
     pub clock: ManualClock,
@@ -323,7 +325,7 @@ async fn spawn(
         vars.insert(k.to_string(), v.to_string());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
-    server::telemetry::init(&settings.rust_log);
+    server::telemetry::init(&settings.rust_log, settings.log_format);
     let options = server::leptos_options(&settings);
     let database_url = vars["DATABASE_URL"].clone();
     let secret_file = PathBuf::from(&vars["AUTH_SECRET_FILE"]);
@@ -336,6 +338,7 @@ async fn spawn(
     .await
     .expect("app starts");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let db = app.db().clone();
     let state = app.state().clone();
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
@@ -355,6 +358,7 @@ async fn spawn(
         .expect("client");
     TestApp {
         addr,
+        metrics_addr,
         client,
         db,
         clock,

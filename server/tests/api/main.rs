@@ -24,6 +24,7 @@ mod mailbox;
 mod me;
 mod oidc;
 mod openapi;
+mod operating;
 mod password;
 mod paths;
 mod process;
