@@ -340,6 +340,11 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
         match e {
             // No connection, or no write turn, within the wait: busy, not broken.
+            // No connection in time because none can be made: the database is down.
+            sqlx::Error::PoolTimedOut if !crate::db::seems_reachable() => {
+                tracing::warn!("database unreachable: no connection in time");
+                ApiError::Unavailable
+            }
             sqlx::Error::PoolTimedOut => {
                 tracing::warn!("database busy: no connection or write turn in time");
                 ApiError::Overloaded { retry_after: 1 }
@@ -348,6 +353,10 @@ impl From<sqlx::Error> for ApiError {
             // service is unavailable for now, not broken; the client may try again.
             ref e if database_unreachable(e) => {
                 tracing::warn!(error = %e, "database unreachable");
+                // A pool closed here (shutting down) says nothing of the database.
+                if !matches!(e, sqlx::Error::PoolClosed) {
+                    crate::db::reachable(false);
+                }
                 ApiError::Unavailable
             }
             other => ApiError::internal(other),

@@ -7,6 +7,7 @@ mod bench;
 mod postgres;
 mod schemathesis;
 mod setup;
+mod soak;
 mod util;
 
 use std::{process::ExitCode, time::Instant};
@@ -26,11 +27,18 @@ usage: cargo xtask <command>
   test-postgres [FILTER]
           only the integration tests, on a throwaway PostgreSQL server (those
           whose names contain FILTER, as with cargo test)
+  test-faults
+          only the fault test that stops and starts a throwaway PostgreSQL server
+          under load (the other fault tests run with the integration tests)
   schemathesis
           only the Schemathesis runs against the OpenAPI document of the release
           build already there (target/release/server, after `cargo leptos build
           --release`; E2E_SERVER=target/debug/server takes the debug build's)
   bench   load the release server with wrk and print the figures F1-F5
+  soak [SECONDS]
+          the release server under a mixed load (logins, refreshes, /api/me) at
+          about half its capacity for SECONDS (600): no error, and its memory at
+          the end within 10 % of its value after the first minute
 ";
 
 fn main() -> ExitCode {
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
         Some("bench") => {
             setup::build_tools(&mut steps).and_then(|()| steps.run("benchmark", bench::run_all))
         }
+        Some("soak") => setup::build_tools(&mut steps)
+            .and_then(|()| steps.run("soak", || soak::run_all(&args[1..]))),
         Some("test-balanced") => setup::all(&mut steps)
             .and_then(|()| {
                 steps.run("release build (cargo leptos build --release)", || {
@@ -58,6 +68,9 @@ fn main() -> ExitCode {
             }),
         Some("schemathesis") => setup::schemathesis(&mut steps)
             .and_then(|()| steps.run(SCHEMATHESIS_STEP, schemathesis::run_all)),
+        Some("test-faults") => steps
+            .run("PostgreSQL server (Debian)", setup::postgres)
+            .and_then(|()| steps.run(FAULTS_STEP, fault_tests)),
         Some("test-postgres") => steps
             .run("PostgreSQL server (Debian)", setup::postgres)
             .and_then(|()| postgres_tests(&mut steps, &args[1..])),
@@ -93,6 +106,28 @@ fn postgres_tests(steps: &mut Steps, filter: &[String]) -> Result<(), String> {
             .env("TEST_DATABASE_URL", pg.url()))
         // `pg` stops here, also when the tests failed.
     })
+}
+
+const FAULTS_STEP: &str = "fault test: PostgreSQL stopped and started under load";
+
+/// The fault test that stops PostgreSQL (`server/tests/api/faults.rs`), with a server of
+/// its own: no other test sees it go down. (The other fault tests run with the rest.)
+fn fault_tests() -> Result<(), String> {
+    let pg = postgres::Throwaway::start()?;
+    run(cargo()
+        .args([
+            "test",
+            "--package",
+            "server",
+            "--test",
+            "api",
+            "faults::postgres_stopped",
+            // Its figures (answers, time to recover) belong in the log.
+            "--",
+            "--nocapture",
+        ])
+        .env("TEST_DATABASE_URL", pg.url())
+        .envs(pg.control_env()))
 }
 
 fn test(steps: &mut Steps) -> Result<(), String> {
@@ -133,6 +168,7 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         run(cargo().args(["test", "--package", "app", "--package", "server"]))
     })?;
     postgres_tests(steps, &[])?;
+    steps.run(FAULTS_STEP, fault_tests)?;
     steps.run("release build (cargo leptos build --release)", || {
         run(cargo().args(["leptos", "build", "--release"]))
     })?;

@@ -11,6 +11,8 @@ pub struct Throwaway {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// The server's options (`pg_ctl start -o`), for whoever starts it again.
+    options: String,
 }
 
 impl Throwaway {
@@ -21,7 +23,16 @@ impl Throwaway {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let port = free_port()?;
         // From here on, dropping `server` stops and removes whatever was started.
-        let server = Throwaway { dir, bin, port };
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200",
+            dir.display()
+        );
+        let server = Throwaway {
+            dir,
+            bin,
+            port,
+            options,
+        };
         if is_root() {
             // PostgreSQL refuses to run as root.
             run(command("chown")
@@ -39,18 +50,13 @@ impl Throwaway {
                 "-D",
             ])
             .arg(&data))?;
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
-            server.port,
-            server.dir.display()
-        );
         run(server
             .as_postgres(server.bin.join("pg_ctl"))
             .args(["start", "--wait", "--silent", "-D"])
             .arg(&data)
             .arg("-l")
             .arg(server.dir.join("server.log"))
-            .args(["-o", &options]))?;
+            .args(["-o", &server.options]))?;
         println!("    PostgreSQL listening on 127.0.0.1:{}", server.port);
         Ok(server)
     }
@@ -58,6 +64,24 @@ impl Throwaway {
     /// A superuser URL of the server's default database.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// What a test needs to stop and start this server itself (the fault tests): its
+    /// folder (data and log), its programs, its options and whom it runs as.
+    pub fn control_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FAULT_PG_DIR", self.dir.display().to_string()),
+            ("FAULT_PG_BIN", self.bin.display().to_string()),
+            ("FAULT_PG_OPTIONS", self.options.clone()),
+            (
+                "FAULT_PG_USER",
+                if is_root() {
+                    "postgres".into()
+                } else {
+                    String::new()
+                },
+            ),
+        ]
     }
 
     fn as_postgres(&self, program: PathBuf) -> Command {

@@ -58,7 +58,16 @@ pub async fn announce<'e>(
 /// A connection of its own, listening on the channel. A lost connection is reported
 /// (`try_recv` answers `None`) before any attempt to connect again.
 pub async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+    // `PgListener::connect` would wait 30 s for a database that refuses connections;
+    // within 2 s the follower knows, and says so (`db::reachable`).
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect(url)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)

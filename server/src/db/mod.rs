@@ -21,7 +21,16 @@ use sqlx::{
     migrate::{Migration, MigrationSource, MigrationType, Migrator},
     AnyPool, Executor, SqlSafeStr,
 };
-use std::{future::Future, path::Path, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    path::Path,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -176,6 +185,25 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
+/// Whether the database answered the last time this process tried to reach it.
+///
+/// A pool that cannot connect (the server stopped, restarting) answers `PoolTimedOut` after
+/// its wait, as a busy pool does; this tells the two apart (`ApiError::from`): the first is
+/// `unavailable`, the second `overloaded`. Set by what tries connections of its own (a new
+/// connection of the pool, the change follower's listener on PostgreSQL) and by errors
+/// that say the connection is gone. One value for the process: a server has one database.
+static REACHABLE: AtomicBool = AtomicBool::new(true);
+
+/// Notes whether the database could be reached just now.
+pub fn reachable(yes: bool) {
+    REACHABLE.store(yes, Ordering::Relaxed);
+}
+
+/// Whether the database could be reached when last tried.
+pub fn seems_reachable() -> bool {
+    REACHABLE.load(Ordering::Relaxed)
+}
+
 impl Db {
     /// Connects, creating the SQLite file and its folder when needed, and tunes SQLite for
     /// a web server: WAL (readers never wait for the writer), foreign keys on, and a busy
@@ -205,6 +233,7 @@ impl Db {
                         conn.execute("pragma busy_timeout = 5000").await?;
                         conn.execute("pragma synchronous = normal").await?;
                     }
+                    reachable(true);
                     Ok(())
                 })
             })

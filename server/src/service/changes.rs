@@ -34,6 +34,7 @@ pub async fn follow(db: Db, database_url: SecretString, users: Arc<UserCache>, k
     loop {
         match changes::listen(database_url.expose_secret()).await {
             Ok(listener) => {
+                crate::db::reachable(true);
                 // Listening from here on: whatever changed before is read afresh.
                 users.clear();
                 users.set_hearing(true);
@@ -44,7 +45,12 @@ pub async fn follow(db: Db, database_url: SecretString, users: Arc<UserCache>, k
                     backoff = Duration::from_millis(200);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for changes"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes");
+                // A connection of its own that cannot be made: the database is out of
+                // reach, and requests waiting for one are told so (`db::seems_reachable`).
+                crate::db::reachable(false);
+            }
         }
         users.set_hearing(false);
         users.clear();
@@ -77,10 +83,12 @@ async fn hear(
                     Ok(Some(notification)) => notification.payload().to_string(),
                     Ok(None) => {
                         tracing::warn!("listening for changes: connection lost");
+                        crate::db::reachable(false);
                         break;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "listening for changes failed");
+                        crate::db::reachable(false);
                         break;
                     }
                 };

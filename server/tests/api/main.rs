@@ -8,6 +8,7 @@
 
 mod admin;
 mod audit_retention;
+mod binary;
 mod errors;
 mod faults;
 mod guards;

@@ -6,21 +6,14 @@
 //! counts of outcomes are read from the real binary in a process of its own.
 
 use crate::{
+    binary::Server,
     helpers::{refresh_cookie, spawn_app, spawn_app_with, unique_email, TestApp, PASSWORD},
     mailbox::{code_in, mail_server, reset_token_in},
 };
 use app::api::{Session, SessionInfo};
 use reqwest::{header::HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use std::{
-    collections::HashSet,
-    io::{BufRead, BufReader, Read},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Arc, Mutex},
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{collections::HashSet, net::SocketAddr};
 
 const METRICS_ON_ANY_PORT: (&str, &str) = ("METRICS_ADDR", "127.0.0.1:0");
 
@@ -264,143 +257,6 @@ async fn every_answer_carries_a_request_id_the_clients_when_sane() {
             .unwrap();
         let id = request_id(&response);
         assert!(is_uuid(&id), "{value:?} replaced by {id}");
-    }
-}
-
-/// The real binary in a process of its own: its own metrics recorder, and its log.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    log: Arc<Mutex<Vec<String>>>,
-    readers: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts `server` with JSON logs and `vars`, and waits until it listens (and its
-    /// metrics listener too, when `METRICS_ADDR` is among `vars`).
-    fn start(vars: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-        command
-            .current_dir(dir.path())
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}/app.db", dir.path().display()),
-            )
-            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .env_remove("METRICS_ADDR")
-            .env_remove("SMTP_URL")
-            .envs(vars.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("run server");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines, listening) = mpsc::channel::<String>();
-        let read = |stream: Box<dyn Read + Send>| {
-            let (log, lines) = (log.clone(), lines.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line.clone());
-                    let _ = lines.send(line);
-                }
-            })
-        };
-        let readers = vec![
-            read(Box::new(child.stdout.take().unwrap())),
-            read(Box::new(child.stderr.take().unwrap())),
-        ];
-        // Only the readers' senders are left: the channel closes when the process ends.
-        drop(lines);
-        let wants_metrics = vars.iter().any(|(k, _)| *k == "METRICS_ADDR");
-        let (mut addr, mut metrics_addr) = (None, None);
-        while addr.is_none() || (wants_metrics && metrics_addr.is_none()) {
-            let line = listening
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|e| panic!("the server did not listen ({e}): {:?}", log.lock()));
-            let event: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            let fields = &event["fields"];
-            let bound = || -> SocketAddr { fields["addr"].as_str().unwrap().parse().unwrap() };
-            match fields["message"].as_str() {
-                Some("listening") => addr = Some(bound()),
-                Some("metrics listening") => metrics_addr = Some(bound()),
-                _ => {}
-            }
-        }
-        Server {
-            child,
-            addr: addr.unwrap(),
-            metrics_addr,
-            log,
-            readers,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The TCP sockets the process listens on (Linux: its descriptors against
-    /// `/proc/net/tcp*`).
-    fn listening_sockets(&self) -> usize {
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap();
-        let sockets: HashSet<String> = fds
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .filter_map(|target| {
-                let target = target.to_str()?;
-                Some(
-                    target
-                        .strip_prefix("socket:[")?
-                        .strip_suffix(']')?
-                        .to_string(),
-                )
-            })
-            .collect();
-        ["/proc/net/tcp", "/proc/net/tcp6"]
-            .iter()
-            .flat_map(|table| {
-                let table = std::fs::read_to_string(table).unwrap_or_default();
-                table
-                    .lines()
-                    .skip(1)
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|row| {
-                let columns: Vec<&str> = row.split_whitespace().collect();
-                // State 0A is LISTEN; column 9 the socket's inode.
-                columns.get(3) == Some(&"0A")
-                    && columns.get(9).is_some_and(|i| sockets.contains(*i))
-            })
-            .count()
-    }
-
-    /// Stops it as SIGTERM does and returns everything it wrote, stdout and stderr.
-    fn stop(mut self) -> Vec<String> {
-        // SAFETY: signalling our own child process by its id.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
-            0
-        );
-        let status = self.child.wait().unwrap();
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        assert!(status.success(), "{status}");
-        std::mem::take(&mut *self.log.lock().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failed test must not leave the process behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
