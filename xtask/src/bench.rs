@@ -102,14 +102,14 @@ pub fn run_all() -> Result<(), String> {
 }
 
 /// The release server on a private port, stopped on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     base: String,
 }
 
 impl Server {
-    fn start(binary: &Path, work: &Path, database_url: &str) -> Result<Server, String> {
+    pub(crate) fn start(binary: &Path, work: &Path, database_url: &str) -> Result<Server, String> {
         let port = free_port_below_ephemeral()?;
         let child = command(binary)
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
@@ -139,12 +139,16 @@ impl Server {
         Ok(server)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Registers a person (or logs in when `login`) and returns (access token, refresh token).
-    fn sign_in(&self, email: &str, login: bool) -> Result<(String, String), String> {
+    pub(crate) fn sign_in(&self, email: &str, login: bool) -> Result<(String, String), String> {
         let (path, body) = if login {
             (
                 "/api/auth/login",
@@ -181,7 +185,7 @@ impl Drop for Server {
     }
 }
 
-const PASSWORD: &str = "benchmark password";
+pub(crate) const PASSWORD: &str = "benchmark password";
 
 fn between(text: &str, start: &str, end: &str) -> Option<String> {
     let from = text.find(start)? + start.len();
@@ -189,10 +193,50 @@ fn between(text: &str, start: &str, end: &str) -> Option<String> {
     Some(text[from..from + len].to_string())
 }
 
-/// What wrk printed: requests/s and the count of non-2xx answers.
-struct Wrk {
-    rps: f64,
-    non_2xx: u64,
+/// What wrk printed: requests/s, the count of non-2xx answers and of failed requests.
+#[derive(Debug)]
+pub(crate) struct Wrk {
+    pub(crate) rps: f64,
+    pub(crate) non_2xx: u64,
+    /// Connect, read and write errors.
+    pub(crate) socket_errors: u64,
+    pub(crate) timeouts: u64,
+}
+
+impl Wrk {
+    pub(crate) fn errors(&self) -> u64 {
+        self.non_2xx + self.socket_errors + self.timeouts
+    }
+}
+
+/// `wrk` with owned arguments.
+pub(crate) fn wrk_report(args: &[String]) -> Result<Wrk, String> {
+    wrk(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The counts of `Socket errors: connect 0, read 0, write 0, timeout 0`: (errors, timeouts).
+fn socket_errors(text: &str) -> (u64, u64) {
+    let Some(line) = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+    else {
+        return (0, 0);
+    };
+    let mut counts = (0, 0);
+    for part in line.split(',') {
+        let mut words = part.split_whitespace();
+        if let (Some(kind), Some(n)) = (
+            words.next(),
+            words.next().and_then(|n| n.parse::<u64>().ok()),
+        ) {
+            if kind == "timeout" {
+                counts.1 += n;
+            } else {
+                counts.0 += n;
+            }
+        }
+    }
+    counts
 }
 
 fn wrk(args: &[&str]) -> Result<Wrk, String> {
@@ -218,11 +262,17 @@ fn wrk(args: &[&str]) -> Result<Wrk, String> {
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    println!("      {rps:.0} req/s, {non_2xx} non-2xx");
-    Ok(Wrk { rps, non_2xx })
+    let (socket_errors, timeouts) = socket_errors(&text);
+    println!("      {rps:.0} req/s, {non_2xx} non-2xx, {socket_errors} socket errors, {timeouts} timeouts");
+    Ok(Wrk {
+        rps,
+        non_2xx,
+        socket_errors,
+        timeouts,
+    })
 }
 
-fn lua(work: &Path, name: &str, script: &str) -> Result<PathBuf, String> {
+pub(crate) fn lua(work: &Path, name: &str, script: &str) -> Result<PathBuf, String> {
     let path = work.join(name);
     fs::write(&path, script).map_err(|e| e.to_string())?;
     Ok(path)
