@@ -262,6 +262,10 @@ fn wrk(args: &[&str]) -> Result<Wrk, String> {
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    // What a script's `done` reports about failed answers.
+    for line in text.lines().filter(|l| l.starts_with("failures:")) {
+        println!("      {line}");
+    }
     let (socket_errors, timeouts) = socket_errors(&text);
     println!("      {rps:.0} req/s, {non_2xx} non-2xx, {socket_errors} socket errors, {timeouts} timeouts");
     Ok(Wrk {

@@ -57,17 +57,20 @@ fn soak(binary: &Path, work: &Path, seconds: u64) -> Result<(), String> {
         work,
         &format!("sqlite://{}/soak.db", work.display()),
     )?;
-    let people: Vec<(String, String, String)> = (0..CONNECTIONS)
-        .map(|i| {
-            let email = format!("soak-{i}@example.com");
-            server
-                .sign_in(&email, false)
-                .map(|(access, refresh)| (email, access, refresh))
-        })
-        .collect::<Result<_, _>>()?;
+    // Each run starts from tokens of its own: the capacity run rotates the first ones away.
+    let people = |login: bool| -> Result<Vec<(String, String, String)>, String> {
+        (0..CONNECTIONS)
+            .map(|i| {
+                let email = format!("soak-{i}@example.com");
+                server
+                    .sign_in(&email, login)
+                    .map(|(access, refresh)| (email, access, refresh))
+            })
+            .collect()
+    };
 
     println!("\n==> capacity: the mixed load as fast as it goes (20 s)");
-    let flat_out = mixed_script(work, "capacity.lua", &people, 0.0)?;
+    let flat_out = mixed_script(work, "capacity.lua", &people(false)?, 0.0)?;
     let capacity = wrk_report(&wrk_args(&server, &flat_out, "20s"))?;
     if capacity.errors() > 0 {
         return Err(format!(
@@ -82,7 +85,7 @@ fn soak(binary: &Path, work: &Path, seconds: u64) -> Result<(), String> {
         "\n==> soak: {seconds} s at about half of {:.0} req/s (each connection pauses {pause_ms:.1} ms)",
         capacity.rps
     );
-    let paced = mixed_script(work, "soak.lua", &people, pause_ms)?;
+    let paced = mixed_script(work, "soak.lua", &people(true)?, pause_ms)?;
     let (samples_tx, samples) = mpsc::channel();
     let pid = server.pid();
     let sampler = thread::spawn(move || sample_memory(pid, seconds, samples_tx));
@@ -186,28 +189,45 @@ fn mixed_script(
   {list}
 }}
 local next_index = 0
+local threads = {{}}
 function setup(thread)
   next_index = next_index + 1
   thread:set("index", next_index)
+  table.insert(threads, thread)
+end
+-- Each failed answer's status and what was asked, printed at the end.
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    local failures = thread:get("failures")
+    if failures ~= "" then io.write("failures: " .. failures .. "\n") end
+  end
 end
 function init(args)
   email = people[index][1]
   access = people[index][2]
   refresh = people[index][3]
   count = 0
+  asked = ""
+  failures = ""
 end
 {delay}function request()
   count = count + 1
   if count % 20 == 0 then
+    asked = "login"
     return wrk.format("POST", "/api/auth/login", {{ ["Content-Type"] = "application/json" }},
       '{{"email":"' .. email .. '","password":"{PASSWORD}"}}')
   elseif count % 4 == 0 then
+    asked = "refresh"
     return wrk.format("POST", "/api/auth/refresh", {{ ["Cookie"] = "refresh_token=" .. refresh }})
   else
+    asked = "me"
     return wrk.format("GET", "/api/me", {{ ["Authorization"] = "Bearer " .. access }})
   end
 end
 function response(status, headers, body)
+  if status >= 300 and string.len(failures) < 2000 then
+    failures = failures .. asked .. " " .. status .. " " .. string.sub(body, 1, 80) .. "; "
+  end
   for name, value in pairs(headers) do
     if string.lower(name) == "set-cookie" then
       local t = string.match(value, "refresh_token=([^;]+)")
