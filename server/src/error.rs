@@ -2,7 +2,7 @@
 
 use app::api::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::{
-    extract::rejection::{JsonRejection, PathRejection},
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -325,6 +325,18 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// A query string that cannot be read into what the route expects (a parameter given twice,
+/// say): 400 `validation_failed`, naming the query, in the contract's shape.
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        tracing::debug!(error = %rejection.body_text(), "query string refused");
+        ApiError::Validation(BTreeMap::from([(
+            "query".to_string(),
+            "The query string cannot be read.".to_string(),
+        )]))
+    }
+}
+
 impl From<crate::auth::password::PasswordError> for ApiError {
     fn from(e: crate::auth::password::PasswordError) -> ApiError {
         match e {
@@ -384,6 +396,11 @@ fn database_unreachable(e: &sqlx::Error) -> bool {
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// `Query` whose rejections use the contract's error shape (see `From<QueryRejection>`).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 /// `Path` whose rejections use the contract's error shape (see `From<PathRejection>`).
 #[derive(axum::extract::FromRequestParts)]

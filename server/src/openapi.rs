@@ -47,7 +47,8 @@ pub fn document() -> OpenApi {
         e::REGISTER,
         About::anyone("Creates an account and signs it in", 201)
             .errors(&[ValidationFailed, EmailTaken, RateLimited])
-            .sets_cookie(),
+            .sets_cookie()
+            .may_answer_the_refresh_token(),
     );
     doc.endpoint(
         e::LOGIN,
@@ -58,7 +59,8 @@ pub fn document() -> OpenApi {
                 AccountDisabled,
                 RateLimited,
             ])
-            .sets_cookie(),
+            .sets_cookie()
+            .may_answer_the_refresh_token(),
     );
     doc.endpoint(
         e::REFRESH,
@@ -71,7 +73,8 @@ pub fn document() -> OpenApi {
                 OriginForbidden,
                 AccountDisabled,
             ])
-            .sets_cookie(),
+            .sets_cookie()
+            .may_answer_the_refresh_token(),
     );
     doc.endpoint(
         e::LOGOUT,
@@ -200,6 +203,7 @@ struct About {
     success: u16,
     errors: &'static [ErrorCode],
     sets_cookie: bool,
+    refresh_token_in_body: bool,
 }
 
 impl About {
@@ -210,6 +214,7 @@ impl About {
             success,
             errors: &[],
             sets_cookie: false,
+            refresh_token_in_body: false,
         }
     }
     fn anyone(summary: &'static str, success: u16) -> About {
@@ -230,6 +235,12 @@ impl About {
         self
     }
     /// A success sets (or, for logout, clears) the refresh cookie.
+    /// Non-browser clients may ask for the refresh token in the body instead
+    /// (`X-Refresh-Token-Delivery: body`).
+    fn may_answer_the_refresh_token(mut self) -> About {
+        self.refresh_token_in_body = true;
+        self
+    }
     fn sets_cookie(mut self) -> About {
         self.sets_cookie = true;
         self
@@ -356,6 +367,9 @@ impl Document {
         if has_id {
             parameters.push(path_id());
         }
+        if about.refresh_token_in_body {
+            parameters.push(delivery_header());
+        }
         let mut success = ResponseBuilder::new().description(success_text(about.success));
         if let Some(schema) = Res::schema(&mut self.schemas) {
             success = success.content("application/json", Content::new(Some(schema)));
@@ -418,6 +432,7 @@ impl Document {
                 start,
                 &[
                     NotFound,
+                    ValidationFailed,
                     RateLimited,
                     OidcStateInvalid,
                     ProviderUnavailable,
@@ -442,7 +457,7 @@ impl Document {
         self.add(
             "GET",
             CALLBACK,
-            with_errors(callback, &[NotFound, Unavailable]),
+            with_errors(callback, &[NotFound, ValidationFailed, Unavailable]),
         );
         let openapi = OperationBuilder::new()
             .summary(Some("This document"))
@@ -457,7 +472,7 @@ impl Document {
                     )
                     .build(),
             );
-        self.add("GET", PATH, with_errors(openapi, &[Unavailable]));
+        self.add("GET", PATH, openapi);
     }
 
     /// The routes outside `/api` that other clients rely on.
@@ -568,7 +583,12 @@ fn security(caller: Caller) -> Vec<SecurityRequirement> {
     let needs = |scheme: &str| SecurityRequirement::new::<_, _, &str>(scheme, []);
     match caller {
         Caller::Anyone => Vec::new(),
-        Caller::RefreshToken => vec![needs("refresh_cookie"), needs("access_token")],
+        // Without one, refresh answers `refresh_missing` and logout 204.
+        Caller::RefreshToken => vec![
+            needs("refresh_cookie"),
+            needs("access_token"),
+            SecurityRequirement::default(),
+        ],
         Caller::Person | Caller::Admin => vec![needs("access_token")],
     }
 }
@@ -586,6 +606,23 @@ fn header(text: &str) -> utoipa::openapi::header::Header {
     HeaderBuilder::new()
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some(text))
+        .build()
+}
+
+fn delivery_header() -> Parameter {
+    ParameterBuilder::new()
+        .name("X-Refresh-Token-Delivery")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "`body`: the refresh token in the answer's `refresh_token` instead of the cookie \
+             (non-browser clients; on refresh only with `Authorization: Bearer`)",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["body"])),
+        ))
         .build()
 }
 

@@ -7,7 +7,7 @@ use super::{
     extract::{AuthUser, ClientIp},
 };
 use crate::{
-    error::ApiError,
+    error::{ApiError, ApiPath, ApiQuery},
     oidc::Provider,
     service::identities::{self, Callback, Finished, FLOW_SECS},
     state::AppState,
@@ -17,7 +17,7 @@ use app::api::{
     ErrorCode, IdentityInfo, LinkAnswer, ProviderInfo, SignInMethods,
 };
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -60,7 +60,7 @@ async fn sign_in_methods(
 async fn unlink(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     headers: HeaderMap,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
@@ -108,8 +108,8 @@ struct StartQuery {
 async fn start(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-    Query(query): Query<StartQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StartQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let provider = provider(&state, &id)?;
@@ -139,8 +139,8 @@ struct CallbackQuery {
 async fn callback(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
-    Query(query): Query<CallbackQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<CallbackQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let provider = provider(&state, &id)?;
@@ -204,7 +204,7 @@ async fn callback(
 /// person; the browser navigates to it, and the callback links the identity to them.
 async fn link(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     user: AuthUser,
 ) -> Result<Json<LinkAnswer>, ApiError> {
     let provider = provider(&state, &id)?;
