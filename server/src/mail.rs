@@ -20,6 +20,7 @@ use std::{
     time::Duration,
 };
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// One plain-text message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,16 +105,20 @@ impl Mailer {
     ) {
         self.in_flight.count.fetch_add(1, Ordering::SeqCst);
         let mailer = self.clone();
-        tokio::spawn(async move {
-            match compose.await {
-                Ok(Some(email)) => mailer.send_with_retries(&email).await,
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "cannot compose a message"),
+        tokio::spawn(
+            async move {
+                match compose.await {
+                    Ok(Some(email)) => mailer.send_with_retries(&email).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot compose a message"),
+                }
+                if mailer.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    mailer.in_flight.done.notify_waiters();
+                }
             }
-            if mailer.in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-                mailer.in_flight.done.notify_waiters();
-            }
-        });
+            // Its lines (a message retried, or given up) name the request that queued it.
+            .in_current_span(),
+        );
     }
 
     async fn send_with_retries(&self, email: &Email) {

@@ -16,6 +16,7 @@ use axum::{
     Router,
 };
 use secrecy::SecretString;
+use tracing::Instrument;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
@@ -65,20 +66,24 @@ async fn reset(
     // commits, and a cut in between would use the link up for nothing.
     let user_agent = super::client(&headers, &ip).user_agent.map(str::to_string);
     let (core, now) = (state.core.clone(), state.clock.unix());
-    tokio::spawn(async move {
-        let client = crate::service::Client {
-            ip: Some(&ip),
-            user_agent: user_agent.as_deref(),
-        };
-        recovery::reset_password(
-            &core,
-            &body.token,
-            SecretString::from(body.password),
-            client,
-            now,
-        )
-        .await
-    })
+    tokio::spawn(
+        async move {
+            let client = crate::service::Client {
+                ip: Some(&ip),
+                user_agent: user_agent.as_deref(),
+            };
+            recovery::reset_password(
+                &core,
+                &body.token,
+                SecretString::from(body.password),
+                client,
+                now,
+            )
+            .await
+        }
+        // Its log lines are this request's, with its id.
+        .in_current_span(),
+    )
     .await
     .map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)

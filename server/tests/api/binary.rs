@@ -92,6 +92,11 @@ impl Server {
         }
     }
 
+    /// What it has written so far, stdout and stderr, a line an entry.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

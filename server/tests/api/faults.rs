@@ -106,6 +106,61 @@ async fn mail_sent_while_the_mail_server_is_down_arrives_once_it_is_back() {
     assert!(reset.text.contains("/reset-password"), "{}", reset.text);
 }
 
+/// The log lines whose message is `message` (the binary logs JSON).
+fn logged(server: &Server, message: &str) -> Vec<serde_json::Value> {
+    server
+        .log_lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == message)
+        .collect()
+}
+
+/// Mail that cannot be sent at all is tried three times, then logged as failed; the
+/// request that queued it succeeded at once.
+#[tokio::test]
+async fn mail_that_cannot_be_sent_is_retried_then_logged_as_failed() {
+    // A port nothing listens on: every connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let smtp_url = format!("smtp://{closed}");
+    let server = Server::start(&[
+        ("SMTP_URL", smtp_url.as_str()),
+        ("MAIL_FROM", "Tests <tests@example.com>"),
+    ]);
+    let email = unique_email();
+    let asked = Instant::now();
+    let response = reqwest::Client::new()
+        .post(server.url("/api/auth/register"))
+        .json(&json!({ "email": email, "password": PASSWORD, "name": "Unmailed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Within the first try, long before the retries are over.
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Tries after 0, 2 and 12 s.
+    while logged(&server, "mail could not be sent").is_empty() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(40),
+            "no failure logged: {:?}",
+            server.log_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let failed = logged(&server, "mail could not be sent");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["level"], "ERROR");
+    assert_eq!(failed[0]["fields"]["to"], email.as_str());
+    assert_eq!(logged(&server, "mail not sent yet; retrying").len(), 2);
+}
+
 /// The database out of reach is the service unavailable, not a server error: 503
 /// `unavailable` with a `Retry-After`, the same as `/readyz` says.
 #[tokio::test]

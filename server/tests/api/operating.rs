@@ -556,10 +556,11 @@ async fn a_full_trace_log_holds_no_token_password_code_or_reset_link() {
         .nth_with_subject(&email, "Reset your password", 1)
         .await;
     let reset_token = reset_token_in(&link);
+    let reset_id = format!("reset-{}", uuid::Uuid::new_v4().simple());
     let reset = post(
         server.url("/api/auth/password/reset"),
         json!({ "token": reset_token, "password": new_password }),
-        &[],
+        &[("x-request-id", reset_id.as_str())],
     )
     .await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
@@ -596,6 +597,16 @@ async fn a_full_trace_log_holds_no_token_password_code_or_reset_link() {
             "{route} logged"
         );
     }
+    // Work a request hands to a task of its own is logged as that request's too.
+    let reset_done = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "password reset")
+        .expect("the reset logged");
+    assert_eq!(
+        request_id_of(reset_done),
+        Some(reset_id.as_str()),
+        "{reset_done}"
+    );
     for (secret, what) in &secrets {
         if let Some(line) = log.iter().find(|line| holds(line, secret)) {
             panic!("the {what} ({secret}) is in the log: {line}");
