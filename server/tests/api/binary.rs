@@ -66,6 +66,15 @@ impl Server {
         ];
         // Only the readers' senders are left: the channel closes when the process ends.
         drop(lines);
+        // Owned from here on, so a start that fails below kills the process (on drop).
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
+            log: log.clone(),
+            readers,
+            _dir: None,
+        };
         let wants_metrics = vars.iter().any(|(k, _)| *k == "METRICS_ADDR");
         let (mut addr, mut metrics_addr) = (None, None);
         while addr.is_none() || (wants_metrics && metrics_addr.is_none()) {
@@ -82,14 +91,9 @@ impl Server {
                 _ => {}
             }
         }
-        Server {
-            child,
-            addr: addr.unwrap(),
-            metrics_addr,
-            log,
-            readers,
-            _dir: None,
-        }
+        server.addr = addr.unwrap();
+        server.metrics_addr = metrics_addr;
+        server
     }
 
     /// What it has written so far, stdout and stderr, a line an entry.
