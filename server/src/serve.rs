@@ -264,11 +264,12 @@ pub async fn request_time_limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(%path, "request cut at its time limit of {limit:?}");
+            // Inside the request's span, which names its route (never the path: it may
+            // hold an id).
+            tracing::warn!("request cut at its time limit of {limit:?}");
             ApiError::TimedOut.into_response()
         }
     }

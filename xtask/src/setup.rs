@@ -81,14 +81,18 @@ fn install_schemathesis() -> Result<(), String> {
     let venv = schemathesis_venv();
     let _ = fs::remove_dir_all(&venv);
     run(command(venv_python()?).args(["-m", "venv"]).arg(&venv))?;
-    run(command(venv.join("bin").join("python")).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("schemathesis=={SCHEMATHESIS}"),
-    ]))?;
+    run(command(venv.join("bin").join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            // Every package pinned, not only schemathesis: its dependencies decide what it
+            // generates and checks.
+            "--requirement",
+        ])
+        .arg(root().join("xtask/schemathesis-requirements.txt")))?;
     let version = output(command(schemathesis_bin()).arg("--version"))
         .ok_or("schemathesis does not run after its install")?;
     println!("    installed: {version}");
