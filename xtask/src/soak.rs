@@ -20,6 +20,9 @@ use std::{
 /// One connection a wrk thread: a thread's Lua state holds one person's tokens, and two
 /// connections sharing them would race their refreshes.
 const CONNECTIONS: usize = 4;
+/// The people who sign in: each login is the next of its connection's share of them, so
+/// sessions accumulate as with many people, not thousands on one account.
+const PEOPLE: usize = 100;
 const DEFAULT_SECONDS: u64 = 600;
 /// Memory is first read after this long: start-up allocations and caches have settled.
 const WARM_UP: Duration = Duration::from_secs(60);
@@ -70,7 +73,14 @@ fn soak(binary: &Path, work: &Path, seconds: u64) -> Result<(), String> {
     };
 
     println!("\n==> capacity: the mixed load as fast as it goes (20 s)");
-    let flat_out = mixed_script(work, "capacity.lua", &people(false)?, 0.0)?;
+    let devices = people(false)?;
+    let everyone: Vec<String> = (0..PEOPLE)
+        .map(|i| format!("soak-{i}@example.com"))
+        .collect();
+    for email in &everyone[CONNECTIONS..] {
+        server.sign_in(email, false)?;
+    }
+    let flat_out = mixed_script(work, "capacity.lua", &devices, &everyone, 0.0)?;
     let capacity = wrk_report(&wrk_args(&server, &flat_out, "20s"))?;
     if capacity.errors() > 0 {
         return Err(format!(
@@ -85,7 +95,7 @@ fn soak(binary: &Path, work: &Path, seconds: u64) -> Result<(), String> {
         "\n==> soak: {seconds} s at about half of {:.0} req/s (each connection pauses {pause_ms:.1} ms)",
         capacity.rps
     );
-    let paced = mixed_script(work, "soak.lua", &people(true)?, pause_ms)?;
+    let paced = mixed_script(work, "soak.lua", &people(true)?, &everyone, pause_ms)?;
     let (samples_tx, samples) = mpsc::channel();
     let pid = server.pid();
     let sampler = thread::spawn(move || sample_memory(pid, seconds, samples_tx));
@@ -149,31 +159,46 @@ fn wrk_args(server: &Server, script: &Path, duration: &str) -> Vec<String> {
     ]
 }
 
-/// The server's resident memory every five seconds until `seconds` have passed.
+/// The server's resident memory every five seconds until `seconds` have passed; printed
+/// once a minute, split into heap (anonymous) and file-backed pages.
 fn sample_memory(pid: u32, seconds: u64, samples: mpsc::Sender<(Duration, u64)>) {
     let started = Instant::now();
+    let mut printed = 0;
     while started.elapsed() < Duration::from_secs(seconds) {
         thread::sleep(Duration::from_secs(5));
         let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
-        if let Some(kb) = rss {
-            if samples.send((started.elapsed(), kb)).is_err() {
-                return;
-            }
+        let kb = |field: &str| -> Option<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        let Some(rss) = kb("VmRSS:") else { continue };
+        let at = started.elapsed();
+        if at.as_secs() / 60 > printed {
+            printed = at.as_secs() / 60;
+            println!(
+                "      at {:>4} s: RSS {rss} KiB (heap {} KiB, files {} KiB)",
+                at.as_secs(),
+                kb("RssAnon:").unwrap_or(0),
+                kb("RssFile:").unwrap_or(0)
+            );
+        }
+        if samples.send((at, rss)).is_err() {
+            return;
         }
     }
 }
 
-/// Each connection is one person: mostly `GET /api/me` with their access token, every
-/// fourth request a refresh (the new tokens kept), every twentieth a login with their
-/// password; and a pause of `pause_ms` before each request.
+/// Each connection is one device: mostly `GET /api/me` with its access token, every fourth
+/// request a refresh (the new tokens kept), every twentieth a login as the next person of
+/// its share of `everyone` (whose tokens it then keeps); and a pause of `pause_ms` before
+/// each request.
 fn mixed_script(
     work: &Path,
     name: &str,
     people: &[(String, String, String)],
+    everyone: &[String],
     pause_ms: f64,
 ) -> Result<PathBuf, String> {
     let list = people
@@ -181,6 +206,11 @@ fn mixed_script(
         .map(|(email, access, refresh)| format!(r#"{{ "{email}", "{access}", "{refresh}" }}"#))
         .collect::<Vec<_>>()
         .join(",\n  ");
+    let emails = everyone
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     lua(
         work,
         name,
@@ -188,6 +218,7 @@ fn mixed_script(
             r#"local people = {{
   {list}
 }}
+local everyone = {{ {emails} }}
 local next_index = 0
 local threads = {{}}
 function setup(thread)
@@ -207,6 +238,7 @@ function init(args)
   access = people[index][2]
   refresh = people[index][3]
   count = 0
+  logins = 0
   asked = ""
   failures = ""
 end
@@ -214,6 +246,8 @@ end
   count = count + 1
   if count % 20 == 0 then
     asked = "login"
+    logins = logins + 1
+    email = everyone[((index - 1) + logins * {CONNECTIONS}) % #everyone + 1]
     return wrk.format("POST", "/api/auth/login", {{ ["Content-Type"] = "application/json" }},
       '{{"email":"' .. email .. '","password":"{PASSWORD}"}}')
   elseif count % 4 == 0 then
