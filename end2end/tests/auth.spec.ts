@@ -180,6 +180,10 @@ test('a tab coming back to sight, or online, catches up at once', async ({ page,
 
   await page.clock.setSystemTime(Date.now() + 120_000);
   await context.setOffline(true);
+  // The page learns of it on its own time: going online again before it has would fire no
+  // `online` event (the cause of a rare failure under load).
+  // Asked from here, not polled in the page, whose timers the fake clock holds.
+  await expect.poll(() => page.evaluate(() => navigator.onLine)).toBe(false);
   answered = refreshed();
   await context.setOffline(false);
   expect((await answered).status()).toBe(200);

@@ -234,13 +234,13 @@ impl About {
         self.errors = errors;
         self
     }
-    /// A success sets (or, for logout, clears) the refresh cookie.
     /// Non-browser clients may ask for the refresh token in the body instead
     /// (`X-Refresh-Token-Delivery: body`).
     fn may_answer_the_refresh_token(mut self) -> About {
         self.refresh_token_in_body = true;
         self
     }
+    /// A success sets (or, for logout, clears) the refresh cookie.
     fn sets_cookie(mut self) -> About {
         self.sets_cookie = true;
         self

@@ -132,6 +132,8 @@ fn fault_tests() -> Result<(), String> {
         .arg("--nocapture")
         .env("TEST_DATABASE_URL", pg.url())
         .envs(pg.control_env())
+        // Missing settings fail the test here instead of skipping it.
+        .env("FAULT_PG_REQUIRED", "1")
         .output()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);

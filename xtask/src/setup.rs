@@ -70,7 +70,8 @@ pub fn schemathesis_bin() -> PathBuf {
 
 fn install_schemathesis() -> Result<(), String> {
     let installed = output(command(schemathesis_bin()).arg("--version")).unwrap_or_default();
-    if installed.split_whitespace().any(|w| w == SCHEMATHESIS) {
+    let requirements = root().join("xtask/schemathesis-requirements.txt");
+    if installed.split_whitespace().any(|w| w == SCHEMATHESIS) && pinned_as_listed(&requirements) {
         println!("    already installed: {installed}");
         return Ok(());
     }
@@ -92,11 +93,30 @@ fn install_schemathesis() -> Result<(), String> {
             // generates and checks.
             "--requirement",
         ])
-        .arg(root().join("xtask/schemathesis-requirements.txt")))?;
+        .arg(&requirements))?;
     let version = output(command(schemathesis_bin()).arg("--version"))
         .ok_or("schemathesis does not run after its install")?;
     println!("    installed: {version}");
     Ok(())
+}
+
+/// Whether the venv holds exactly the packages `requirements` pins (a venv made before the
+/// pins, or from other ones, is made anew).
+fn pinned_as_listed(requirements: &Path) -> bool {
+    let wanted: Vec<String> = fs::read_to_string(requirements)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim().to_lowercase())
+        .collect();
+    let pip = schemathesis_venv().join("bin").join("pip");
+    let frozen =
+        output(command(pip).args(["freeze", "--disable-pip-version-check"])).unwrap_or_default();
+    let mut have: Vec<String> = frozen.lines().map(|l| l.trim().to_lowercase()).collect();
+    let mut wanted = wanted;
+    have.sort();
+    wanted.sort();
+    have == wanted
 }
 
 /// A Python that can make venvs: `python3` on PATH when it can, else Debian's. Debian's

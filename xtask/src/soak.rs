@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// One connection a wrk thread: a thread's Lua state holds one person's tokens, and two
+/// One connection a wrk thread: a thread's Lua state holds one device's tokens, and two
 /// connections sharing them would race their refreshes.
 const CONNECTIONS: usize = 4;
 /// The people who sign in: each login is the next of its connection's share of them, so
