@@ -136,6 +136,11 @@ impl UserCache {
         self.loads.load(Ordering::Relaxed)
     }
 
+    /// How many times someone or everyone was forgotten (`evict` and `clear`).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::SeqCst)
+    }
+
     /// How many times everyone was forgotten at once.
     pub fn clears(&self) -> u64 {
         self.clears.load(Ordering::Relaxed)
