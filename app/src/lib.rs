@@ -8,7 +8,7 @@ pub mod pages;
 
 use components::header::Header;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path,
@@ -41,6 +41,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <meta name=components::providers::META_NAME content=providers.to_json()/>
+                // The style's file name carries its hash in a hashed release build.
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -68,7 +70,6 @@ pub fn App() -> impl IntoView {
     auth::provide_auth();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/jwt-auth.css"/>
         <Title text="JWT auth"/>
         <Router>
             <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>

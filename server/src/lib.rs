@@ -2,6 +2,7 @@
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what `main` runs and what the integration tests start.
 
+pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -30,7 +31,7 @@ use leptos::config::{get_configuration, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use secrecy::ExposeSecret;
 use state::AppState;
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +312,7 @@ pub fn build_router(state: AppState) -> Router {
     };
 
     let pages = Router::new()
+        .merge(assets::pkg_router(&options))
         .leptos_routes_with_context(&state, generate_route_list(App), page_context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
@@ -318,7 +320,8 @@ pub fn build_router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
-        >(page_context, shell));
+        >(page_context, shell))
+        .layer(axum::middleware::from_fn(assets::page_cache_policy));
 
     let cors = routes::cors(&state.settings);
     let request_limit = state.settings.http.limits.request_timeout;
@@ -346,6 +349,14 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
         _ => LeptosOptions::builder().output_name("jwt-auth").build(),
     };
     options.site_addr = settings.http.site_addr;
+    // Whatever the settings say, the pages name the files the last build made: hashed
+    // names only when a hashed release build's files are there.
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    options.hash_files = assets::hashed_build_present(&options, &exe_dir);
+    assets::warn_if_site_missing(&options);
     options
 }
 

@@ -5,7 +5,7 @@
 use crate::{
     postgres,
     setup::apt_install,
-    util::{command, free_port, free_port_below_ephemeral, output, root, run},
+    util::{command, free_port, free_port_below_ephemeral, output, root},
 };
 use std::{
     fs,
@@ -24,7 +24,7 @@ pub fn run_all() -> Result<(), String> {
     {
         apt_install(&["wrk"])?;
     }
-    run(crate::util::cargo().args(["leptos", "build", "--release"]))?;
+    crate::util::release_build()?;
     let binary = root().join("target/release/server");
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
 

@@ -9,6 +9,7 @@ mod schemathesis;
 mod setup;
 mod soak;
 mod util;
+mod watch;
 
 use std::{process::ExitCode, time::Instant};
 use util::{cargo, run, Steps};
@@ -34,6 +35,9 @@ usage: cargo xtask <command>
           only the Schemathesis runs against the OpenAPI document of the release
           build already there (target/release/server, after `cargo leptos build
           --release`; E2E_SERVER=target/debug/server takes the debug build's)
+  watch-timing
+          how long `cargo leptos watch` takes to serve the first page, then to
+          show a one-line change in app (three changes; figures, not a test)
   bench   load the release server with wrk and print the figures F1-F5
   soak [SECONDS]
           the release server under a mixed load (logins, refreshes, /api/me) at
@@ -55,17 +59,19 @@ fn main() -> ExitCode {
         Some("soak") => setup::build_tools(&mut steps)
             .and_then(|()| steps.run("soak", || soak::run_all(&args[1..]))),
         Some("test-balanced") => setup::all(&mut steps)
-            .and_then(|()| {
-                steps.run("release build (cargo leptos build --release)", || {
-                    run(cargo().args(["leptos", "build", "--release"]))
-                })
-            })
+            .and_then(|()| steps.run(RELEASE_STEP, util::release_build))
             .and_then(|()| {
                 steps.run(
                     "Playwright through nginx, two instances on PostgreSQL",
                     balanced_playwright,
                 )
             }),
+        Some("watch-timing") => setup::build_tools(&mut steps).and_then(|()| {
+            steps.run(
+                "cargo leptos watch: first page, then a change",
+                watch::run_all,
+            )
+        }),
         Some("schemathesis") => setup::schemathesis(&mut steps)
             .and_then(|()| steps.run(SCHEMATHESIS_STEP, schemathesis::run_all)),
         Some("test-faults") => steps
@@ -92,8 +98,10 @@ fn main() -> ExitCode {
 fn serve(steps: &mut Steps) -> Result<(), String> {
     setup::build_tools(steps)?;
     println!("\n==> serving at http://127.0.0.1:3000 (ctrl-c stops)");
-    run(cargo().args(["leptos", "serve", "--release"]))
+    run(&mut util::release_command("serve"))
 }
+
+const RELEASE_STEP: &str = "release build (hashed, precompressed)";
 
 /// The integration tests on a throwaway PostgreSQL server; `filter` (test names, or `--`
 /// and the test binary's options) as `cargo test` takes it.
@@ -187,9 +195,7 @@ fn test(steps: &mut Steps) -> Result<(), String> {
     })?;
     postgres_tests(steps, &[])?;
     steps.run(FAULTS_STEP, fault_tests)?;
-    steps.run("release build (cargo leptos build --release)", || {
-        run(cargo().args(["leptos", "build", "--release"]))
-    })?;
+    steps.run(RELEASE_STEP, util::release_build)?;
     steps.run("Playwright against the release build", || {
         // The app, maildev's SMTP and HTTP sides, and the test OpenID provider (Playwright
         // starts all three servers).
@@ -198,7 +204,9 @@ fn test(steps: &mut Steps) -> Result<(), String> {
             .env("E2E_PORT", ports[0].to_string())
             .env("E2E_SMTP_PORT", ports[1].to_string())
             .env("E2E_MAILDEV_PORT", ports[2].to_string())
-            .env("E2E_OIDC_PORT", ports[3].to_string()))
+            .env("E2E_OIDC_PORT", ports[3].to_string())
+            // The build above is hashed and precompressed: loading.spec.ts must not skip.
+            .env("E2E_HASHED", "1"))
     })?;
     steps.run(
         "Playwright through nginx, two instances on PostgreSQL",

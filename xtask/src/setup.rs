@@ -311,6 +311,44 @@ fn node_packages() -> Result<(), String> {
     let version = output(command(&wasm_opt).arg("--version"))
         .ok_or_else(|| format!("{} does not run", wasm_opt.display()))?;
     println!("    wasm-opt: {version}");
+    link_wasm_opt(&wasm_opt)
+}
+
+/// cargo-leptos looks for wasm-opt on PATH (it downloads nothing here): a link beside it in
+/// cargo's bin folder makes a bare `cargo leptos build --release` find npm's, never
+/// Debian's older one (which breaks hydration).
+fn link_wasm_opt(wasm_opt: &Path) -> Result<(), String> {
+    let target = fs::canonicalize(wasm_opt).map_err(|e| format!("{}: {e}", wasm_opt.display()))?;
+    let link = crate::util::cargo_bin_dir().join("wasm-opt");
+    match fs::read_link(&link) {
+        Ok(existing) if existing == target => {
+            println!(
+                "    already linked: {} -> {}",
+                link.display(),
+                target.display()
+            );
+            return Ok(());
+        }
+        // Ours from another checkout, or one whose target is gone: replaced.
+        Ok(existing)
+            if !existing.exists() || existing.ends_with("node_modules/binaryen/bin/wasm-opt") =>
+        {
+            fs::remove_file(&link).map_err(|e| format!("{}: {e}", link.display()))?
+        }
+        Err(_) if !link.exists() => {}
+        // Someone's own wasm-opt (a file, or a link elsewhere): theirs to keep. The xtask's
+        // builds put npm's first on PATH anyway.
+        _ => {
+            println!(
+                "    warning: {} is not npm's wasm-opt; a bare `cargo leptos build --release` uses it",
+                link.display()
+            );
+            return Ok(());
+        }
+    }
+    std::os::unix::fs::symlink(&target, &link)
+        .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    println!("    linked {} -> {}", link.display(), target.display());
     Ok(())
 }
 

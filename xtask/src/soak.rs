@@ -6,7 +6,7 @@
 
 use crate::{
     bench::{lua, wrk_report, Server, PASSWORD},
-    util::{output, root, run},
+    util::{output, root},
 };
 use std::{
     fs,
@@ -45,7 +45,7 @@ pub fn run_all(args: &[String]) -> Result<(), String> {
     {
         crate::setup::apt_install(&["wrk"])?;
     }
-    run(crate::util::cargo().args(["leptos", "build", "--release"]))?;
+    crate::util::release_build()?;
     let binary = root().join("target/release/server");
     let work = std::env::temp_dir().join(format!("xtask-soak-{}", std::process::id()));
     fs::create_dir_all(&work).map_err(|e| e.to_string())?;

@@ -1,0 +1,105 @@
+import {
+  test,
+  expect,
+  uniqueEmail,
+  waitForHydration,
+  type Page,
+} from './fixtures';
+
+// What a first visit downloads and how it is served, with the release build the test command
+// makes (hashed file names, brotli and gzip copies).
+
+interface Fetched {
+  name: string;
+  /** Bytes on the wire (compressed when the server sent it compressed). */
+  bytes: number;
+}
+
+/** Every `.wasm` file the page fetches from now on, in order. */
+function watchWasm(page: Page) {
+  const done: Promise<Fetched>[] = [];
+  page.on('requestfinished', (request) => {
+    const name = new URL(request.url()).pathname.split('/').pop() ?? '';
+    if (name.endsWith('.wasm')) {
+      done.push(request.sizes().then((sizes) => ({ name, bytes: sizes.responseBodySize })));
+    }
+  });
+  return { all: () => Promise.all(done), count: () => done.length };
+}
+
+const MAIN_WASM = /^jwt-auth\.[A-Za-z0-9_-]{22}\.wasm$/;
+
+// A debug or bare release build names its files plainly and sends them uncompressed: these
+// tests are then skipped, except where the hashed build is required (`cargo xtask test`
+// sets E2E_HASHED=1, so there a build without hashes fails them).
+test.beforeEach(async ({ request }) => {
+  const html = await (await request.get('/login')).text();
+  const hashed = /\/pkg\/jwt-auth\.[A-Za-z0-9_-]{22}\.wasm/.test(html);
+  if (process.env.E2E_HASHED === '1') {
+    expect(hashed, 'the page names hashed files').toBe(true);
+  }
+  test.skip(!hashed, 'the server runs a build without hashed, compressed files');
+});
+
+function kilobytes(files: Fetched[]) {
+  return `${(files.reduce((sum, f) => sum + f.bytes, 0) / 1000).toFixed(1)} KB`;
+}
+
+test('a first visit to /login fetches one hashed WASM file, compressed, and the form works', async ({ page }) => {
+  const wasm = watchWasm(page);
+  await page.goto('/login');
+  await waitForHydration(page);
+  // Interactive: the form answers in the page, without a reload.
+  await page.getByLabel('Email').fill(uniqueEmail());
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('The email or password is not correct.');
+  await page.waitForLoadState('networkidle');
+  const fetched = await wasm.all();
+  expect(fetched.map((f) => f.name)).toHaveLength(1);
+  expect(fetched[0].name).toMatch(MAIN_WASM);
+  // Compressed on the wire: the file itself is over 900 KB.
+  expect(fetched[0].bytes).toBeLessThan(400_000);
+  // A figure for the report, not a timed assertion.
+  console.log(`first visit to /login: WASM ${kilobytes(fetched)} on the wire (${fetched.map((f) => f.name).join(', ')})`);
+});
+
+test('files are served compressed and cached by their hashed names; pages never cached', async ({ request }) => {
+  const page = await request.get('/login');
+  expect(page.headers()['cache-control']).toBe('no-store');
+  const html = await page.text();
+  const named = (pattern: RegExp) => {
+    const found = html.match(pattern)?.[0];
+    expect(found, `${pattern} in the page`).toBeTruthy();
+    return found!;
+  };
+  const files = [
+    named(/\/pkg\/jwt-auth\.[A-Za-z0-9_-]{22}\.wasm/),
+    named(/\/pkg\/jwt-auth\.[A-Za-z0-9_-]{22}\.js/),
+    named(/\/pkg\/jwt-auth\.[A-Za-z0-9_-]{22}\.css/),
+  ];
+  for (const file of files) {
+    const plain = await request.get(file, { headers: { 'Accept-Encoding': 'identity' } });
+    expect(plain.status()).toBe(200);
+    expect(plain.headers()['content-encoding']).toBeUndefined();
+    for (const encoding of ['br', 'gzip']) {
+      const answer = await request.get(file, { headers: { 'Accept-Encoding': encoding } });
+      expect(answer.status(), `${file} ${encoding}`).toBe(200);
+      expect(answer.headers()['content-encoding'], `${file} ${encoding}`).toBe(encoding);
+      expect(answer.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect(answer.headers()['vary']).toMatch(/accept-encoding/i);
+      // Decoded, it is the same file.
+      expect((await answer.body()).equals(await plain.body()), `${file} ${encoding}`).toBe(true);
+    }
+  }
+  const wasm = await request.get(files[0], { headers: { 'Accept-Encoding': 'br' } });
+  expect(wasm.headers()['content-type']).toBe('application/wasm');
+  // A name without a hash may change meaning: asked about again before each use.
+  const icon = await request.get('/favicon.svg', { headers: { 'Accept-Encoding': 'br' } });
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()['cache-control']).toBe('no-cache');
+  expect(icon.headers()['vary']).toMatch(/accept-encoding/i);
+  const missing = await request.get('/pkg/jwt-auth.AAAAAAAAAAAAAAAAAAAAAA.wasm');
+  expect(missing.status()).toBe(404);
+  expect(missing.headers()['cache-control']).toBe('no-cache');
+});
