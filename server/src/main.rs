@@ -12,7 +12,7 @@ use std::{
 
 /// mimalloc rather than the system's allocator: under a steady load glibc's kept growing
 /// (about 1 MB a minute with live memory flat: fragmentation across its per-thread
-/// arenas), mimalloc's does not (`cargo xtask soak`, docs/operating.md).
+/// arenas); mimalloc's grows far less (`cargo xtask soak`, docs/operating.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
