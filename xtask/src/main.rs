@@ -101,7 +101,7 @@ fn serve(steps: &mut Steps) -> Result<(), String> {
     run(&mut util::release_command("serve"))
 }
 
-const RELEASE_STEP: &str = "release build (hashed, precompressed)";
+const RELEASE_STEP: &str = "release build (split, hashed, precompressed)";
 
 /// The integration tests on a throwaway PostgreSQL server; `filter` (test names, or `--`
 /// and the test binary's options) as `cargo test` takes it.

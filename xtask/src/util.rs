@@ -57,18 +57,19 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
-/// The release build as it is deployed: file names carrying their content's hash
-/// (`LEPTOS_HASH_FILES`, release only: `cargo leptos watch` does not hash again on
-/// rebuilds), and brotli and gzip copies of every file beside it (`--precompress`). A bare
-/// `cargo leptos build --release` makes a working site too, only unhashed and uncompressed.
+/// The release build as it is deployed: the WASM split where the pages say (`#[lazy]`,
+/// `--split`), file names carrying their content's hash (`LEPTOS_HASH_FILES`, release
+/// only: `cargo leptos watch` does not hash again on rebuilds), and brotli and gzip copies
+/// of every file beside it (`--precompress`). A bare `cargo leptos build --release` makes a
+/// working site too, only unsplit, unhashed and uncompressed.
 pub fn release_build() -> Result<(), String> {
     run(&mut release_command("build"))
 }
 
-/// `cargo leptos <command> --release`, hashed and precompressed.
+/// `cargo leptos <command> --release`, split, hashed and precompressed.
 pub fn release_command(command: &str) -> Command {
     let mut cmd = cargo();
-    cmd.args(["leptos", command, "--release", "--precompress"])
+    cmd.args(["leptos", command, "--release", "--split", "--precompress"])
         .env("LEPTOS_HASH_FILES", "true");
     cmd
 }

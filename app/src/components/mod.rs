@@ -4,4 +4,5 @@ pub mod field;
 /// Used by the pages of this crate only.
 pub(crate) mod form;
 pub mod header;
+pub mod on_demand;
 pub mod providers;

@@ -7,6 +7,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::FormState,
+        on_demand::on_demand,
     },
 };
 use leptos::{
@@ -20,21 +21,30 @@ use leptos_router::components::A;
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let signed_in = require_sign_in("/account");
+    // Its chunk is fetched now, while the session is restored, not after.
+    lazy_preload!(account_content);
     view! {
         <section class="card">
             <h1>"Your account"</h1>
             {move || if signed_in.get().is_some() {
-                Either::Left(view! {
-                    <AccountPanels/>
-                    <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
-                    <super::sign_in_methods::SignInMethodsPanel/>
-                    <ChangePassword/>
-                })
+                Either::Left(on_demand(account_content()))
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
         </section>
     }
+}
+
+/// The signed-in part of the page: a WASM chunk of its own (`components::on_demand`).
+#[lazy]
+fn account_content() -> AnyView {
+    view! {
+        <AccountPanels/>
+        <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
+        <super::sign_in_methods::SignInMethodsPanel/>
+        <ChangePassword/>
+    }
+    .into_any()
 }
 
 /// Each panel loads its own data, as the panels of real pages do; when the access token

@@ -10,7 +10,7 @@ use crate::{
         AdminUser, AuditEntry, AuditQuery, Role, UpdateUserRequest, UserListQuery, UserPage,
     },
     auth::{require_sign_in, use_auth, ApiFailure, AuthState},
-    components::field::FormError,
+    components::{field::FormError, on_demand::on_demand},
 };
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 
@@ -19,6 +19,8 @@ const PER_PAGE: u32 = 20;
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let signed_in = require_sign_in("/admin");
+    // Its chunk is fetched now, while the session is restored, not after.
+    lazy_preload!(admin_content);
     let auth = use_auth();
     let is_admin =
         move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.role == Role::Admin);
@@ -28,12 +30,18 @@ pub fn AdminPage() -> impl IntoView {
             {move || if signed_in.get().is_none() {
                 EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             } else if is_admin() {
-                EitherOf3::B(view! { <People/> <AuditLog/> })
+                EitherOf3::B(on_demand(admin_content()))
             } else {
                 EitherOf3::C(view! { <p class="form-error" role="alert">"Only admins can see this page."</p> })
             }}
         </section>
     }
+}
+
+/// What an admin sees: a WASM chunk of its own (`components::on_demand`).
+#[lazy]
+fn admin_content() -> AnyView {
+    view! { <People/> <AuditLog/> }.into_any()
 }
 
 #[component]

@@ -4,7 +4,7 @@ use crate::{
         SessionInfo,
     },
     auth::{require_sign_in, use_auth, ApiFailure},
-    components::field::FormError,
+    components::{field::FormError, on_demand::on_demand},
 };
 use leptos::{
     either::{Either, EitherOf3},
@@ -16,16 +16,24 @@ use leptos::{
 #[component]
 pub fn SessionsPage() -> impl IntoView {
     let signed_in = require_sign_in("/account/sessions");
+    // Its chunk is fetched now, while the session is restored, not after.
+    lazy_preload!(sessions_content);
     view! {
         <section class="card">
             <h1>"Your sessions"</h1>
             {move || if signed_in.get().is_some() {
-                Either::Left(view! { <SessionList/> })
+                Either::Left(on_demand(sessions_content()))
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
         </section>
     }
+}
+
+/// The list: a WASM chunk of its own (`components::on_demand`).
+#[lazy]
+fn sessions_content() -> AnyView {
+    view! { <SessionList/> }.into_any()
 }
 
 #[component]

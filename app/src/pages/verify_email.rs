@@ -7,6 +7,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::FormState,
+        on_demand::on_demand,
     },
 };
 use leptos::{either::EitherOf3, prelude::*};
@@ -16,6 +17,8 @@ use leptos_router::{components::A, hooks::use_navigate};
 #[component]
 pub fn VerifyEmailPage() -> impl IntoView {
     let signed_in = require_sign_in("/verify-email");
+    // Its chunk is fetched now, while the session is restored, not after.
+    lazy_preload!(code_form);
     let auth = use_auth();
     let verified = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.email_verified);
     view! {
@@ -29,10 +32,16 @@ pub fn VerifyEmailPage() -> impl IntoView {
                     <p class="aside"><A href="/account">"Back to your account"</A></p>
                 })
             } else {
-                EitherOf3::C(view! { <CodeForm/> })
+                EitherOf3::C(on_demand(code_form()))
             }}
         </section>
     }
+}
+
+/// The form: a WASM chunk of its own (`components::on_demand`).
+#[lazy]
+fn code_form() -> AnyView {
+    view! { <CodeForm/> }.into_any()
 }
 
 #[component]
