@@ -23,7 +23,8 @@ const oidcClients = JSON.stringify([
 ]);
 
 // The suite starts maildev, the test OpenID provider and the release build itself (built by
-// `LEPTOS_HASH_FILES=true cargo leptos build --release --precompress`, as the README says),
+// `LEPTOS_HASH_FILES=true cargo leptos build --release --split --lib-features split --precompress`,
+// as the README says),
 // on private ports with a fresh SQLite database and key
 // files in a temp folder (see server-env.ts).
 export default defineConfig({

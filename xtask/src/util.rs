@@ -58,7 +58,7 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
 }
 
 /// The release build as it is deployed: the WASM split where the pages say (`#[lazy]`,
-/// `--split`), file names carrying their content's hash (`LEPTOS_HASH_FILES`, release
+/// `--split`, and app's `split` feature that turns them on), file names carrying their content's hash (`LEPTOS_HASH_FILES`, release
 /// only: `cargo leptos watch` does not hash again on rebuilds), and brotli and gzip copies
 /// of every file beside it (`--precompress`). A bare `cargo leptos build --release` makes a
 /// working site too, only unsplit, unhashed and uncompressed.
@@ -70,6 +70,7 @@ pub fn release_build() -> Result<(), String> {
 pub fn release_command(command: &str) -> Command {
     let mut cmd = cargo();
     cmd.args(["leptos", command, "--release", "--split", "--precompress"])
+        .args(["--lib-features", "split"])
         .env("LEPTOS_HASH_FILES", "true");
     cmd
 }

@@ -1,6 +1,13 @@
-//! Parts of pages loaded on demand. With `cargo leptos build --split` each `#[lazy]`
-//! function is a WASM chunk of its own, fetched the first time it runs; without it, it is
-//! an ordinary function.
+//! Parts of pages loaded on demand. With the `split` feature (the release build:
+//! `cargo leptos build --split --lib-features split`) each of these functions is `#[lazy]`,
+//! a WASM chunk of its own, fetched the first time it runs or when its page preloads it.
+//! Without it (`cargo leptos watch`, a bare build) they are ordinary async functions: a
+//! `#[lazy]` function in a build that was not split could never load.
+//!
+//! A chunk that cannot be fetched (the network, or a deploy that removed the previous
+//! build's files under a tab still open) stops the app in that tab until it is reloaded:
+//! Leptos' `#[lazy]` panics then. Deploys keep the previous build's `pkg` files for that
+//! reason (docs/deploy.md).
 //!
 //! Only what the server never renders may wait like this: the part of a page behind the
 //! sign-in guard. The server never knows the session and renders a placeholder there, so

@@ -22,6 +22,7 @@ use leptos_router::components::A;
 pub fn AccountPage() -> impl IntoView {
     let signed_in = require_sign_in("/account");
     // Its chunk is fetched now, while the session is restored, not after.
+    #[cfg(feature = "split")]
     lazy_preload!(account_content);
     view! {
         <section class="card">
@@ -36,8 +37,8 @@ pub fn AccountPage() -> impl IntoView {
 }
 
 /// The signed-in part of the page: a WASM chunk of its own (`components::on_demand`).
-#[lazy]
-fn account_content() -> AnyView {
+#[cfg_attr(feature = "split", lazy)]
+async fn account_content() -> AnyView {
     view! {
         <AccountPanels/>
         <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>

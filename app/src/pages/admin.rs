@@ -20,6 +20,7 @@ const PER_PAGE: u32 = 20;
 pub fn AdminPage() -> impl IntoView {
     let signed_in = require_sign_in("/admin");
     // Its chunk is fetched now, while the session is restored, not after.
+    #[cfg(feature = "split")]
     lazy_preload!(admin_content);
     let auth = use_auth();
     let is_admin =
@@ -39,8 +40,8 @@ pub fn AdminPage() -> impl IntoView {
 }
 
 /// What an admin sees: a WASM chunk of its own (`components::on_demand`).
-#[lazy]
-fn admin_content() -> AnyView {
+#[cfg_attr(feature = "split", lazy)]
+async fn admin_content() -> AnyView {
     view! { <People/> <AuditLog/> }.into_any()
 }
 

@@ -17,6 +17,7 @@ use leptos::{
 pub fn SessionsPage() -> impl IntoView {
     let signed_in = require_sign_in("/account/sessions");
     // Its chunk is fetched now, while the session is restored, not after.
+    #[cfg(feature = "split")]
     lazy_preload!(sessions_content);
     view! {
         <section class="card">
@@ -31,8 +32,8 @@ pub fn SessionsPage() -> impl IntoView {
 }
 
 /// The list: a WASM chunk of its own (`components::on_demand`).
-#[lazy]
-fn sessions_content() -> AnyView {
+#[cfg_attr(feature = "split", lazy)]
+async fn sessions_content() -> AnyView {
     view! { <SessionList/> }.into_any()
 }
 

@@ -18,6 +18,7 @@ use leptos_router::{components::A, hooks::use_navigate};
 pub fn VerifyEmailPage() -> impl IntoView {
     let signed_in = require_sign_in("/verify-email");
     // Its chunk is fetched now, while the session is restored, not after.
+    #[cfg(feature = "split")]
     lazy_preload!(code_form);
     let auth = use_auth();
     let verified = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.email_verified);
@@ -39,8 +40,8 @@ pub fn VerifyEmailPage() -> impl IntoView {
 }
 
 /// The form: a WASM chunk of its own (`components::on_demand`).
-#[lazy]
-fn code_form() -> AnyView {
+#[cfg_attr(feature = "split", lazy)]
+async fn code_form() -> AnyView {
     view! { <CodeForm/> }.into_any()
 }
 
