@@ -25,8 +25,9 @@ const NEVER_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// `/pkg/…` from the site's pkg folder, with the caching its names allow.
 pub fn pkg_router<S: Clone + Send + Sync + 'static>(options: &LeptosOptions) -> Router<S> {
-    let dir = Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
-    let files = ServeDir::new(dir).precompressed_br().precompressed_gzip();
+    let files = ServeDir::new(pkg_dir(options))
+        .precompressed_br()
+        .precompressed_gzip();
     Router::new()
         .nest_service(&format!("/{}", options.site_pkg_dir), files)
         .layer(middleware::from_fn(pkg_cache_policy))
