@@ -90,6 +90,25 @@ pub enum ApiError {
     PasswordNotSet,
     #[error("last sign-in method")]
     LastSignInMethod,
+    /// A correct password of a person with a second factor: the token carries it over to
+    /// the second step.
+    #[error("second factor required")]
+    MfaRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    #[error("mfa token invalid")]
+    MfaTokenInvalid,
+    /// A wrong (or already used) authenticator or recovery code.
+    #[error("wrong second-factor code")]
+    WrongCode,
+    #[error("second factor already enabled")]
+    MfaAlreadyEnabled,
+    #[error("no authenticator set up to confirm")]
+    MfaNotPending,
+    /// The reason is for the log, never for the browser.
+    #[error("passkey refused: {0}")]
+    PasskeyInvalid(String),
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -143,6 +162,12 @@ impl ApiError {
             ApiError::IdentityTaken => ErrorCode::IdentityTaken,
             ApiError::PasswordNotSet => ErrorCode::PasswordNotSet,
             ApiError::LastSignInMethod => ErrorCode::LastSignInMethod,
+            ApiError::MfaRequired { .. } => ErrorCode::MfaRequired,
+            ApiError::MfaTokenInvalid => ErrorCode::MfaTokenInvalid,
+            ApiError::WrongCode => ErrorCode::CodeInvalid,
+            ApiError::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
+            ApiError::MfaNotPending => ErrorCode::MfaNotPending,
+            ApiError::PasskeyInvalid(_) => ErrorCode::PasskeyInvalid,
         }
     }
 
@@ -202,6 +227,16 @@ impl ApiError {
             ApiError::LastSignInMethod => {
                 "This is your only way to sign in: set a password or connect another provider first.".into()
             }
+            ApiError::MfaRequired { .. } => "Enter the code from your authenticator app.".into(),
+            ApiError::MfaTokenInvalid => {
+                "This sign-in has expired or was already completed: log in again.".into()
+            }
+            ApiError::WrongCode => "That code is not correct.".into(),
+            ApiError::MfaAlreadyEnabled => "Two-step sign-in is already on.".into(),
+            ApiError::MfaNotPending => {
+                "There is no authenticator app to confirm: set one up first.".into()
+            }
+            ApiError::PasskeyInvalid(_) => "That passkey could not be used.".into(),
         }
     }
 }
@@ -220,7 +255,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::OidcCancelled
         | ErrorCode::OidcStateInvalid
         | ErrorCode::OidcFailed
-        | ErrorCode::PasswordNotSet => StatusCode::BAD_REQUEST,
+        | ErrorCode::PasswordNotSet
+        | ErrorCode::PasskeyInvalid => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -232,7 +268,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::LastAdmin
         | ErrorCode::AlreadyVerified
         | ErrorCode::IdentityTaken
-        | ErrorCode::LastSignInMethod => StatusCode::CONFLICT,
+        | ErrorCode::LastSignInMethod
+        | ErrorCode::MfaAlreadyEnabled
+        | ErrorCode::MfaNotPending => StatusCode::CONFLICT,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::InvalidCredentials
         | ErrorCode::RefreshMissing
@@ -241,7 +279,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::RefreshReused
         | ErrorCode::TokenMissing
         | ErrorCode::TokenInvalid
-        | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+        | ErrorCode::TokenExpired
+        | ErrorCode::MfaRequired
+        | ErrorCode::MfaTokenInvalid => StatusCode::UNAUTHORIZED,
         ErrorCode::AccountDisabled
         | ErrorCode::OriginForbidden
         | ErrorCode::Forbidden
@@ -259,11 +299,20 @@ impl IntoResponse for ApiError {
             ApiError::Validation(fields) => Some(fields.clone()),
             _ => None,
         };
+        let (mfa_token, methods) = match &self {
+            ApiError::MfaRequired { mfa_token, methods } => (
+                Some(mfa_token.clone()),
+                Some(methods.iter().map(|m| m.to_string()).collect()),
+            ),
+            _ => (None, None),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
                 message: self.message(),
                 fields,
+                mfa_token,
+                methods,
             },
         };
         let mut response = (self.status(), Json(body)).into_response();

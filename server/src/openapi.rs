@@ -14,10 +14,10 @@
 use crate::error::status_of;
 use app::api::{
     endpoints::{self as e, Endpoint},
-    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, ErrorCode, ForgotPasswordRequest,
-    Health, LinkAnswer, LoginRequest, ProviderInfo, RegisterRequest, ResetPasswordRequest, Session,
-    SessionInfo, SignInMethods, UpdateUserRequest, User, UserListQuery, UserPage,
-    VerifyEmailRequest,
+    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ErrorCode,
+    ForgotPasswordRequest, Health, LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest,
+    ProviderInfo, RecoveryCodes, RegisterRequest, ResetPasswordRequest, Session, SessionInfo,
+    SignInMethods, TotpSetup, UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
 };
 use std::collections::BTreeMap;
 use utoipa::{
@@ -58,6 +58,7 @@ pub fn document() -> OpenApi {
                 InvalidCredentials,
                 AccountDisabled,
                 RateLimited,
+                MfaRequired,
             ])
             .sets_cookie()
             .may_answer_the_refresh_token(),
@@ -170,6 +171,60 @@ pub fn document() -> OpenApi {
         e::ADMIN_AUDIT_LOG,
         About::admin("The audit log, newest first", 200)
             .errors(&[ValidationFailed, EmailUnverified]),
+    );
+    doc.endpoint(
+        e::ADMIN_RESET_MFA,
+        About::admin("Turns a person's second factor off", 204).errors(&[EmailUnverified]),
+    );
+    doc.endpoint(
+        e::MFA_VERIFY,
+        About::anyone("The second step of a sign-in: a new session", 200)
+            .errors(&[
+                ValidationFailed,
+                CodeInvalid,
+                MfaTokenInvalid,
+                AccountDisabled,
+                RateLimited,
+            ])
+            .sets_cookie()
+            .may_answer_the_refresh_token(),
+    );
+    doc.endpoint(
+        e::MFA_STATUS,
+        About::person("Whether the second factor is on", 200).errors(&[EmailUnverified]),
+    );
+    doc.endpoint(
+        e::TOTP_SETUP,
+        About::person("A pending authenticator secret and its QR code", 200)
+            .errors(&[MfaAlreadyEnabled, EmailUnverified]),
+    );
+    doc.endpoint(
+        e::TOTP_CONFIRM,
+        About::person("Turns the second factor on; its recovery codes, once", 200).errors(&[
+            ValidationFailed,
+            CodeInvalid,
+            MfaNotPending,
+            RateLimited,
+            EmailUnverified,
+        ]),
+    );
+    doc.endpoint(
+        e::TOTP_DISABLE,
+        About::person("Turns the second factor off", 204).errors(&[
+            ValidationFailed,
+            CodeInvalid,
+            RateLimited,
+            EmailUnverified,
+        ]),
+    );
+    doc.endpoint(
+        e::NEW_RECOVERY_CODES,
+        About::person("A new set of recovery codes; the old set dies", 200).errors(&[
+            ValidationFailed,
+            CodeInvalid,
+            RateLimited,
+            EmailUnverified,
+        ]),
     );
     doc.browser_routes();
     doc.plain_routes();
@@ -311,6 +366,11 @@ json_payloads!(
     ResetPasswordRequest,
     LinkAnswer,
     SignInMethods,
+    TotpSetup,
+    CodeRequest,
+    RecoveryCodes,
+    MfaStatus,
+    MfaVerifyRequest,
     SessionInfo,
     UserPage,
     AdminUser,
@@ -661,7 +721,8 @@ fn with_errors(mut operation: OperationBuilder, codes: &[ErrorCode]) -> Operatio
     operation
 }
 
-/// The contract's error body: `{"error": {"code", "message", "fields"?}}`.
+/// The contract's error body: `{"error": {"code", "message", "fields"?}}`, and with
+/// `mfa_required` its `mfa_token` and `methods`.
 fn error_body() -> Schema {
     let text = || ObjectBuilder::new().schema_type(Type::String);
     let detail = ObjectBuilder::new()
@@ -675,6 +736,18 @@ fn error_body() -> Schema {
                 .schema_type(Type::Object)
                 .additional_properties(Some(text()))
                 .description(Some("With `validation_failed` only: each field's problem")),
+        )
+        .property(
+            "mfa_token",
+            text().description(Some(
+                "With `mfa_required` only: the single-use, five-minute token of the second step",
+            )),
+        )
+        .property(
+            "methods",
+            ArrayBuilder::new().items(text()).description(Some(
+                "With `mfa_required` only: `totp`, `recovery_code`, `passkey`",
+            )),
         );
     ObjectBuilder::new()
         .property("error", detail)
@@ -736,7 +809,10 @@ mod tests {
                 ["error"]["properties"]["code"]["enum"]
                 .clone()
         };
-        assert_eq!(codes("401"), serde_json::json!(["invalid_credentials"]));
+        assert_eq!(
+            codes("401"),
+            serde_json::json!(["invalid_credentials", "mfa_required"])
+        );
         assert_eq!(
             codes("400"),
             serde_json::json!(["validation_failed", "invalid_json"])

@@ -9,9 +9,10 @@
 
 use super::{
     encode::{percent_encode, query_string},
-    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, ForgotPasswordRequest, LinkAnswer,
-    LoginRequest, ProviderInfo, RegisterRequest, ResetPasswordRequest, Session, SessionInfo,
-    SignInMethods, UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
+    AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ForgotPasswordRequest,
+    LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest, ProviderInfo, RecoveryCodes,
+    RegisterRequest, ResetPasswordRequest, Session, SessionInfo, SignInMethods, TotpSetup,
+    UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
 };
 use serde::Serialize;
 use std::{fmt, marker::PhantomData};
@@ -36,8 +37,10 @@ impl Method {
     }
 
     /// True when the request's data travels as a JSON body, false when in the query string.
+    /// A `DELETE` carries a body when it has data (turning the second factor off takes a
+    /// code); without data it sends none.
     pub const fn has_body(self) -> bool {
-        matches!(self, Method::Post | Method::Patch)
+        matches!(self, Method::Post | Method::Patch | Method::Delete)
     }
 }
 
@@ -145,10 +148,13 @@ pub struct Encoded {
 
 impl<Req: Serialize, Res> Target<Req, Res> {
     /// Puts `request` where the method wants it: the JSON body of a `POST` or `PATCH` (so
-    /// `()` sends `null`), or the query string of a `GET` or `DELETE` (`()` adds none).
+    /// `()` sends `null`) or of a `DELETE` with data (`()` sends nothing), or the query
+    /// string of a `GET` (`()` adds none).
     pub fn encode(&self, request: &Req) -> Result<Encoded, serde_json::Error> {
         let (url, body) = if self.method.has_body() {
-            (self.path.clone(), Some(serde_json::to_string(request)?))
+            let json = serde_json::to_value(request)?;
+            let body = (self.method != Method::Delete || !json.is_null()).then(|| json.to_string());
+            (self.path.clone(), body)
         } else {
             let query = query_string(&serde_json::to_value(request)?);
             if query.is_empty() {
@@ -260,6 +266,22 @@ endpoints! {
     ADMIN_REVOKE_USER_SESSIONS: Post "/api/admin/users/{id}/revoke-sessions", () => (), ById;
     /// Admins: the audit log, newest first.
     ADMIN_AUDIT_LOG: Get "/api/admin/audit", AuditQuery => Vec<AuditEntry>;
+    /// Admins: turns a person's second factor off (204).
+    ADMIN_RESET_MFA: Post "/api/admin/users/{id}/reset-mfa", () => (), ById;
+    /// The second step of a sign-in: `Session` and the refresh cookie, as login gives.
+    MFA_VERIFY: Post "/api/auth/mfa/verify", MfaVerifyRequest => Session;
+    /// Whether the person's second factor is on, and their recovery codes left.
+    MFA_STATUS: Get "/api/me/mfa", () => MfaStatus;
+    /// A pending authenticator secret (replacing an earlier pending one).
+    TOTP_SETUP: Post "/api/me/mfa/totp/setup", () => TotpSetup;
+    /// Confirms the pending secret with a first code: the second factor is on, and these
+    /// are its recovery codes.
+    TOTP_CONFIRM: Post "/api/me/mfa/totp/confirm", CodeRequest => RecoveryCodes;
+    /// Turns the second factor off with a current code or a recovery code (204).
+    TOTP_DISABLE: Delete "/api/me/mfa/totp", CodeRequest => ();
+    /// A new set of recovery codes (the old set dies), with a current code or a recovery
+    /// code.
+    NEW_RECOVERY_CODES: Post "/api/me/mfa/recovery-codes", CodeRequest => RecoveryCodes;
 }
 
 #[cfg(test)]
@@ -269,7 +291,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_listed_once_under_api() {
-        assert_eq!(ALL.len(), 21);
+        assert_eq!(ALL.len(), 28);
         let mut names = HashSet::new();
         let mut routes = HashSet::new();
         for route in ALL {
@@ -325,7 +347,8 @@ mod tests {
                 "ADMIN_UPDATE_USER",
                 "ADMIN_REVOKE_USER_SESSIONS",
                 "LINK_IDENTITY",
-                "UNLINK_IDENTITY"
+                "UNLINK_IDENTITY",
+                "ADMIN_RESET_MFA"
             ])
         );
     }
@@ -376,6 +399,16 @@ mod tests {
             delete.ok().map(|e| (e.url, e.body)),
             Some(("/api/sessions/s1".into(), None))
         );
+        let off = TOTP_DISABLE.into_target().encode(&CodeRequest {
+            code: "123456".into(),
+        });
+        assert_eq!(
+            off.ok().map(|e| (e.url, e.body)),
+            Some((
+                "/api/me/mfa/totp".into(),
+                Some(r#"{"code":"123456"}"#.into())
+            ))
+        );
         let users = ADMIN_LIST_USERS.into_target().encode(&UserListQuery {
             page: Some(2),
             per_page: Some(20),
@@ -405,6 +438,6 @@ mod tests {
             ["GET", "POST", "PATCH", "DELETE"]
         );
         assert!(Method::Post.has_body() && Method::Patch.has_body());
-        assert!(!Method::Get.has_body() && !Method::Delete.has_body());
+        assert!(Method::Delete.has_body() && !Method::Get.has_body());
     }
 }

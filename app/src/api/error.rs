@@ -50,6 +50,16 @@ pub enum ErrorCode {
     PasswordNotSet,
     /// Removing this would leave the account no way to sign in.
     LastSignInMethod,
+    /// A correct password, and the second factor is on: the error also carries the
+    /// `mfa_token` for the second step and its `methods`.
+    MfaRequired,
+    /// No, an expired, a used or an ended (five wrong codes) `mfa_token`.
+    MfaTokenInvalid,
+    MfaAlreadyEnabled,
+    /// No authenticator secret waits to be confirmed.
+    MfaNotPending,
+    /// A passkey's registration or assertion failed a check.
+    PasskeyInvalid,
     Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
@@ -96,6 +106,11 @@ impl ErrorCode {
             ErrorCode::IdentityTaken => "identity_taken",
             ErrorCode::PasswordNotSet => "password_not_set",
             ErrorCode::LastSignInMethod => "last_sign_in_method",
+            ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::MfaTokenInvalid => "mfa_token_invalid",
+            ErrorCode::MfaAlreadyEnabled => "mfa_already_enabled",
+            ErrorCode::MfaNotPending => "mfa_not_pending",
+            ErrorCode::PasskeyInvalid => "passkey_invalid",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -139,13 +154,19 @@ pub struct ErrorDetail {
     /// Only with `validation_failed`: field name to the reason it was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
+    /// Only with `mfa_required`: the single-use token that carries the correct password
+    /// over to `POST /api/auth/mfa/verify`, and the ways the second step can be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 37] = [
+    const ALL: [ErrorCode; 42] = [
         ErrorCode::ValidationFailed,
         ErrorCode::InvalidJson,
         ErrorCode::PayloadTooLarge,
@@ -181,6 +202,11 @@ mod tests {
         ErrorCode::IdentityTaken,
         ErrorCode::PasswordNotSet,
         ErrorCode::LastSignInMethod,
+        ErrorCode::MfaRequired,
+        ErrorCode::MfaTokenInvalid,
+        ErrorCode::MfaAlreadyEnabled,
+        ErrorCode::MfaNotPending,
+        ErrorCode::PasskeyInvalid,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -209,6 +235,8 @@ mod tests {
                 code: ErrorCode::NotFound,
                 message: "No such route.".into(),
                 fields: None,
+                mfa_token: None,
+                methods: None,
             },
         };
         assert_eq!(

@@ -159,6 +159,53 @@ pub struct VerifyEmailRequest {
     pub code: String,
 }
 
+/// `POST /api/me/mfa/totp/setup`: a pending authenticator secret, for the person's app.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSetup {
+    /// Base32, for typing into the app by hand.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The URI as a QR code, an SVG document drawn on the server.
+    pub qr_svg: String,
+}
+
+/// A code from the authenticator app; where a recovery code is taken too (turning the
+/// second factor off, new recovery codes), either kind.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+/// Ten single-use recovery codes, shown this once (the server keeps only digests).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `GET /api/me/mfa`: whether the second factor is on, and how many recovery codes are
+/// left.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaStatus {
+    pub totp_enabled: bool,
+    pub recovery_codes_left: u32,
+}
+
+/// `POST /api/auth/mfa/verify`: the second step of a sign-in, with either an authenticator
+/// code or a recovery code.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaVerifyRequest {
+    pub mfa_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
 /// `POST /api/auth/password/forgot`.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -105,23 +105,30 @@ pub fn load_or_create_signing_key(
         .map_err(|e| file_error(path, format!("not an Ed25519 PKCS#8 PEM key: {e}")))
 }
 
-/// Seals signing keys for the database under the server secret, so a copy of the
-/// database alone signs nothing. XChaCha20-Poly1305 (random 24-byte nonces are safe), its
-/// key derived from the secret for this use only, the key's `kid` bound in as associated
-/// data so a sealed key cannot pass for another.
+/// Seals secrets for the database under the server secret, so a copy of the database
+/// alone opens none of them: signing keys, and people's authenticator secrets.
+/// XChaCha20-Poly1305 (random 24-byte nonces are safe), its key derived from the secret for
+/// one use only (its label), an id bound in as associated data so one sealed value cannot
+/// pass for another.
 pub struct Sealer(XChaCha20Poly1305);
 
 impl Sealer {
+    /// The sealer of signing keys (their `kid` the associated data).
     pub fn new(secret: &[u8; 32]) -> Sealer {
+        Sealer::labelled(secret, b"jwt-auth: the key sealing signing keys")
+    }
+
+    /// A sealer whose key is derived from `secret` for the use `label` names.
+    pub fn labelled(secret: &[u8; 32], label: &[u8]) -> Sealer {
         #[allow(clippy::expect_used)] // HMAC takes keys of any length
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(b"jwt-auth: the key sealing signing keys");
+        mac.update(label);
         Sealer(XChaCha20Poly1305::new(&mac.finalize().into_bytes()))
     }
 
-    /// `key`'s seed, sealed: base64url of the nonce and the ciphertext.
-    pub fn seal(&self, kid: &str, key: &SigningKey, rng: &mut impl RngCore) -> String {
+    /// `plain` sealed for `id`: base64url of the nonce and the ciphertext.
+    pub fn seal_bytes(&self, id: &str, plain: &[u8], rng: &mut impl RngCore) -> String {
         let mut nonce = [0u8; 24];
         rng.fill_bytes(&mut nonce);
         #[allow(clippy::expect_used)] // fails only for plaintexts of gigabytes
@@ -130,38 +137,51 @@ impl Sealer {
             .encrypt(
                 &XNonce::from(nonce),
                 chacha20poly1305::aead::Payload {
-                    msg: key.as_bytes(),
-                    aad: kid.as_bytes(),
+                    msg: plain,
+                    aad: id.as_bytes(),
                 },
             )
-            .expect("32 bytes always seal");
+            .expect("small plaintexts always seal");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    /// The key `seal` sealed for `kid`.
-    pub fn open(&self, kid: &str, sealed: &str) -> Result<SigningKey, KeyError> {
-        let refused = || KeyError::Sealed {
-            kid: kid.to_string(),
-        };
-        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| refused())?;
+    /// What `seal_bytes` sealed for `id`; `None` when it was sealed under another secret or
+    /// for another id, or altered.
+    pub fn open_bytes(&self, id: &str, sealed: &str) -> Option<Vec<u8>> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if bytes.len() < 24 {
-            return Err(refused());
+            return None;
         }
         let (nonce, sealed) = bytes.split_at(24);
-        let nonce: [u8; 24] = nonce.try_into().map_err(|_| refused())?;
-        let seed = self
-            .0
+        let nonce: [u8; 24] = nonce.try_into().ok()?;
+        self.0
             .decrypt(
                 &XNonce::from(nonce),
                 chacha20poly1305::aead::Payload {
                     msg: sealed,
-                    aad: kid.as_bytes(),
+                    aad: id.as_bytes(),
                 },
             )
-            .map_err(|_| refused())?;
-        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| refused())?;
+            .ok()
+    }
+
+    /// `key`'s seed, sealed for `kid`.
+    pub fn seal(&self, kid: &str, key: &SigningKey, rng: &mut impl RngCore) -> String {
+        self.seal_bytes(kid, key.as_bytes(), rng)
+    }
+
+    /// The key `seal` sealed for `kid`.
+    pub fn open(&self, kid: &str, sealed: &str) -> Result<SigningKey, KeyError> {
+        let seed = self
+            .open_bytes(kid, sealed)
+            .ok_or_else(|| KeyError::Sealed {
+                kid: kid.to_string(),
+            })?;
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| KeyError::Sealed {
+            kid: kid.to_string(),
+        })?;
         Ok(SigningKey::from_bytes(&seed))
     }
 }

@@ -13,4 +13,5 @@ pub mod password;
 pub mod refresh;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod validate;

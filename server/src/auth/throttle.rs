@@ -38,6 +38,14 @@ pub const IP_OIDC_START: Budget = Budget {
     limit: 60,
     window_secs: 15 * 60,
 };
+/// Second-factor codes tried per account, whatever the address and the `mfa_token`: 10 in
+/// 15 minutes. A code has a million values and three are accepted at a time, so this keeps
+/// the odds of a guess near 3 in 100,000 a quarter hour even for someone who holds the
+/// password (each `mfa_token` also ends after 5 wrong codes).
+pub const MFA_ACCOUNT: Budget = Budget {
+    limit: 10,
+    window_secs: 15 * 60,
+};
 /// Registrations tried per address: 20 an hour.
 pub const IP_REGISTER: Budget = Budget {
     limit: 20,

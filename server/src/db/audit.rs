@@ -19,6 +19,14 @@ pub enum Action {
     OidcLogin,
     IdentityLinked,
     IdentityUnlinked,
+    MfaEnabled,
+    MfaDisabled,
+    MfaResetByAdmin,
+    MfaFailed,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl Action {
@@ -39,6 +47,14 @@ impl Action {
             Action::OidcLogin => "oidc_login",
             Action::IdentityLinked => "identity_linked",
             Action::IdentityUnlinked => "identity_unlinked",
+            Action::MfaEnabled => "mfa_enabled",
+            Action::MfaDisabled => "mfa_disabled",
+            Action::MfaResetByAdmin => "mfa_reset_by_admin",
+            Action::MfaFailed => "mfa_failed",
+            Action::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Action::RecoveryCodeUsed => "recovery_code_used",
+            Action::PasskeyAdded => "passkey_added",
+            Action::PasskeyRemoved => "passkey_removed",
         }
     }
 }

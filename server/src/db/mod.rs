@@ -8,6 +8,7 @@ pub mod audit;
 pub mod changes;
 pub mod email_codes;
 pub mod identities;
+pub mod mfa;
 pub mod oidc_flows;
 pub mod password_resets;
 pub mod rate_limits;
@@ -158,6 +159,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "rate_limits",
         include_str!("../../migrations/0008_rate_limits.sql"),
+    ),
+    (
+        9,
+        "second_factor",
+        include_str!("../../migrations/0009_second_factor.sql"),
     ),
 ];
 

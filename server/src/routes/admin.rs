@@ -1,19 +1,23 @@
 //! `/api/admin/*`: people, their roles and access. Admins only (`RequireRole<Admin>`).
 
 use super::{
-    extract::{Admin, RequireRole},
+    client,
+    extract::{Admin, ClientIp, RequireRole},
     user_json,
 };
 use crate::{
     db::{audit, users},
     error::{ApiError, ApiJson, ApiPath},
-    service::accounts::{self, AccessChange},
+    service::{
+        accounts::{self, AccessChange},
+        mfa,
+    },
     state::AppState,
 };
 use app::api::{AdminUser, AuditEntry, UpdateUserRequest, UserPage};
 use axum::{
     extract::{Query, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     routing::{get, patch, post},
     Json, Router,
 };
@@ -27,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route(ADMIN_UPDATE_USER.path, patch(update))
         .route(ADMIN_REVOKE_USER_SESSIONS.path, post(revoke_sessions))
         .route(ADMIN_AUDIT_LOG.path, get(audit_log))
+        .route(ADMIN_RESET_MFA.path, post(reset_mfa))
 }
 
 const PER_PAGE_MAX: u32 = 100;
@@ -111,6 +116,27 @@ async fn revoke_sessions(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     accounts::end_all_sessions(&state.core, admin.user_id(), &id, state.clock.unix()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns a person's second factor off (they lost their authenticator and its recovery
+/// codes); audited.
+async fn reset_mfa(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    RequireRole(admin, _): RequireRole<Admin>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let client = client(&headers, &ip);
+    mfa::reset_by_admin(
+        &state.core,
+        admin.user_id(),
+        &id,
+        client,
+        state.clock.unix(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 /// Where the refresh token goes: the HTTP-only cookie, or (non-browser clients that ask
 /// with `X-Refresh-Token-Delivery: body`) the response body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Delivery {
+pub(super) enum Delivery {
     Cookie,
     Body,
 }
@@ -52,7 +52,7 @@ fn asked_for_body(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("body"))
 }
 
-fn delivery(headers: &HeaderMap) -> Delivery {
+pub(super) fn delivery(headers: &HeaderMap) -> Delivery {
     if asked_for_body(headers) {
         Delivery::Body
     } else {
@@ -61,7 +61,7 @@ fn delivery(headers: &HeaderMap) -> Delivery {
 }
 
 /// A `Session` answer: a fresh access token, and the refresh token where it belongs.
-fn session_response(
+pub(super) fn session_response(
     state: &AppState,
     status: StatusCode,
     signed: &SignedIn,

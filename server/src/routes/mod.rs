@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod me;
+pub mod mfa;
 pub mod oidc;
 pub mod recovery;
 pub mod sessions;
@@ -54,6 +55,7 @@ pub fn mount_api(
         .merge(verify::router())
         .merge(recovery::router())
         .merge(me::router())
+        .merge(mfa::router())
         .merge(sessions::router())
         .merge(admin::router())
         .merge(oidc::router())

@@ -171,6 +171,15 @@ async fn callback(
             );
             response
         }
+        // The token rides in the fragment, which no request carries (nor a Referer): the
+        // login page reads it and asks for the code.
+        Ok(Finished::SecondFactor { mfa_token, next }) => redirect(
+            &format!(
+                "/login?next={}#mfa={mfa_token}",
+                app::api::encode::percent_encode(&next)
+            ),
+            Some(clear_flow),
+        ),
         Ok(Finished::Linked) => redirect("/account", Some(clear_flow)),
         Ok(Finished::LinkFailed(error)) => redirect(
             &format!(

@@ -173,6 +173,9 @@ pub struct Callback<'a> {
 pub enum Finished {
     /// Signed in: a new session, then the page the flow began for.
     SignedIn { signed_in: SignedIn, next: String },
+    /// The person's second factor is on: the login page asks for it with this token,
+    /// then goes on to `next`.
+    SecondFactor { mfa_token: String, next: String },
     /// The identity now belongs to the account that asked to link it.
     Linked,
     /// A link flow that failed after its flow was found: the account page says why.
@@ -231,10 +234,17 @@ pub async fn finish(
                 Err(e) => Finished::LinkFailed(e),
             },
         ),
-        None => Ok(Finished::SignedIn {
-            signed_in: sign_in(core, provider_id, &asserted?, client, now).await?,
-            next: flow.next_path,
-        }),
+        None => match sign_in(core, provider_id, &asserted?, client, now).await {
+            Ok(signed_in) => Ok(Finished::SignedIn {
+                signed_in,
+                next: flow.next_path,
+            }),
+            Err(ApiError::MfaRequired { mfa_token, .. }) => Ok(Finished::SecondFactor {
+                mfa_token,
+                next: flow.next_path,
+            }),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -252,7 +262,24 @@ pub async fn sign_in(
         let mut tx = core.db.begin_write().await?;
         match resolve(&mut tx, provider, asserted, client, now).await {
             Ok((user, sessions_ended)) => {
-                let first_token = tokens::random_token(&mut rand::rng());
+                let (first_token, mfa_token) = {
+                    let mut rng = rand::rng();
+                    (
+                        tokens::random_token(&mut rng),
+                        tokens::random_token(&mut rng),
+                    )
+                };
+                // A second factor on: what the rules changed stays, but no session yet.
+                if let Some(required) =
+                    super::mfa::challenge_in(&mut tx, &user.id, provider, mfa_token, now).await?
+                {
+                    if sessions_ended {
+                        core.commit_change(tx, &user.id).await?;
+                    } else {
+                        tx.commit().await?;
+                    }
+                    return Err(required);
+                }
                 let issued = sessions::start_in(
                     &mut tx,
                     &user.id,

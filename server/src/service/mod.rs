@@ -8,17 +8,21 @@
 //! - [`sessions`]: sign in, refresh (rotation), sign out, end one or all other sessions.
 //! - [`recovery`]: email verification codes and password reset links.
 //! - [`identities`]: signing in with identity providers, and linking them to accounts.
+//! - [`mfa`]: the second factor: an authenticator app, recovery codes, and the second step
+//!   of a sign-in.
 
 pub mod accounts;
 pub mod changes;
 pub mod identities;
 pub mod keys;
+pub mod mfa;
 pub mod recovery;
 pub mod sessions;
 pub mod user_cache;
 
 use crate::{
     auth::{
+        keys::Sealer,
         password::{PasswordError, Passwords},
         throttle::Limit,
         tokens::ServerSecret,
@@ -55,6 +59,9 @@ pub struct Core {
     pub public_url: String,
     /// The identity providers of `OIDC_PROVIDERS`.
     pub providers: Arc<crate::oidc::Providers>,
+    /// Seals people's authenticator secrets (a key of their own, derived from the server
+    /// secret).
+    pub totp_sealer: Arc<Sealer>,
 }
 
 impl Core {
@@ -69,6 +76,10 @@ impl Core {
             db,
             passwords: Passwords::for_this_machine()?,
             secret: Arc::new(ServerSecret::new(secret)),
+            totp_sealer: Arc::new(Sealer::labelled(
+                &secret,
+                b"jwt-auth: the key sealing authenticator secrets",
+            )),
             rate_limits: settings.auth.rate_limit_enabled,
             users: Arc::new(UserCache::new()),
             mailer: Mailer::from_settings(settings)?,

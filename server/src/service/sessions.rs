@@ -382,7 +382,13 @@ async fn check_password_and_start(
     } else {
         None
     };
-    let first_token = tokens::random_token(&mut rand::rng());
+    let (first_token, mfa_token) = {
+        let mut rng = rand::rng();
+        (
+            tokens::random_token(&mut rng),
+            tokens::random_token(&mut rng),
+        )
+    };
     let mut tx = core.db.begin_write().await?;
     // The password was checked before this transaction: if it changed since (or was removed
     // by a provider's sign-in proving the address is someone else's), it opens nothing.
@@ -392,6 +398,16 @@ async fn check_password_and_start(
     // Only over the hash that was checked: another login may have re-hashed it already.
     if let Some(fresh) = &rehashed {
         users::replace_password_hash(&mut *tx, &user.id, &user.password_hash, fresh, now).await?;
+    }
+    // A second factor on: no session yet, but a token for the second step.
+    if let Some(required) =
+        super::mfa::challenge_in(&mut tx, &user.id, PASSWORD, mfa_token, now).await?
+    {
+        tx.commit().await?;
+        if rehashed.is_some() {
+            core.users.evict(&user.id);
+        }
+        return Err(required);
     }
     record(
         &mut tx,

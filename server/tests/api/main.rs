@@ -23,6 +23,7 @@ mod login;
 mod logout;
 mod mailbox;
 mod me;
+mod mfa;
 mod oidc;
 mod openapi;
 mod operating;
