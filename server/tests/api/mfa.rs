@@ -18,7 +18,7 @@ struct Enrolled {
     recovery_codes: Vec<String>,
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Response {
+pub(crate) async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Response {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     app.client
         .request(method, app.url(path))
@@ -29,13 +29,13 @@ async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value)
         .unwrap()
 }
 
-async fn setup(app: &TestApp, token: &str) -> TotpSetup {
+pub(crate) async fn setup(app: &TestApp, token: &str) -> TotpSetup {
     let response = call(app, "POST", "/api/me/mfa/totp/setup", token, json!(null)).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
 
-fn secret_of(setup: &TotpSetup) -> Vec<u8> {
+pub(crate) fn secret_of(setup: &TotpSetup) -> Vec<u8> {
     totp_rs::Secret::try_from_base32(&setup.secret)
         .unwrap()
         .as_ref()
@@ -43,12 +43,12 @@ fn secret_of(setup: &TotpSetup) -> Vec<u8> {
 }
 
 /// The code the person's app shows now.
-fn code(app: &TestApp, secret: &[u8]) -> String {
+pub(crate) fn code(app: &TestApp, secret: &[u8]) -> String {
     totp::code_at(secret, app.clock.now_unix()).unwrap()
 }
 
 /// Moves to the next 30-second step, whose code has not been used yet.
-fn next_step(app: &TestApp) {
+pub(crate) fn next_step(app: &TestApp) {
     app.clock.advance(totp::STEP_SECS);
 }
 
@@ -92,7 +92,7 @@ async fn first_step(app: &TestApp, email: &str) -> String {
     body.error.mfa_token.expect("an mfa_token")
 }
 
-async fn verify(app: &TestApp, body: Value) -> Response {
+pub(crate) async fn verify(app: &TestApp, body: Value) -> Response {
     app.post_json("/api/auth/mfa/verify", body).await
 }
 
