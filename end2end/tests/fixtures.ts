@@ -1,5 +1,6 @@
 import { test as base, expect, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { maildevURL, serverEnv } from '../server-env';
 
 /**
@@ -128,4 +129,35 @@ export async function verifyEmail(page: Page, email: string) {
   await page.getByLabel('Code').fill(code);
   await page.getByRole('button', { name: 'Verify email' }).click();
   await expect(page.getByTestId('account-verified')).toHaveText('yes');
+}
+
+/** RFC 4648 base32 (the authenticator secret's form) to bytes. */
+function base32(text: string): Buffer {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const c of text.replace(/=+$/, '').toUpperCase()) {
+    value = ((value << 5) | alphabet.indexOf(c)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bytes.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/**
+ * What an authenticator app shows for `secret` (base32) at `unixSecs`: RFC 6238 with SHA-1,
+ * 6 digits, 30-second steps.
+ */
+export function totp(secret: string, unixSecs = Date.now() / 1000): string {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSecs / 30)));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const n =
+    ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
+  return String(n % 1_000_000).padStart(6, '0');
 }

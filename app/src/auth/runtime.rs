@@ -30,6 +30,10 @@ pub enum ApiFailure {
         message: String,
         fields: BTreeMap<String, String>,
     },
+    /// A correct password (or an identity provider's sign-in) of a person whose second
+    /// factor is on: the sign-in goes on with this token and a code
+    /// ([`Auth::verify_second_factor`]).
+    SecondFactor { mfa_token: String },
     /// No answer, or one that is not the API's shape.
     Network,
     /// The session ended during the call; the person is on the way to the login page.
@@ -40,6 +44,7 @@ impl ApiFailure {
     pub fn message(&self) -> String {
         match self {
             ApiFailure::Api { message, .. } => message.clone(),
+            ApiFailure::SecondFactor { .. } => "Enter the code from your authenticator app.".into(),
             ApiFailure::Network => {
                 "The server could not be reached. Check your connection and try again.".into()
             }
@@ -110,6 +115,22 @@ impl Auth {
         #[cfg(feature = "hydrate")]
         {
             browser::sign_in(*self, crate::api::endpoints::LOGIN, request).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    /// The second step of a sign-in stopped at `mfa_required`: signs in as a login does.
+    #[allow(unused_variables)]
+    pub async fn verify_second_factor(
+        &self,
+        request: &crate::api::MfaVerifyRequest,
+    ) -> Result<(), ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::sign_in(*self, crate::api::endpoints::MFA_VERIFY, request).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -709,6 +730,14 @@ mod browser {
     async fn failure(response: Response) -> ApiFailure {
         let status = response.status();
         match response.json::<ErrorBody>().await {
+            Ok(ErrorBody {
+                error:
+                    crate::api::ErrorDetail {
+                        code: ErrorCode::MfaRequired,
+                        mfa_token: Some(mfa_token),
+                        ..
+                    },
+            }) => ApiFailure::SecondFactor { mfa_token },
             Ok(body) => ApiFailure::Api {
                 status,
                 code: body.error.code,

@@ -94,6 +94,19 @@ pub fn sign_in_on_submit<Fut>(
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
 {
+    sign_in_on_submit_or(form, send, |_| {})
+}
+
+/// [`sign_in_on_submit`] for a form whose sign-in may stop at the second factor: then the
+/// form is done and `second_factor` gets the token of the second step.
+pub fn sign_in_on_submit_or<Fut>(
+    form: FormState,
+    send: impl Fn() -> Fut + 'static,
+    second_factor: impl Fn(String) + Copy + 'static,
+) -> impl Fn(SubmitEvent) + 'static
+where
+    Fut: Future<Output = Result<(), ApiFailure>> + 'static,
+{
     let query = use_query_map();
     let navigate = use_navigate();
     move |ev: SubmitEvent| {
@@ -110,6 +123,10 @@ where
                     // `next` may be this very page (`?next=/login`): the form stays usable.
                     form.done();
                     navigate(&next, Default::default());
+                }
+                Err(ApiFailure::SecondFactor { mfa_token }) => {
+                    form.done();
+                    second_factor(mfa_token);
                 }
                 Err(failure) => form.fail(failure),
             }

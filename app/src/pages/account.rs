@@ -43,6 +43,7 @@ async fn account_content() -> AnyView {
         <AccountPanels/>
         <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
         <super::sign_in_methods::SignInMethodsPanel/>
+        <super::two_step::TwoStepPanel/>
         <ChangePassword/>
     }
     .into_any()

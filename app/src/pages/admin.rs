@@ -5,7 +5,8 @@
 use crate::{
     api::{
         endpoints::{
-            ADMIN_AUDIT_LOG, ADMIN_LIST_USERS, ADMIN_REVOKE_USER_SESSIONS, ADMIN_UPDATE_USER,
+            ADMIN_AUDIT_LOG, ADMIN_LIST_USERS, ADMIN_RESET_MFA, ADMIN_REVOKE_USER_SESSIONS,
+            ADMIN_UPDATE_USER,
         },
         AdminUser, AuditEntry, AuditQuery, Role, UpdateUserRequest, UserListQuery, UserPage,
     },
@@ -81,9 +82,9 @@ fn People() -> impl IntoView {
         page_number.update(|p| *p = p.saturating_add_signed(by).max(1));
         load();
     };
-    // One change at a time, to the person `id`: `Some` changes role or access, `None`
-    // signs them out everywhere. The answer (or the refusal, e.g. `last_admin`) is shown.
-    let act = move |id: String, change: Option<UpdateUserRequest>| {
+    // One change at a time, to the person `id`. The answer (or the refusal, e.g.
+    // `last_admin`) is shown.
+    let act = move |id: String, change: Change| {
         if pending.get_untracked() {
             return;
         }
@@ -91,14 +92,15 @@ fn People() -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             let done = match change {
-                Some(change) => auth
+                Change::Update(change) => auth
                     .call(ADMIN_UPDATE_USER.with_id(&id), &change)
                     .await
                     .map(|_| ()),
-                None => {
+                Change::SignOutEverywhere => {
                     auth.call(ADMIN_REVOKE_USER_SESSIONS.with_id(&id), &())
                         .await
                 }
+                Change::TwoStepOff => auth.call(ADMIN_RESET_MFA.with_id(&id), &()).await,
             };
             if let Err(failure) = done {
                 error.set(Some(failure.message()));
@@ -148,9 +150,19 @@ fn People() -> impl IntoView {
     }
 }
 
+/// What an admin does to a person.
+#[derive(Clone)]
+enum Change {
+    /// Their role or access.
+    Update(UpdateUserRequest),
+    SignOutEverywhere,
+    /// Their second factor off (they lost their authenticator and recovery codes).
+    TwoStepOff,
+}
+
 fn person_row(
     person: AdminUser,
-    act: impl Fn(String, Option<UpdateUserRequest>) + Copy + 'static,
+    act: impl Fn(String, Change) + Copy + 'static,
     pending: RwSignal<bool>,
 ) -> impl IntoView {
     let id = person.user.id.clone();
@@ -166,7 +178,7 @@ fn person_row(
     };
     let role_label = if is_admin { "Make user" } else { "Make admin" };
     let active_label = if person.active { "Disable" } else { "Enable" };
-    let (id_for_role, id_for_active) = (id.clone(), id.clone());
+    let (id_for_role, id_for_active, id_for_mfa) = (id.clone(), id.clone(), id.clone());
     view! {
         <tr data-email=email.clone()>
             <td>{email.clone()}</td>
@@ -178,11 +190,13 @@ fn person_row(
             </td>
             <td class="actions">
                 <button type="button" aria-label=format!("{role_label} {email}") disabled=move || pending.get()
-                    on:click=move |_| act(id_for_role.clone(), Some(role_change.clone()))>{role_label}</button>
+                    on:click=move |_| act(id_for_role.clone(), Change::Update(role_change.clone()))>{role_label}</button>
                 <button type="button" aria-label=format!("{active_label} {email}") disabled=move || pending.get()
-                    on:click=move |_| act(id_for_active.clone(), Some(active_change.clone()))>{active_label}</button>
+                    on:click=move |_| act(id_for_active.clone(), Change::Update(active_change.clone()))>{active_label}</button>
                 <button type="button" aria-label=format!("Sign out {email} everywhere") disabled=move || pending.get()
-                    on:click=move |_| act(id.clone(), None)>"Sign out everywhere"</button>
+                    on:click=move |_| act(id.clone(), Change::SignOutEverywhere)>"Sign out everywhere"</button>
+                <button type="button" aria-label=format!("Turn off two-step sign-in for {email}") disabled=move || pending.get()
+                    on:click=move |_| act(id_for_mfa.clone(), Change::TwoStepOff)>"Turn off two-step sign-in"</button>
             </td>
         </tr>
     }

@@ -7,4 +7,5 @@ pub mod password_reset;
 pub mod register;
 pub mod sessions;
 pub mod sign_in_methods;
+pub mod two_step;
 pub mod verify_email;

@@ -18,7 +18,13 @@ struct Enrolled {
     recovery_codes: Vec<String>,
 }
 
-pub(crate) async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Response {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Response {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     app.client
         .request(method, app.url(path))

@@ -828,18 +828,27 @@ async fn a_person_with_a_second_factor_is_asked_for_it_after_the_provider() {
     let back = provider().sign_in(&flow.authorize_url, &login).await;
     let response = callback(&app, &back, Some(&flow.cookie)).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(refresh_cookie(response.headers()).is_none(), "no session yet");
+    assert!(
+        refresh_cookie(response.headers()).is_none(),
+        "no session yet"
+    );
     // The token rides in the fragment, which no request carries.
     let to = location(&response);
     let (page, mfa_token) = to.split_once("#mfa=").expect("a token in the fragment");
     assert_eq!(page, "/login?next=%2Faccount%2Fsessions");
-    let response = verify(&app, json!({"mfa_token": mfa_token, "code": code(&app, &secret)})).await;
+    let response = verify(
+        &app,
+        json!({"mfa_token": mfa_token, "code": code(&app, &secret)}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let session = crate::helpers::signed(response).await;
     assert_eq!(session.session.user.id, first.user.id);
     // The session began at the provider.
     assert_eq!(
-        app.current_session(&session.session.access_token).await.method,
+        app.current_session(&session.session.access_token)
+            .await
+            .method,
         "test"
     );
 }

@@ -1,0 +1,180 @@
+//! The account page's "Two-step sign-in": set up an authenticator app (its QR code, a
+//! "Code" field, "Confirm"), then the recovery codes once with "Download"; once on, turn it
+//! off or get new recovery codes with a current code.
+
+use crate::{
+    api::{
+        encode::percent_encode,
+        endpoints::{MFA_STATUS, NEW_RECOVERY_CODES, TOTP_CONFIRM, TOTP_DISABLE, TOTP_SETUP},
+        CodeRequest, MfaStatus, TotpSetup,
+    },
+    auth::use_auth,
+    components::{
+        field::{Field, FormError},
+        form::FormState,
+    },
+};
+use leptos::{
+    either::{Either, EitherOf4},
+    prelude::*,
+    task::spawn_local,
+};
+
+/// What the section shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Stage {
+    Loading,
+    Failed(String),
+    Off,
+    /// Scanning the QR code, then confirming with a first code.
+    SettingUp(TotpSetup),
+    /// New recovery codes, shown this once.
+    Codes(Vec<String>),
+    On(MfaStatus),
+}
+
+#[component]
+pub fn TwoStepPanel() -> impl IntoView {
+    let auth = use_auth();
+    let stage = RwSignal::new(Stage::Loading);
+    let load = move || {
+        spawn_local(async move {
+            stage.set(match auth.call(MFA_STATUS, &()).await {
+                Ok(status) if status.totp_enabled => Stage::On(status),
+                Ok(_) => Stage::Off,
+                Err(failure) => Stage::Failed(failure.message()),
+            })
+        })
+    };
+    load();
+    let code = RwSignal::new(String::new());
+    let form = FormState::new();
+    let start = move |_| {
+        code.set(String::new());
+        form.send(
+            move || async move { auth.call(TOTP_SETUP, &()).await },
+            move |setup| stage.set(Stage::SettingUp(setup)),
+        );
+    };
+    // Confirm, turn off and new codes each send the code field.
+    let send_code = move |then: Action| {
+        let request = CodeRequest {
+            code: code.get_untracked(),
+        };
+        match then {
+            Action::Confirm => form.send(
+                move || async move { auth.call(TOTP_CONFIRM, &request).await },
+                move |codes| {
+                    code.set(String::new());
+                    stage.set(Stage::Codes(codes.recovery_codes));
+                },
+            ),
+            Action::TurnOff => form.send(
+                move || async move { auth.call(TOTP_DISABLE, &request).await },
+                move |()| {
+                    code.set(String::new());
+                    stage.set(Stage::Off);
+                },
+            ),
+            Action::NewCodes => form.send(
+                move || async move { auth.call(NEW_RECOVERY_CODES, &request).await },
+                move |codes| {
+                    code.set(String::new());
+                    stage.set(Stage::Codes(codes.recovery_codes));
+                },
+            ),
+        }
+    };
+    view! {
+        <section aria-labelledby="two-step-title">
+            <h2 id="two-step-title">"Two-step sign-in"</h2>
+            {move || match stage.get() {
+                Stage::Loading => EitherOf4::A(Either::Left(
+                    view! { <p class="placeholder" aria-busy="true">"Loading…"</p> },
+                )),
+                Stage::Failed(message) => EitherOf4::A(Either::Right(
+                    view! { <p class="form-error" role="alert">{message}</p> },
+                )),
+                Stage::Off => EitherOf4::B(view! {
+                    <p>"Sign-in asks only for your password. Add a code from an authenticator app for more safety."</p>
+                    <FormError message=form.form_error/>
+                    <button type="button" on:click=start disabled=move || !form.ready()>
+                        "Set up authenticator app"
+                    </button>
+                }),
+                Stage::SettingUp(setup) => EitherOf4::C(view! {
+                    <p>"Scan this QR code with your authenticator app, then enter the code it shows."</p>
+                    // Drawn by the server from the setup's otpauth:// URI.
+                    <div class="qr" role="img" aria-label="QR code for your authenticator app"
+                        inner_html=setup.qr_svg></div>
+                    <p class="aside">"Or enter this key by hand: "
+                        <code data-testid="totp-secret">{setup.secret}</code>
+                    </p>
+                    <form class="narrow" method="post" novalidate
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            send_code(Action::Confirm);
+                        }>
+                        <FormError message=form.form_error/>
+                        <Field label="Code" name="code" input_type="text" inputmode="numeric"
+                            autocomplete="one-time-code" value=code error=form.field("code")/>
+                        <button type="submit" disabled=move || !form.ready()>"Confirm"</button>
+                    </form>
+                }),
+                Stage::Codes(codes) => EitherOf4::D(Either::Left(recovery_codes(codes, move || load()))),
+                Stage::On(status) => EitherOf4::D(Either::Right(view! {
+                    <p data-testid="two-step-status">
+                        {format!(
+                            "Two-step sign-in is on. {} recovery codes left.",
+                            status.recovery_codes_left
+                        )}
+                    </p>
+                    <form class="narrow" method="post" novalidate
+                        on:submit=move |ev| {
+                            ev.prevent_default();
+                            send_code(Action::TurnOff);
+                        }>
+                        <FormError message=form.form_error/>
+                        <Field label="Code from your app, or a recovery code" name="code"
+                            input_type="text" autocomplete="one-time-code" value=code
+                            error=form.field("code")/>
+                        <button type="submit" disabled=move || !form.ready()>"Turn off two-step sign-in"</button>
+                        <button type="button" disabled=move || !form.ready()
+                            on:click=move |_| send_code(Action::NewCodes)>
+                            "New recovery codes"
+                        </button>
+                    </form>
+                })),
+            }}
+        </section>
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Confirm,
+    TurnOff,
+    NewCodes,
+}
+
+/// The recovery codes, this once: a list, "Download" (a text file), and "Done".
+fn recovery_codes(codes: Vec<String>, done: impl Fn() + 'static) -> impl IntoView {
+    let file = format!(
+        "Recovery codes for two-step sign-in. Each works once.\n\n{}\n",
+        codes.join("\n")
+    );
+    let href = format!("data:text/plain;charset=utf-8,{}", percent_encode(&file));
+    view! {
+        <p role="status">
+            "Two-step sign-in is on. Save these recovery codes somewhere safe: each one signs you in once if you lose your authenticator app. They are shown only now."
+        </p>
+        <ul class="recovery-codes" data-testid="recovery-codes">
+            {codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}
+        </ul>
+        <p>
+            <a class="button" href=href download="recovery-codes.txt">"Download"</a>
+            " "
+            <button type="button" on:click=move |_| done()>"Done"</button>
+        </p>
+    }
+}
