@@ -1,6 +1,7 @@
 import { test as base, expect, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { maildevURL, serverEnv } from '../server-env';
 
 /**
@@ -161,3 +162,37 @@ export function totp(secret: string, unixSecs = Date.now() / 1000): string {
     ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
   return String(n % 1_000_000).padStart(6, '0');
 }
+
+/** Turns two-step sign-in on from the account page: the secret and the recovery codes. */
+export async function setUp(page: Page): Promise<{ secret: string; codes: string[] }> {
+  const section = page.getByRole('region', { name: 'Two-step sign-in' });
+  await section.getByRole('button', { name: 'Set up authenticator app' }).click();
+  await expect(section.getByRole('img', { name: 'QR code for your authenticator app' })).toBeVisible();
+  await expect(section.locator('.qr svg')).toBeVisible();
+  const secret = (await section.getByTestId('totp-secret').textContent()) ?? '';
+  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  await section.getByLabel('Code', { exact: true }).fill(totp(secret));
+  await section.getByRole('button', { name: 'Confirm' }).click();
+  const list = section.getByTestId('recovery-codes').getByRole('listitem');
+  await expect(list).toHaveCount(10);
+  const codes = (await list.allTextContents()).map((c) => c.trim());
+  // The codes as a text file.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    section.getByRole('link', { name: 'Download' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe('recovery-codes.txt');
+  const file = readFileSync((await download.path())!, 'utf8');
+  for (const code of codes) expect(file).toContain(code);
+  await section.getByRole('button', { name: 'Done' }).click();
+  await expect(section.getByTestId('two-step-status')).toHaveText(
+    'Two-step sign-in is on. 10 recovery codes left.',
+  );
+  return { secret, codes };
+}
+
+export async function logOut(page: Page) {
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+}
+

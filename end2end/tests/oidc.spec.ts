@@ -1,4 +1,4 @@
-import { test, expect, register, uniqueEmail, verifyEmail, waitForHydration } from './fixtures';
+import { test, expect, logOut, register, setUp, totp, uniqueEmail, verifyEmail, waitForHydration } from './fixtures';
 import type { Page } from '@playwright/test';
 import { oidcPort } from '../server-env';
 
@@ -92,4 +92,32 @@ test('the last way to sign in cannot be disconnected, and the page says why', as
   await page.getByRole('button', { name: 'Disconnect Test ID' }).click();
   await expect(page.getByRole('alert')).toContainText('only way to sign in');
   await expect(page.getByRole('button', { name: 'Disconnect Test ID' })).toBeVisible();
+});
+
+test('after the provider, a person with two-step sign-in is asked for the code on the login page', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(providerNoise);
+  const email = uniqueEmail();
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await atProvider(page, email);
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+  const { secret } = await setUp(page);
+  await logOut(page);
+  // Signed out at the provider too, so it asks again.
+  await page.context().clearCookies();
+
+  await page.goto('/login?next=/account/sessions');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Continue with Test ID' }).click();
+  await atProvider(page, email);
+  await expect(page.getByLabel('Authentication code')).toBeVisible();
+  // The token is read and gone from the address.
+  expect(new URL(page.url()).hash).toBe('');
+  await page.getByLabel('Authentication code').fill(totp(secret, Date.now() / 1000 + 30));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page).toHaveURL(/\/account\/sessions$/);
 });

@@ -1,39 +1,5 @@
-import { test, expect, register, uniqueEmail, waitForHydration, totp, PASSWORD } from './fixtures';
+import { test, expect, logOut, register, setUp, uniqueEmail, waitForHydration, totp, PASSWORD } from './fixtures';
 import type { Page } from '@playwright/test';
-import { readFileSync } from 'node:fs';
-
-/** Turns two-step sign-in on from the account page: the secret and the recovery codes. */
-async function setUp(page: Page): Promise<{ secret: string; codes: string[] }> {
-  const section = page.getByRole('region', { name: 'Two-step sign-in' });
-  await section.getByRole('button', { name: 'Set up authenticator app' }).click();
-  await expect(section.getByRole('img', { name: 'QR code for your authenticator app' })).toBeVisible();
-  await expect(section.locator('.qr svg')).toBeVisible();
-  const secret = (await section.getByTestId('totp-secret').textContent()) ?? '';
-  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
-  await section.getByLabel('Code', { exact: true }).fill(totp(secret));
-  await section.getByRole('button', { name: 'Confirm' }).click();
-  const list = section.getByTestId('recovery-codes').getByRole('listitem');
-  await expect(list).toHaveCount(10);
-  const codes = (await list.allTextContents()).map((c) => c.trim());
-  // The codes as a text file.
-  const [download] = await Promise.all([
-    page.waitForEvent('download'),
-    section.getByRole('link', { name: 'Download' }).click(),
-  ]);
-  expect(download.suggestedFilename()).toBe('recovery-codes.txt');
-  const file = readFileSync((await download.path())!, 'utf8');
-  for (const code of codes) expect(file).toContain(code);
-  await section.getByRole('button', { name: 'Done' }).click();
-  await expect(section.getByTestId('two-step-status')).toHaveText(
-    'Two-step sign-in is on. 10 recovery codes left.',
-  );
-  return { secret, codes };
-}
-
-async function logOut(page: Page) {
-  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
-  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
-}
 
 /** The password step: the page asks for the code, without a reload. */
 async function password(page: Page, email: string) {
