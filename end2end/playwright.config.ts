@@ -81,7 +81,7 @@ function servers() {
       // to rebuild while working on the browser side); CI always uses the release build.
       command: process.env.E2E_SERVER ?? 'target/release/server',
       cwd: '..',
-      url: `${baseURL}/readyz`,
+      url: `http://127.0.0.1:${port}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,
       stdout: 'pipe' as const,
@@ -108,7 +108,7 @@ function balancedServers() {
     ...instances,
     {
       command: `node scripts/nginx.cjs ${port} ${instancePorts.join(' ')}`,
-      url: `${baseURL}/readyz`,
+      url: `http://127.0.0.1:${port}/readyz`,
       reuseExistingServer: false,
       timeout: 30_000,
     },

@@ -7,7 +7,9 @@ export const port = Number(process.env.E2E_PORT ?? 3917);
 export const smtpPort = Number(process.env.E2E_SMTP_PORT ?? port + 1);
 export const maildevPort = Number(process.env.E2E_MAILDEV_PORT ?? port + 2);
 export const oidcPort = Number(process.env.E2E_OIDC_PORT ?? port + 3);
-export const baseURL = `http://127.0.0.1:${port}`;
+// `localhost`, not an IP address: passkeys need a host name (the WebAuthn relying party id
+// is PUBLIC_URL's host). The server still listens on 127.0.0.1 only.
+export const baseURL = `http://localhost:${port}`;
 // E2E_LB=1: the suite goes through nginx on E2E_PORT to two release instances on
 // E2E_LB_PORTS (two ports) sharing the PostgreSQL database E2E_DATABASE_URL.
 export const behindBalancer = !!process.env.E2E_LB;
@@ -26,6 +28,7 @@ const dataDir = process.env.E2E_DATA_DIR;
 export const serverEnv: Record<string, string> = {
   LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
   LEPTOS_SITE_ROOT: 'target/site',
+  PUBLIC_URL: baseURL,
   DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
   AUTH_KEY_FILE: `${dataDir}/jwt-ed25519.pem`,
   AUTH_SECRET_FILE: `${dataDir}/secret.key`,

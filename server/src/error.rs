@@ -109,6 +109,10 @@ pub enum ApiError {
     /// The reason is for the log, never for the browser.
     #[error("passkey refused: {0}")]
     PasskeyInvalid(String),
+    /// A sign-in with a passkey that failed a check: `passkey_invalid` as a 401. The reason
+    /// is for the log.
+    #[error("passkey sign-in refused: {0}")]
+    PasskeySignInRefused(String),
     /// Anything unexpected: logged with its cause, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -120,7 +124,12 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        status_of(self.code())
+        match self {
+            // The one code with two statuses: a passkey that signs nobody in is a 401, like
+            // a wrong password; a registration's is a 400.
+            ApiError::PasskeySignInRefused(_) => StatusCode::UNAUTHORIZED,
+            _ => status_of(self.code()),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -167,7 +176,9 @@ impl ApiError {
             ApiError::WrongCode => ErrorCode::CodeInvalid,
             ApiError::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
             ApiError::MfaNotPending => ErrorCode::MfaNotPending,
-            ApiError::PasskeyInvalid(_) => ErrorCode::PasskeyInvalid,
+            ApiError::PasskeyInvalid(_) | ApiError::PasskeySignInRefused(_) => {
+                ErrorCode::PasskeyInvalid
+            }
         }
     }
 
@@ -236,7 +247,9 @@ impl ApiError {
             ApiError::MfaNotPending => {
                 "There is no authenticator app to confirm: set one up first.".into()
             }
-            ApiError::PasskeyInvalid(_) => "That passkey could not be used.".into(),
+            ApiError::PasskeyInvalid(_) | ApiError::PasskeySignInRefused(_) => {
+                "That passkey could not be used.".into()
+            }
         }
     }
 }
@@ -292,8 +305,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            ApiError::PasskeyInvalid(why) | ApiError::PasskeySignInRefused(why) => {
+                tracing::info!(%why, "passkey refused")
+            }
+            _ => {}
         }
         let fields = match &self {
             ApiError::Validation(fields) => Some(fields.clone()),

@@ -272,6 +272,7 @@ pub async fn prune_once(
     db::oidc_flows::prune(&mut *tx, day_ago).await?;
     db::oidc_flows::prune_link_tickets(&mut *tx, day_ago).await?;
     db::mfa::prune_challenges(&mut *tx, day_ago).await?;
+    db::passkeys::prune_ceremonies(&mut *tx, day_ago).await?;
     tx.commit().await?;
     // Limits' windows are at most an hour: their rows go a minute after the window ended.
     db.prune_in_batches(

@@ -16,8 +16,9 @@ use app::api::{
     endpoints::{self as e, Endpoint},
     AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ErrorCode,
     ForgotPasswordRequest, Health, LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest,
-    ProviderInfo, RecoveryCodes, RegisterRequest, ResetPasswordRequest, Session, SessionInfo,
-    SignInMethods, TotpSetup, UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
+    PasskeyInfo, PasskeyRegistrationStart, ProviderInfo, RecoveryCodes, RegisterRequest,
+    ResetPasswordRequest, Session, SessionInfo, SignInMethods, TotpSetup, UpdateUserRequest, User,
+    UserListQuery, UserPage, VerifyEmailRequest, WebAuthnJson,
 };
 use std::collections::BTreeMap;
 use utoipa::{
@@ -226,6 +227,43 @@ pub fn document() -> OpenApi {
             EmailUnverified,
         ]),
     );
+    doc.endpoint(
+        e::PASSKEY_REGISTER_START,
+        About::person("WebAuthn creation options for a new passkey", 200).errors(&[
+            ValidationFailed,
+            PasskeyInvalid,
+            EmailUnverified,
+        ]),
+    );
+    doc.endpoint(
+        e::PASSKEY_REGISTER_FINISH,
+        About::person("Keeps the new passkey", 201).errors(&[PasskeyInvalid, EmailUnverified]),
+    );
+    doc.endpoint(
+        e::MY_PASSKEYS,
+        About::person("The person's passkeys", 200).errors(&[EmailUnverified]),
+    );
+    doc.endpoint(
+        e::DELETE_PASSKEY,
+        About::person("Removes one of the person's passkeys", 204).errors(&[EmailUnverified]),
+    );
+    doc.endpoint(
+        e::PASSKEY_SIGN_IN_START,
+        About::anyone(
+            "WebAuthn request options for signing in with a passkey",
+            200,
+        )
+        .errors(&[PasskeyInvalid, RateLimited])
+        .answering_401(&[PasskeyInvalid]),
+    );
+    doc.endpoint(
+        e::PASSKEY_SIGN_IN_FINISH,
+        About::anyone("Signs in with a passkey: a new session", 200)
+            .errors(&[PasskeyInvalid, AccountDisabled])
+            .answering_401(&[PasskeyInvalid])
+            .sets_cookie()
+            .may_answer_the_refresh_token(),
+    );
     doc.browser_routes();
     doc.plain_routes();
     doc.finish()
@@ -259,6 +297,8 @@ struct About {
     errors: &'static [ErrorCode],
     sets_cookie: bool,
     refresh_token_in_body: bool,
+    /// Codes this endpoint answers as 401 rather than with their usual status.
+    as_401: &'static [ErrorCode],
 }
 
 impl About {
@@ -270,6 +310,7 @@ impl About {
             errors: &[],
             sets_cookie: false,
             refresh_token_in_body: false,
+            as_401: &[],
         }
     }
     fn anyone(summary: &'static str, success: u16) -> About {
@@ -283,6 +324,11 @@ impl About {
     }
     fn admin(summary: &'static str, success: u16) -> About {
         About::new(Caller::Admin, summary, success)
+    }
+    /// Its `codes` that it answers as 401 (a sign-in refused).
+    fn answering_401(mut self, codes: &'static [ErrorCode]) -> About {
+        self.as_401 = codes;
+        self
     }
     /// The codes this endpoint answers itself.
     fn errors(mut self, errors: &'static [ErrorCode]) -> About {
@@ -371,6 +417,9 @@ json_payloads!(
     RecoveryCodes,
     MfaStatus,
     MfaVerifyRequest,
+    WebAuthnJson,
+    PasskeyRegistrationStart,
+    PasskeyInfo,
     SessionInfo,
     UserPage,
     AdminUser,
@@ -447,6 +496,7 @@ impl Document {
             .parameters(Some(parameters))
             .response(about.success.to_string(), success.build());
         let errors = about.all_errors(body.is_some(), has_id);
+        let as_401 = about.as_401;
         if let Some(schema) = body {
             operation = operation.request_body(Some(
                 RequestBodyBuilder::new()
@@ -458,7 +508,7 @@ impl Document {
         self.add(
             endpoint.method.as_str(),
             endpoint.path,
-            with_errors(operation, &errors),
+            with_errors_as_401(operation, &errors, as_401),
         );
     }
 
@@ -707,10 +757,25 @@ fn query(name: &str, text: &str) -> Parameter {
 
 /// One response a status: the contract's error body, its `code` one of those answered
 /// with that status.
-fn with_errors(mut operation: OperationBuilder, codes: &[ErrorCode]) -> OperationBuilder {
+fn with_errors(operation: OperationBuilder, codes: &[ErrorCode]) -> OperationBuilder {
+    with_errors_as_401(operation, codes, &[])
+}
+
+/// [`with_errors`], with `as_401` answered as 401 here whatever their usual status (a
+/// passkey that signs nobody in).
+fn with_errors_as_401(
+    mut operation: OperationBuilder,
+    codes: &[ErrorCode],
+    as_401: &[ErrorCode],
+) -> OperationBuilder {
     let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
     for code in codes {
-        let listed = by_status.entry(status_of(*code).as_u16()).or_default();
+        let status = if as_401.contains(code) {
+            401
+        } else {
+            status_of(*code).as_u16()
+        };
+        let listed = by_status.entry(status).or_default();
         if !listed.contains(&code.as_str()) {
             listed.push(code.as_str());
         }

@@ -22,6 +22,8 @@ const CARGO_LEPTOS: CrateTool = CrateTool {
 /// The browser tools for every tool step: everything `cargo leptos build` needs.
 pub fn build_tools(steps: &mut Steps) -> Result<(), String> {
     steps.run("wasm32-unknown-unknown target", wasm_target)?;
+    // The server's passkeys (webauthn-rs) build on OpenSSL.
+    steps.run("OpenSSL headers and pkg-config (Debian)", openssl_dev)?;
     steps.run("cargo-leptos", || install_crate_tool(&CARGO_LEPTOS))?;
     steps.run("wasm-bindgen-cli (the version in Cargo.lock)", wasm_bindgen)?;
     steps.run(
@@ -170,6 +172,18 @@ fn openssl() -> Result<(), String> {
         return Ok(());
     }
     apt_install(&["openssl"])
+}
+
+fn openssl_dev() -> Result<(), String> {
+    let found = command("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        println!("    already installed: libssl-dev (pkg-config finds openssl)");
+        return Ok(());
+    }
+    apt_install(&["libssl-dev", "pkg-config"])
 }
 
 fn wasm_target() -> Result<(), String> {

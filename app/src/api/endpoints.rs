@@ -10,9 +10,10 @@
 use super::{
     encode::{percent_encode, query_string},
     AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ForgotPasswordRequest,
-    LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest, ProviderInfo, RecoveryCodes,
-    RegisterRequest, ResetPasswordRequest, Session, SessionInfo, SignInMethods, TotpSetup,
-    UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
+    LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest, PasskeyInfo, PasskeyRegistrationStart,
+    ProviderInfo, RecoveryCodes, RegisterRequest, ResetPasswordRequest, Session, SessionInfo,
+    SignInMethods, TotpSetup, UpdateUserRequest, User, UserListQuery, UserPage, VerifyEmailRequest,
+    WebAuthnJson,
 };
 use serde::Serialize;
 use std::{fmt, marker::PhantomData};
@@ -282,6 +283,18 @@ endpoints! {
     /// A new set of recovery codes (the old set dies), with a current code or a recovery
     /// code.
     NEW_RECOVERY_CODES: Post "/api/me/mfa/recovery-codes", CodeRequest => RecoveryCodes;
+    /// WebAuthn creation options for a new passkey of the person.
+    PASSKEY_REGISTER_START: Post "/api/me/passkeys/register/start", PasskeyRegistrationStart => WebAuthnJson;
+    /// The authenticator's answer: the passkey is kept (201).
+    PASSKEY_REGISTER_FINISH: Post "/api/me/passkeys/register/finish", WebAuthnJson => PasskeyInfo;
+    /// The person's passkeys.
+    MY_PASSKEYS: Get "/api/me/passkeys", () => Vec<PasskeyInfo>;
+    /// Removes one of the person's passkeys (204).
+    DELETE_PASSKEY: Delete "/api/me/passkeys/{id}", () => (), ById;
+    /// WebAuthn request options for signing in with a passkey.
+    PASSKEY_SIGN_IN_START: Post "/api/auth/passkey/start", () => WebAuthnJson;
+    /// The authenticator's answer: `Session` and the refresh cookie, as login gives.
+    PASSKEY_SIGN_IN_FINISH: Post "/api/auth/passkey/finish", WebAuthnJson => Session;
 }
 
 #[cfg(test)]
@@ -291,7 +304,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_listed_once_under_api() {
-        assert_eq!(ALL.len(), 28);
+        assert_eq!(ALL.len(), 34);
         let mut names = HashSet::new();
         let mut routes = HashSet::new();
         for route in ALL {
@@ -348,7 +361,8 @@ mod tests {
                 "ADMIN_REVOKE_USER_SESSIONS",
                 "LINK_IDENTITY",
                 "UNLINK_IDENTITY",
-                "ADMIN_RESET_MFA"
+                "ADMIN_RESET_MFA",
+                "DELETE_PASSKEY"
             ])
         );
     }

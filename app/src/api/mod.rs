@@ -206,6 +206,38 @@ pub struct MfaVerifyRequest {
     pub recovery_code: Option<String>,
 }
 
+/// WebAuthn JSON, passed through as browsers write and read it: the options a ceremony's
+/// start answers (for `PublicKeyCredential.parseCreationOptionsFromJSON` or
+/// `parseRequestOptionsFromJSON`, from its `publicKey`), and the credential its finish takes
+/// (`PublicKeyCredential.toJSON()`).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", schema(value_type = Object))]
+#[serde(transparent)]
+pub struct WebAuthnJson(pub serde_json::Value);
+
+/// `POST /api/me/passkeys/register/start`: the new passkey's name (default "Passkey").
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRegistrationStart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(max_length = 60))]
+    pub name: Option<String>,
+}
+
+/// One of the person's passkeys.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; none until it signs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
 /// `POST /api/auth/password/forgot`.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,8 @@ pub mod logic;
 mod runtime;
 #[cfg(feature = "hydrate")]
 mod tabs;
+#[cfg(feature = "hydrate")]
+pub mod webauthn;
 
 pub use guard::require_sign_in;
 pub use runtime::{provide_auth, use_auth, ApiFailure, Auth, AuthState};

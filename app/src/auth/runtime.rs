@@ -41,6 +41,17 @@ pub enum ApiFailure {
 }
 
 impl ApiFailure {
+    /// The browser itself could not do it (a passkey dialog cancelled, say): `message` says
+    /// why.
+    pub fn browser(message: String) -> ApiFailure {
+        ApiFailure::Api {
+            status: 0,
+            code: ErrorCode::PasskeyInvalid,
+            message,
+            fields: BTreeMap::new(),
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             ApiFailure::Api { message, .. } => message.clone(),
@@ -131,6 +142,44 @@ impl Auth {
         #[cfg(feature = "hydrate")]
         {
             browser::sign_in(*self, crate::api::endpoints::MFA_VERIFY, request).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    /// "Sign in with a passkey": the server's options, the browser's passkey dialog, then a
+    /// sign-in as a login does.
+    pub async fn sign_in_with_passkey(&self) -> Result<(), ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::passkey_sign_in(*self).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            Err(ApiFailure::Network)
+        }
+    }
+
+    /// A new passkey for the signed-in person, named `name`.
+    #[allow(unused_variables)]
+    pub async fn add_passkey(&self, name: String) -> Result<crate::api::PasskeyInfo, ApiFailure> {
+        #[cfg(feature = "hydrate")]
+        {
+            use crate::api::{
+                endpoints::{PASSKEY_REGISTER_FINISH, PASSKEY_REGISTER_START},
+                PasskeyRegistrationStart, WebAuthnJson,
+            };
+            let start = PasskeyRegistrationStart {
+                name: (!name.trim().is_empty()).then_some(name),
+            };
+            let options = self.call(PASSKEY_REGISTER_START, &start).await?;
+            let credential = super::webauthn::create(&options.0)
+                .await
+                .map_err(ApiFailure::browser)?;
+            self.call(PASSKEY_REGISTER_FINISH, &WebAuthnJson(credential))
+                .await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -909,6 +958,30 @@ mod browser {
             }
         })
         .await
+    }
+
+    /// Signing in with a passkey: the options (no token needed), the browser's dialog, then
+    /// the sign-in itself as [`sign_in`].
+    pub async fn passkey_sign_in(auth: Auth) -> Result<(), ApiFailure> {
+        use crate::api::{
+            endpoints::{PASSKEY_SIGN_IN_FINISH, PASSKEY_SIGN_IN_START},
+            WebAuthnJson,
+        };
+        let response = bounded(request(
+            PASSKEY_SIGN_IN_START.method,
+            PASSKEY_SIGN_IN_START.path,
+        ))
+        .send()
+        .await
+        .map_err(|_| ApiFailure::Network)?;
+        if !response.ok() {
+            return Err(failure(response).await);
+        }
+        let options: WebAuthnJson = response.json().await.map_err(|_| ApiFailure::Network)?;
+        let credential = crate::auth::webauthn::assert(&options.0)
+            .await
+            .map_err(ApiFailure::browser)?;
+        sign_in(auth, PASSKEY_SIGN_IN_FINISH, &WebAuthnJson(credential)).await
     }
 
     /// Ends the session on the server first; only then is the person shown signed out.

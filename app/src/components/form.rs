@@ -107,10 +107,36 @@ pub fn sign_in_on_submit_or<Fut>(
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
 {
-    let query = use_query_map();
-    let navigate = use_navigate();
+    let go = sign_in_with(form, send, second_factor);
     move |ev: SubmitEvent| {
         ev.prevent_default();
+        go();
+    }
+}
+
+/// A sign-in begun by a button rather than a form (a passkey): as [`sign_in_on_submit`].
+pub fn sign_in_on_click<Fut>(
+    form: FormState,
+    send: impl Fn() -> Fut + 'static,
+) -> impl Fn(leptos::ev::MouseEvent) + 'static
+where
+    Fut: Future<Output = Result<(), ApiFailure>> + 'static,
+{
+    let go = sign_in_with(form, send, |_| {});
+    move |_| go()
+}
+
+fn sign_in_with<Fut>(
+    form: FormState,
+    send: impl Fn() -> Fut + 'static,
+    second_factor: impl Fn(String) + Copy + 'static,
+) -> impl Fn() + 'static
+where
+    Fut: Future<Output = Result<(), ApiFailure>> + 'static,
+{
+    let query = use_query_map();
+    let navigate = use_navigate();
+    move || {
         if !form.begin() {
             return;
         }

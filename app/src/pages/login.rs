@@ -6,7 +6,7 @@ use crate::{
     auth::{use_auth, ApiFailure},
     components::{
         field::{Field, FormError},
-        form::{sign_in_on_submit_or, FormState},
+        form::{sign_in_on_click, sign_in_on_submit_or, FormState},
         providers::{ProviderButtons, ProviderError},
     },
 };
@@ -98,6 +98,11 @@ impl PasswordStep {
                 mfa_token.set(Some(token));
             },
         );
+        // A passkey is both factors: no password, no second step.
+        let passkey = sign_in_on_click(form, move || {
+            notice.set(None);
+            async move { auth.sign_in_with_passkey().await }
+        });
         view! {
             <ProviderError/>
             {move || notice.get().map(|n| view! { <p class="form-error" role="alert">{n}</p> })}
@@ -110,6 +115,11 @@ impl PasswordStep {
                     value=password error=form.field("password")/>
                 <button type="submit" disabled=move || !form.ready()>"Log in"</button>
             </form>
+            <p class="aside">
+                <button type="button" class="secondary" on:click=passkey disabled=move || !form.ready()>
+                    "Sign in with a passkey"
+                </button>
+            </p>
             <p class="aside"><A href="/forgot-password">"Forgot your password?"</A></p>
             <p class="aside">"New here? " <A href="/register">"Register"</A></p>
         }

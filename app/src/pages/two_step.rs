@@ -1,21 +1,25 @@
 //! The account page's "Two-step sign-in": set up an authenticator app (its QR code, a
 //! "Code" field, "Confirm"), then the recovery codes once with "Download"; once on, turn it
-//! off or get new recovery codes with a current code.
+//! off or get new recovery codes with a current code. Below it, the person's passkeys:
+//! "Add a passkey", and each with "Remove".
 
 use crate::{
     api::{
         encode::percent_encode,
-        endpoints::{MFA_STATUS, NEW_RECOVERY_CODES, TOTP_CONFIRM, TOTP_DISABLE, TOTP_SETUP},
-        CodeRequest, MfaStatus, TotpSetup,
+        endpoints::{
+            DELETE_PASSKEY, MFA_STATUS, MY_PASSKEYS, NEW_RECOVERY_CODES, TOTP_CONFIRM,
+            TOTP_DISABLE, TOTP_SETUP,
+        },
+        CodeRequest, MfaStatus, PasskeyInfo, TotpSetup,
     },
-    auth::use_auth,
+    auth::{use_auth, ApiFailure},
     components::{
         field::{Field, FormError},
         form::FormState,
     },
 };
 use leptos::{
-    either::{Either, EitherOf4},
+    either::{Either, EitherOf3, EitherOf4},
     prelude::*,
     task::spawn_local,
 };
@@ -121,7 +125,7 @@ pub fn TwoStepPanel() -> impl IntoView {
                         <button type="submit" disabled=move || !form.ready()>"Confirm"</button>
                     </form>
                 }),
-                Stage::Codes(codes) => EitherOf4::D(Either::Left(recovery_codes(codes, move || load()))),
+                Stage::Codes(codes) => EitherOf4::D(Either::Left(recovery_codes(codes, load))),
                 Stage::On(status) => EitherOf4::D(Either::Right(view! {
                     <p data-testid="two-step-status">
                         {format!(
@@ -146,7 +150,67 @@ pub fn TwoStepPanel() -> impl IntoView {
                     </form>
                 })),
             }}
+            <Passkeys/>
         </section>
+    }
+}
+
+/// The person's passkeys: each signs them in alone (it is both factors).
+#[component]
+fn Passkeys() -> impl IntoView {
+    let auth = use_auth();
+    let list = RwSignal::new(None::<Result<Vec<PasskeyInfo>, ApiFailure>>);
+    let load =
+        move || spawn_local(async move { list.set(Some(auth.call(MY_PASSKEYS, &()).await)) });
+    load();
+    let name = RwSignal::new(String::new());
+    let form = FormState::new();
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let chosen = name.get_untracked();
+        form.send(
+            move || async move { auth.add_passkey(chosen).await },
+            move |_| {
+                name.set(String::new());
+                load();
+            },
+        );
+    };
+    let remove = move |id: String| {
+        form.send(
+            move || async move { auth.call(DELETE_PASSKEY.with_id(&id), &()).await },
+            move |()| load(),
+        );
+    };
+    view! {
+        <h3>"Passkeys"</h3>
+        <p>"A passkey signs you in with your device's screen lock or security key, without a password or code."</p>
+        {move || match list.get() {
+            None => EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> }),
+            Some(Err(failure)) => EitherOf3::B(view! { <p class="form-error" role="alert">{failure.message()}</p> }),
+            Some(Ok(passkeys)) => EitherOf3::C(view! {
+                <ul class="passkeys" data-testid="passkeys">
+                    {passkeys.into_iter().map(|p| {
+                        let label = format!("Remove {}", p.name);
+                        let id = p.id.clone();
+                        view! {
+                            <li>
+                                <span>{p.name}</span>" "
+                                <span class="aside">{format!("added {}", p.created_at.get(..10).unwrap_or_default())}</span>" "
+                                <button type="button" aria-label=label disabled=move || !form.ready()
+                                    on:click=move |_| remove(id.clone())>"Remove"</button>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }),
+        }}
+        <form class="narrow" method="post" novalidate on:submit=add>
+            <FormError message=form.form_error/>
+            <Field label="Passkey name" name="passkey_name" input_type="text" autocomplete="off"
+                value=name error=form.field("name")/>
+            <button type="submit" disabled=move || !form.ready()>"Add a passkey"</button>
+        </form>
     }
 }
 

@@ -9,6 +9,7 @@ mod hash_threads;
 pub mod jwt;
 pub mod key_set;
 pub mod keys;
+pub mod passkeys;
 pub mod password;
 pub mod refresh;
 pub mod throttle;

@@ -46,6 +46,12 @@ pub const MFA_ACCOUNT: Budget = Budget {
     limit: 10,
     window_secs: 15 * 60,
 };
+/// Passkey sign-ins begun per address: 60 in 15 minutes (each writes a ceremony that lives
+/// five minutes).
+pub const IP_PASSKEY_START: Budget = Budget {
+    limit: 60,
+    window_secs: 15 * 60,
+};
 /// Registrations tried per address: 20 an hour.
 pub const IP_REGISTER: Budget = Budget {
     limit: 20,

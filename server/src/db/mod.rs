@@ -10,6 +10,7 @@ pub mod email_codes;
 pub mod identities;
 pub mod mfa;
 pub mod oidc_flows;
+pub mod passkeys;
 pub mod password_resets;
 pub mod rate_limits;
 pub mod sessions;
@@ -164,6 +165,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "second_factor",
         include_str!("../../migrations/0009_second_factor.sql"),
+    ),
+    (
+        10,
+        "passkeys",
+        include_str!("../../migrations/0010_passkeys.sql"),
     ),
 ];
 

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod me;
 pub mod mfa;
 pub mod oidc;
+pub mod passkeys;
 pub mod recovery;
 pub mod sessions;
 pub mod verify;
@@ -56,6 +57,7 @@ pub fn mount_api(
         .merge(recovery::router())
         .merge(me::router())
         .merge(mfa::router())
+        .merge(passkeys::router())
         .merge(sessions::router())
         .merge(admin::router())
         .merge(oidc::router())

@@ -22,7 +22,7 @@ use crate::{
     db::{
         audit::Action,
         mfa::{self, NewChallenge, MAX_FAILURES},
-        users, WriteTx,
+        passkeys, users, WriteTx,
     },
     error::ApiError,
 };
@@ -251,8 +251,11 @@ pub async fn regenerate_recovery_codes(
     Ok(codes)
 }
 
-/// The ways a second step can be taken, as `mfa_required` lists them.
-pub const METHODS: &[&str] = &["totp", "recovery_code"];
+/// The ways a second step can be taken, as `mfa_required` lists them: a code, a recovery
+/// code, or (for a person who has one) starting over with a passkey, which is both
+/// factors.
+const METHODS: &[&str] = &["totp", "recovery_code"];
+const WITH_PASSKEY: &[&str] = &["totp", "recovery_code", "passkey"];
 
 /// Inside a sign-in's transaction, after its first factor: when `user_id`'s second factor
 /// is on, a challenge for `mfa_token` (from [`tokens::random_token`], drawn by the caller)
@@ -268,6 +271,11 @@ pub(super) async fn challenge_in(
     if !mfa::totp_enabled(&mut **tx, user_id).await? {
         return Ok(None);
     }
+    let methods = if passkeys::has_any(&mut **tx, user_id).await? {
+        WITH_PASSKEY
+    } else {
+        METHODS
+    };
     mfa::create_challenge(
         &mut **tx,
         NewChallenge {
@@ -281,7 +289,7 @@ pub(super) async fn challenge_in(
     .await?;
     Ok(Some(ApiError::MfaRequired {
         mfa_token,
-        methods: METHODS.to_vec(),
+        methods: methods.to_vec(),
     }))
 }
 

@@ -10,12 +10,14 @@
 //! - [`identities`]: signing in with identity providers, and linking them to accounts.
 //! - [`mfa`]: the second factor: an authenticator app, recovery codes, and the second step
 //!   of a sign-in.
+//! - [`passkeys`]: registering passkeys, and signing in with one.
 
 pub mod accounts;
 pub mod changes;
 pub mod identities;
 pub mod keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod recovery;
 pub mod sessions;
 pub mod user_cache;
@@ -62,6 +64,9 @@ pub struct Core {
     /// Seals people's authenticator secrets (a key of their own, derived from the server
     /// secret).
     pub totp_sealer: Arc<Sealer>,
+    /// This site as a WebAuthn relying party (`PUBLIC_URL`'s host and origin), or why it
+    /// cannot be one (an IP address): then passkeys are off.
+    pub webauthn: Result<Arc<webauthn_rs::Webauthn>, String>,
 }
 
 impl Core {
@@ -85,6 +90,9 @@ impl Core {
             mailer: Mailer::from_settings(settings)?,
             lifetimes: settings.lifetimes(),
             public_url: settings.http.public_url.clone(),
+            webauthn: crate::auth::passkeys::relying_party(&settings.http.public_url)
+                .map(Arc::new)
+                .inspect_err(|why| tracing::info!(%why, "passkeys are off")),
             providers: Arc::new(
                 crate::oidc::Providers::new(&settings.oidc, &settings.http.public_url)
                     .map_err(crate::StartupError::Oidc)?,

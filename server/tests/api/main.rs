@@ -27,6 +27,7 @@ mod mfa;
 mod oidc;
 mod openapi;
 mod operating;
+mod passkeys;
 mod password;
 mod paths;
 mod process;

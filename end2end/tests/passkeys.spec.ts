@@ -1,0 +1,127 @@
+import { test, expect, logOut, register, setUp, uniqueEmail, waitForHydration, PASSWORD } from './fixtures';
+import type { BrowserContext, Page } from '@playwright/test';
+
+/**
+ * A device with a platform authenticator: Chromium's virtual authenticator (DevTools
+ * protocol), holding discoverable credentials and verifying its user (as a screen lock
+ * would) without asking.
+ */
+async function device(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return page;
+}
+
+async function addPasskey(page: Page, name: string) {
+  const section = page.getByRole('region', { name: 'Two-step sign-in' });
+  await section.getByLabel('Passkey name').fill(name);
+  await section.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(section.getByTestId('passkeys').getByText(name, { exact: true })).toBeVisible();
+}
+
+async function passkeySignIn(page: Page) {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+}
+
+async function passwordLogIn(page: Page, email: string) {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+test('passkeys: added on two devices, each signs in alone, a removed one no longer does', async ({
+  browser,
+  page: unused,
+}) => {
+  void unused;
+  const email = uniqueEmail();
+  const laptopContext = await browser.newContext();
+  const phoneContext = await browser.newContext();
+  const laptop = await device(laptopContext);
+  const phone = await device(phoneContext);
+
+  await register(laptop, email);
+  await addPasskey(laptop, 'Laptop');
+  await passwordLogIn(phone, email);
+  await expect(phone.getByTestId('account-email')).toHaveText(email);
+  await addPasskey(phone, 'Phone');
+  const list = phone.getByTestId('passkeys').getByRole('listitem');
+  await expect(list).toHaveCount(2);
+
+  // Each device signs in with its own passkey: no email, no password.
+  await logOut(laptop);
+  await passkeySignIn(laptop);
+  await expect(laptop).toHaveURL(/\/account$/);
+  await expect(laptop.getByTestId('account-email')).toHaveText(email);
+  // A reload keeps the person signed in.
+  await laptop.reload();
+  await expect(laptop.getByTestId('account-email')).toHaveText(email);
+  // Its signature counter went up and is checked: a second sign-in works too.
+  await logOut(laptop);
+  await passkeySignIn(laptop);
+  await expect(laptop.getByTestId('account-email')).toHaveText(email);
+
+  // The phone removes the laptop's passkey: the laptop cannot use it any more.
+  await phone.reload();
+  await phone.getByRole('button', { name: 'Remove Laptop' }).click();
+  await expect(list).toHaveCount(1);
+  await logOut(laptop);
+  await passkeySignIn(laptop);
+  await expect(laptop.getByRole('alert')).toHaveText('That passkey could not be used.');
+  await expect(laptop.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+
+  await laptopContext.close();
+  await phoneContext.close();
+});
+
+test('a passkey is both factors: no code asked of a person with two-step sign-in', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await device(context);
+  const email = uniqueEmail();
+  await register(page, email);
+  await setUp(page);
+  await addPasskey(page, 'Security key');
+  await logOut(page);
+  // The password asks for the code…
+  await passwordLogIn(page, email);
+  await expect(page.getByLabel('Authentication code')).toBeVisible();
+  // …the passkey does not.
+  await passkeySignIn(page);
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('account-email')).toHaveText(email);
+  await context.close();
+});
+
+test('cancelling the passkey dialog says so and leaves the page usable', async ({ page }) => {
+  // No authenticator at all here: the browser's request ends without a credential.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: false,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await passkeySignIn(page);
+  await expect(page.getByRole('alert')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
+});

@@ -1,0 +1,264 @@
+//! Passkeys through the API: the options each ceremony starts with, and the answers it
+//! refuses. (A real authenticator's journey is Playwright's, with Chromium's virtual
+//! authenticator: `end2end/tests/passkeys.spec.ts`.)
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, unique_email, TestApp};
+use crate::mfa::call;
+use app::api::ErrorCode;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// WebAuthn needs a host name: the relying party id is `PUBLIC_URL`'s host.
+async fn app() -> TestApp {
+    spawn_app_with(&[("PUBLIC_URL", "http://localhost:3000")]).await
+}
+
+#[tokio::test]
+async fn registration_asks_for_a_discoverable_credential_with_user_verification() {
+    let app = app().await;
+    let person = app.register(&unique_email()).await;
+    let token = &person.session.access_token;
+    let response = call(
+        &app,
+        "POST",
+        "/api/me/passkeys/register/start",
+        token,
+        json!({"name": "Laptop"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let options: Value = response.json().await.unwrap();
+    let key = &options["publicKey"];
+    assert_eq!(key["rp"]["id"], "localhost");
+    assert_eq!(key["user"]["name"], person.session.user.email);
+    assert_eq!(key["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(
+        key["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert!(key["challenge"].as_str().unwrap().len() >= 43, "{options}");
+    // The ceremony is kept under its challenge, for whichever instance gets the finish.
+    let (count,): (i64,) =
+        sqlx::query_as("select count(*) from webauthn_ceremonies where kind = 'register'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(count, 1);
+    let list = call(&app, "GET", "/api/me/passkeys", token, json!(null)).await;
+    assert_eq!(list.status(), StatusCode::OK);
+    assert_eq!(list.json::<Value>().await.unwrap(), json!([]));
+}
+
+#[tokio::test]
+async fn a_registration_answer_that_is_no_answer_is_refused() {
+    let app = app().await;
+    let token = app.register(&unique_email()).await.session.access_token;
+    let start: Value = call(
+        &app,
+        "POST",
+        "/api/me/passkeys/register/start",
+        &token,
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let challenge = start["publicKey"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client_data = base64url(
+        &json!({
+            "type": "webauthn.create",
+            "challenge": challenge,
+            "origin": "http://localhost:3000",
+        })
+        .to_string(),
+    );
+    for body in [
+        json!({}),
+        json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+               "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}}),
+    ] {
+        let response = call(
+            &app,
+            "POST",
+            "/api/me/passkeys/register/finish",
+            &token,
+            body,
+        )
+        .await;
+        assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::PasskeyInvalid).await;
+    }
+    // The challenge answered once (badly): the ceremony is gone.
+    let (count,): (i64,) = sqlx::query_as("select count(*) from webauthn_ceremonies")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    let list: Value = call(&app, "GET", "/api/me/passkeys", &token, json!(null))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn a_registration_begun_by_one_person_cannot_be_finished_by_another() {
+    let app = app().await;
+    let ada = app.register(&unique_email()).await.session.access_token;
+    let eve = app.register(&unique_email()).await.session.access_token;
+    let start: Value = call(
+        &app,
+        "POST",
+        "/api/me/passkeys/register/start",
+        &ada,
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let client_data = base64url(
+        &json!({
+            "type": "webauthn.create",
+            "challenge": start["publicKey"]["challenge"],
+            "origin": "http://localhost:3000",
+        })
+        .to_string(),
+    );
+    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+                      "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}});
+    let response = call(&app, "POST", "/api/me/passkeys/register/finish", &eve, body).await;
+    assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::PasskeyInvalid).await;
+}
+
+#[tokio::test]
+async fn sign_in_options_ask_for_any_passkey_with_user_verification() {
+    let app = app().await;
+    let response = app.post_json("/api/auth/passkey/start", json!(null)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let options: Value = response.json().await.unwrap();
+    assert_eq!(options["publicKey"]["rpId"], "localhost");
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
+    assert!(options.get("mediation").is_none(), "{options}");
+    // An answer that is none, or names a challenge nobody asked: 401, as a wrong password.
+    let client_data =
+        base64url(r#"{"type":"webauthn.get","challenge":"AAAA","origin":"http://localhost:3000"}"#);
+    for body in [
+        json!({"nothing": true}),
+        json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+               "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
+                            "signature": "AAAA", "userHandle": null}}),
+    ] {
+        let response = app.post_json("/api/auth/passkey/finish", body).await;
+        assert!(crate::helpers::refresh_cookie(response.headers()).is_none());
+        assert_error(
+            response,
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::PasskeyInvalid,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn an_answer_to_a_real_challenge_without_a_known_passkey_is_refused() {
+    let app = app().await;
+    let options: Value = app
+        .post_json("/api/auth/passkey/start", json!(null))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let client_data = base64url(
+        &json!({
+            "type": "webauthn.get",
+            "challenge": options["publicKey"]["challenge"],
+            "origin": "http://localhost:3000",
+        })
+        .to_string(),
+    );
+    let handle = base64url_bytes(uuid::Uuid::new_v4().as_bytes());
+    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+                      "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
+                                   "signature": "AAAA", "userHandle": handle}});
+    let response = app.post_json("/api/auth/passkey/finish", body).await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::PasskeyInvalid,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn removing_a_passkey_that_is_not_yours_is_not_found() {
+    let app = app().await;
+    let token = app.register(&unique_email()).await.session.access_token;
+    let response = call(
+        &app,
+        "DELETE",
+        "/api/me/passkeys/00000000-0000-4000-8000-000000000000",
+        &token,
+        json!(null),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, ErrorCode::NotFound).await;
+}
+
+#[tokio::test]
+async fn a_site_reached_by_its_ip_address_has_no_passkeys() {
+    let app = spawn_app().await; // PUBLIC_URL http://127.0.0.1:…
+    let token = app.register(&unique_email()).await.session.access_token;
+    let response = call(
+        &app,
+        "POST",
+        "/api/me/passkeys/register/start",
+        &token,
+        json!({}),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::PasskeyInvalid).await;
+    let response = app.post_json("/api/auth/passkey/start", json!(null)).await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::PasskeyInvalid,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn passkey_names_are_checked() {
+    let app = app().await;
+    let token = app.register(&unique_email()).await.session.access_token;
+    for name in ["x".repeat(61), "bad\u{7}name".into()] {
+        let response = call(
+            &app,
+            "POST",
+            "/api/me/passkeys/register/start",
+            &token,
+            json!({"name": name}),
+        )
+        .await;
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed,
+        )
+        .await;
+    }
+}
+
+fn base64url(text: &str) -> String {
+    base64url_bytes(text.as_bytes())
+}
+
+fn base64url_bytes(bytes: &[u8]) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    URL_SAFE_NO_PAD.encode(bytes)
+}
