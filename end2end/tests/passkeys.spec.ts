@@ -1,16 +1,16 @@
 import { test, expect, logOut, register, setUp, uniqueEmail, waitForHydration, PASSWORD } from './fixtures';
-import type { BrowserContext, Page } from '@playwright/test';
+import type { BrowserContext, CDPSession, Page } from '@playwright/test';
 
 /**
  * A device with a platform authenticator: Chromium's virtual authenticator (DevTools
  * protocol), holding discoverable credentials and verifying its user (as a screen lock
  * would) without asking.
  */
-async function device(context: BrowserContext): Promise<Page> {
+async function device(context: BrowserContext): Promise<Device> {
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: {
       protocol: 'ctap2',
       transport: 'internal',
@@ -20,7 +20,13 @@ async function device(context: BrowserContext): Promise<Page> {
       automaticPresenceSimulation: true,
     },
   });
-  return page;
+  return { page, cdp, authenticatorId };
+}
+
+interface Device {
+  page: Page;
+  cdp: CDPSession;
+  authenticatorId: string;
 }
 
 async function addPasskey(page: Page, name: string) {
@@ -52,8 +58,9 @@ test('passkeys: added on two devices, each signs in alone, a removed one no long
   const email = uniqueEmail();
   const laptopContext = await browser.newContext();
   const phoneContext = await browser.newContext();
-  const laptop = await device(laptopContext);
-  const phone = await device(phoneContext);
+  const laptopDevice = await device(laptopContext);
+  const laptop = laptopDevice.page;
+  const phone = (await device(phoneContext)).page;
 
   await register(laptop, email);
   await addPasskey(laptop, 'Laptop');
@@ -76,6 +83,23 @@ test('passkeys: added on two devices, each signs in alone, a removed one no long
   await passkeySignIn(laptop);
   await expect(laptop.getByTestId('account-email')).toHaveText(email);
 
+  // A copy of the laptop's key on another authenticator, its counter behind (a cloned
+  // authenticator): refused.
+  const { credentials } = await laptopDevice.cdp.send('WebAuthn.getCredentials', {
+    authenticatorId: laptopDevice.authenticatorId,
+  });
+  expect(credentials).toHaveLength(1);
+  expect(credentials[0].signCount).toBeGreaterThan(1);
+  const cloneContext = await browser.newContext();
+  const clone = await device(cloneContext);
+  await clone.cdp.send('WebAuthn.addCredential', {
+    authenticatorId: clone.authenticatorId,
+    credential: { ...credentials[0], signCount: 1 },
+  });
+  await passkeySignIn(clone.page);
+  await expect(clone.page.getByRole('alert')).toHaveText('That passkey could not be used.');
+  await cloneContext.close();
+
   // The phone removes the laptop's passkey: the laptop cannot use it any more.
   await phone.reload();
   await phone.getByRole('button', { name: 'Remove Laptop' }).click();
@@ -91,7 +115,7 @@ test('passkeys: added on two devices, each signs in alone, a removed one no long
 
 test('a passkey is both factors: no code asked of a person with two-step sign-in', async ({ browser }) => {
   const context = await browser.newContext();
-  const page = await device(context);
+  const { page } = await device(context);
   const email = uniqueEmail();
   await register(page, email);
   await setUp(page);
@@ -107,8 +131,9 @@ test('a passkey is both factors: no code asked of a person with two-step sign-in
   await context.close();
 });
 
-test('cancelling the passkey dialog says so and leaves the page usable', async ({ page }) => {
-  // No authenticator at all here: the browser's request ends without a credential.
+test('a device without a passkey here says so and leaves the page usable', async ({ page }) => {
+  // An authenticator holding no passkey of this site: the browser's request ends without a
+  // credential, as when the person cancels the dialog.
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   await cdp.send('WebAuthn.addVirtualAuthenticator', {
@@ -117,11 +142,11 @@ test('cancelling the passkey dialog says so and leaves the page usable', async (
       transport: 'internal',
       hasResidentKey: true,
       hasUserVerification: true,
-      isUserVerified: false,
+      isUserVerified: true,
       automaticPresenceSimulation: true,
     },
   });
   await passkeySignIn(page);
-  await expect(page.getByRole('alert')).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveText('The passkey request was cancelled or timed out.');
   await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
 });

@@ -398,9 +398,9 @@ fn oidc_settings(vars: &Vars) -> Result<Vec<ProviderSettings>, ConfigError> {
                 format!("{id:?}: ids are lowercase letters, digits and '-', at most 40"),
             ));
         }
-        if *id == "password" {
-            // Sessions name the provider they began with, or `password`.
-            return Err(err("OIDC_PROVIDERS", "\"password\" is reserved"));
+        if *id == "password" || *id == "passkey" {
+            // Sessions name the provider they began with, or `password`, or `passkey`.
+            return Err(err("OIDC_PROVIDERS", format!("{id:?} is reserved")));
         }
         if ids[..n].contains(id) {
             return Err(err("OIDC_PROVIDERS", format!("{id:?} is listed twice")));
@@ -701,6 +701,7 @@ mod tests {
             (&[("OIDC_PROVIDERS", "Corp")], "OIDC_PROVIDERS"),
             (&[("OIDC_PROVIDERS", "a,a")], "OIDC_PROVIDERS"),
             (&[("OIDC_PROVIDERS", "password")], "OIDC_PROVIDERS"),
+            (&[("OIDC_PROVIDERS", "passkey")], "OIDC_PROVIDERS"),
             (&[("OIDC_CORP_CLIENT_ID", "c")], "OIDC_CORP_ISSUER"),
             (
                 &[("OIDC_CORP_ISSUER", "https://sso.example.com")],
