@@ -99,6 +99,10 @@ pub enum ApiError {
     },
     #[error("mfa token invalid")]
     MfaTokenInvalid,
+    /// The fifth wrong code ended the `mfa_token`: `rate_limited`, and no `Retry-After`
+    /// (that token never works again; a new sign-in may start at once).
+    #[error("mfa token ended by wrong codes")]
+    MfaTokenEnded,
     /// A wrong (or already used) authenticator or recovery code.
     #[error("wrong second-factor code")]
     WrongCode,
@@ -173,6 +177,7 @@ impl ApiError {
             ApiError::LastSignInMethod => ErrorCode::LastSignInMethod,
             ApiError::MfaRequired { .. } => ErrorCode::MfaRequired,
             ApiError::MfaTokenInvalid => ErrorCode::MfaTokenInvalid,
+            ApiError::MfaTokenEnded => ErrorCode::RateLimited,
             ApiError::WrongCode => ErrorCode::CodeInvalid,
             ApiError::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
             ApiError::MfaNotPending => ErrorCode::MfaNotPending,
@@ -243,6 +248,7 @@ impl ApiError {
                 "This sign-in has expired or was already completed: log in again.".into()
             }
             ApiError::WrongCode => "That code is not correct.".into(),
+            ApiError::MfaTokenEnded => "Too many wrong codes: log in again.".into(),
             ApiError::MfaAlreadyEnabled => "Two-step sign-in is already on.".into(),
             ApiError::MfaNotPending => {
                 "There is no authenticator app to confirm: set one up first.".into()

@@ -175,10 +175,11 @@ impl SecondStep {
                 };
                 async move {
                     let answer = auth.verify_second_factor(&request).await;
-                    // The token ran out (five minutes, five wrong codes, or used): back to
-                    // the password, saying why.
+                    // The token ran out (five minutes, or used; five wrong codes answer 429
+                    // once, then this): back to the password, saying why. A 429 alone stays
+                    // here: the account's budget may renew while the token lives.
                     if let Err(ApiFailure::Api {
-                        code: ErrorCode::MfaTokenInvalid | ErrorCode::RateLimited,
+                        code: ErrorCode::MfaTokenInvalid,
                         message,
                         ..
                     }) = &answer

@@ -191,13 +191,14 @@ fn Passkeys() -> impl IntoView {
             Some(Ok(passkeys)) => EitherOf3::C(view! {
                 <ul class="passkeys" data-testid="passkeys">
                     {passkeys.into_iter().map(|p| {
-                        let label = format!("Remove {}", p.name);
+                        // The button's name is "Remove"; which passkey, its description.
+                        let name_id = format!("passkey-{}", p.id);
                         let id = p.id.clone();
                         view! {
                             <li>
-                                <span>{p.name}</span>" "
+                                <span id=name_id.clone()>{p.name}</span>" "
                                 <span class="aside">{format!("added {}", p.created_at.get(..10).unwrap_or_default())}</span>" "
-                                <button type="button" aria-label=label disabled=move || !form.ready()
+                                <button type="button" aria-describedby=name_id disabled=move || !form.ready()
                                     on:click=move |_| remove(id.clone())>"Remove"</button>
                             </li>
                         }

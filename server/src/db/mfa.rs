@@ -129,6 +129,19 @@ pub async fn remove(conn: &mut sqlx::AnyConnection, user_id: &str) -> Result<boo
     Ok(enabled)
 }
 
+/// Ends every sign-in of `user_id` waiting for its second step (their password changed:
+/// what was proven with the old one opens nothing now).
+pub async fn end_challenges<'e>(
+    db: impl Executor<'e, Database = Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from mfa_challenges where user_id = $1")
+        .bind(user_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 /// Replaces `user_id`'s recovery codes with `digests` (the old set is dead at once).
 pub async fn replace_recovery_codes(
     conn: &mut sqlx::AnyConnection,

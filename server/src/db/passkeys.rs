@@ -101,23 +101,27 @@ pub async fn find<'e>(
     .await
 }
 
-/// Records a sign-in with the passkey, and its new counter and flags (`passkey`, when they
-/// changed).
+/// Records a sign-in with the passkey: its state `checked` (the counter the sign-in was
+/// checked against) becomes `updated` (the new counter and flags). False when the passkey
+/// changed meanwhile (another sign-in moved its counter on, or it was removed): then the
+/// check was against a stale counter, and the sign-in must be refused.
 pub async fn used<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
-    passkey: Option<&str>,
+    checked: &str,
+    updated: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update passkeys set last_used_at = $2, passkey = coalesce($3, passkey) where id = $1",
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update passkeys set last_used_at = $2, passkey = $3 where id = $1 and passkey = $4",
     )
     .bind(id)
     .bind(now)
-    .bind(passkey)
+    .bind(updated)
+    .bind(checked)
     .execute(db)
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Removes `user_id`'s passkey `id`; false when they have none of that id.
@@ -132,6 +136,22 @@ pub async fn delete<'e>(
         .execute(db)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Removes every passkey of `user_id`, and their registrations in progress.
+pub async fn delete_all_of_user(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("delete from passkeys where user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("delete from webauthn_ceremonies where user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub struct NewCeremony<'a> {
@@ -171,19 +191,24 @@ pub struct CeremonyRow {
 }
 
 /// Takes the ceremony of `challenge` and `kind` out (once only: a second answer with the
-/// same challenge finds nothing), if it has not expired.
+/// same challenge finds nothing), if it has not expired. A registration is taken only by
+/// the person who began it (`user_id`); a sign-in's has none.
 pub async fn take_ceremony<'e>(
     db: impl Executor<'e, Database = Any>,
     challenge: &str,
     kind: &str,
+    user_id: Option<&str>,
     now: i64,
 ) -> Result<Option<CeremonyRow>, sqlx::Error> {
     let row = sqlx::query_as::<_, CeremonyRow>(
-        "delete from webauthn_ceremonies where challenge = $1 and kind = $2 \
+        "delete from webauthn_ceremonies \
+         where challenge = $1 and kind = $2 \
+           and (user_id = $3 or (user_id is null and $3 is null)) \
          returning user_id, name, state, expires_at",
     )
     .bind(challenge)
     .bind(kind)
+    .bind(user_id)
     .fetch_optional(db)
     .await?;
     Ok(row.filter(|r| r.expires_at > now))

@@ -245,8 +245,10 @@ pub async fn change_password(
     if !users::replace_password_hash(&mut *tx, user_id, &row.password_hash, &fresh, now).await? {
         return Err(ApiError::InvalidCredentials);
     }
-    // A link mailed before the change must not undo it.
+    // A link mailed before the change must not undo it, nor a sign-in waiting for its
+    // second step (proven with the old password) complete.
     password_resets::delete_for_user(&mut *tx, user_id).await?;
+    crate::db::mfa::end_challenges(&mut *tx, user_id).await?;
     let ended = end_sessions_in(
         &mut tx,
         user_id,

@@ -357,6 +357,7 @@ async fn resolve(
                     .await?;
                 identities::delete_all_of_user(&mut **tx, &user.id).await?;
                 oidc_flows::end_links_of_user(tx, &user.id, now).await?;
+                super::mfa::remove_everything_in(tx, &user.id).await?;
                 user.email_verified = true;
                 user.password_hash = users::NO_PASSWORD.into();
             }

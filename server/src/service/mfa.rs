@@ -205,6 +205,7 @@ pub async fn disable(
         Used::Authenticator => "with an authenticator code",
         Used::RecoveryCode => "with a recovery code",
     };
+    record_recovery_code_use(&mut tx, used, user_id, client, now).await?;
     record(
         &mut tx,
         Action::MfaDisabled,
@@ -232,9 +233,10 @@ pub async fn regenerate_recovery_codes(
     let code = counted(core, user_id, code, now).await?;
     let (codes, digests) = fresh_recovery_codes(core, user_id);
     let mut tx = core.db.begin_write().await?;
-    use_code(core, &mut tx, user_id, &code, now)
+    let used = use_code(core, &mut tx, user_id, &code, now)
         .await?
         .ok_or(ApiError::WrongCode)?;
+    record_recovery_code_use(&mut tx, used, user_id, client, now).await?;
     mfa::replace_recovery_codes(&mut tx, user_id, &digests, now).await?;
     record(
         &mut tx,
@@ -249,6 +251,42 @@ pub async fn regenerate_recovery_codes(
     tx.commit().await?;
     give_back(core, &code_limits(user_id), now).await;
     Ok(codes)
+}
+
+/// Every use of a recovery code is in the audit log, whatever it opened.
+async fn record_recovery_code_use(
+    tx: &mut WriteTx,
+    used: Used,
+    user_id: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    if used != Used::RecoveryCode {
+        return Ok(());
+    }
+    record(
+        tx,
+        Action::RecoveryCodeUsed,
+        Some(user_id),
+        Some(user_id),
+        client,
+        None,
+        now,
+    )
+    .await
+}
+
+/// Inside the caller's transaction: every second factor and passkey of `user_id` goes.
+/// For an account whose address was never proven, when its owner proves it (a provider's
+/// verified email, a reset link): whoever registered it first must keep no way in, and
+/// the owner must not be asked for their code.
+pub(super) async fn remove_everything_in(
+    tx: &mut WriteTx,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    mfa::remove(tx, user_id).await?;
+    passkeys::delete_all_of_user(tx, user_id).await?;
+    Ok(())
 }
 
 /// The ways a second step can be taken, as `mfa_required` lists them: a code, a recovery
@@ -312,7 +350,7 @@ pub async fn verify(
     let result = second_step(core, mfa_token, answer, client, now).await;
     let outcome = match &result {
         Ok(_) => Some("ok"),
-        Err(ApiError::RateLimited { .. }) => Some("rate_limited"),
+        Err(ApiError::RateLimited { .. } | ApiError::MfaTokenEnded) => Some("rate_limited"),
         Err(ApiError::AccountDisabled) => Some("account_disabled"),
         Err(_) => None,
     };
@@ -367,7 +405,7 @@ async fn second_step(
         return Err(match failures {
             None => ApiError::MfaTokenInvalid,
             // The fifth wrong code ends the token: the person starts over.
-            Some(failures) if failures >= MAX_FAILURES => ApiError::RateLimited { retry_after: 1 },
+            Some(failures) if failures >= MAX_FAILURES => ApiError::MfaTokenEnded,
             Some(_) => ApiError::WrongCode,
         });
     };
@@ -382,25 +420,20 @@ async fn second_step(
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
-    if used == Used::RecoveryCode {
-        record(
-            &mut tx,
-            Action::RecoveryCodeUsed,
-            Some(user_id),
-            Some(user_id),
-            client,
-            None,
-            now,
-        )
-        .await?;
-    }
-    let detail = match used {
-        Used::Authenticator => "second factor: authenticator app",
-        Used::RecoveryCode => "second factor: recovery code",
+    record_recovery_code_use(&mut tx, used, user_id, client, now).await?;
+    // Audited as the sign-in it completes: a password's, or a provider's.
+    let (action, detail) = match (challenge.method.as_str(), used) {
+        (sessions::PASSWORD, Used::Authenticator) => {
+            (Action::LoginSucceeded, "second factor: authenticator app")
+        }
+        (sessions::PASSWORD, Used::RecoveryCode) => {
+            (Action::LoginSucceeded, "second factor: recovery code")
+        }
+        (provider, _) => (Action::OidcLogin, provider),
     };
     record(
         &mut tx,
-        Action::LoginSucceeded,
+        action,
         Some(user_id),
         Some(user_id),
         client,

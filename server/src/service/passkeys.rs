@@ -94,13 +94,14 @@ async fn take_ceremony(
     core: &Core,
     client_data_json: &[u8],
     kind: &str,
+    user_id: Option<&str>,
     refused: impl Fn(String) -> ApiError,
     now: i64,
 ) -> Result<CeremonyRow, ApiError> {
     let challenge = claimed_challenge(client_data_json)
         .ok_or_else(|| refused("no challenge in the client data".into()))?;
     let mut tx = core.db.begin_write().await?;
-    let ceremony = passkeys::take_ceremony(&mut *tx, &challenge, kind, now).await?;
+    let ceremony = passkeys::take_ceremony(&mut *tx, &challenge, kind, user_id, now).await?;
     tx.commit().await?;
     ceremony.ok_or_else(|| refused("no such ceremony, or it expired or was answered".into()))
 }
@@ -153,20 +154,16 @@ pub async fn finish_registration(
     let rp = relying_party(core)?;
     let credential: RegisterPublicKeyCredential = serde_json::from_value(credential)
         .map_err(|e| ApiError::PasskeyInvalid(format!("not a WebAuthn registration: {e}")))?;
+    // Only the person who began it finishes it (another's attempt leaves it alone).
     let ceremony = take_ceremony(
         core,
         credential.response.client_data_json.as_ref(),
         REGISTER,
+        Some(user_id),
         ApiError::PasskeyInvalid,
         now,
     )
     .await?;
-    // Only the person who began it finishes it.
-    if ceremony.user_id.as_deref() != Some(user_id) {
-        return Err(ApiError::PasskeyInvalid(
-            "the registration was begun by someone else".into(),
-        ));
-    }
     let state: PasskeyRegistration =
         serde_json::from_str(&ceremony.state).map_err(ApiError::internal)?;
     let passkey = rp
@@ -299,6 +296,7 @@ pub async fn finish_sign_in(
         core,
         credential.response.client_data_json.as_ref(),
         SIGN_IN,
+        None,
         refused,
         now,
     )
@@ -318,11 +316,10 @@ pub async fn finish_sign_in(
         .finish_discoverable_authentication(&credential, state, &[DiscoverableKey::from(&passkey)])
         .map_err(|e| refused(e.to_string()))?;
     // The new signature counter (checked above: one that went backwards was refused).
-    let updated = if result.needs_update() && passkey.update_credential(&result) == Some(true) {
-        Some(serde_json::to_string(&passkey).map_err(ApiError::internal)?)
-    } else {
-        None
-    };
+    if result.needs_update() {
+        passkey.update_credential(&result);
+    }
+    let updated = serde_json::to_string(&passkey).map_err(ApiError::internal)?;
     let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
     let user = users::find_by_id(&mut *tx, &user_id)
@@ -331,7 +328,11 @@ pub async fn finish_sign_in(
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
-    passkeys::used(&mut *tx, &row.id, updated.as_deref(), now).await?;
+    // Only over the state the counter was checked against: a sign-in racing this one with
+    // the same key (a clone), or the passkey's removal, leaves this one nothing.
+    if !passkeys::used(&mut *tx, &row.id, &row.passkey, &updated, now).await? {
+        return Err(refused("the passkey changed during the sign-in".into()));
+    }
     record(
         &mut tx,
         Action::LoginSucceeded,

@@ -273,12 +273,19 @@ pub async fn reset_password(
     };
     let mut tx = core.db.begin_write().await?;
     // A link sent before an admin disabled the person does not bring the account back.
-    if !users::find_by_id(&mut *tx, &user_id)
+    let Some(user) = users::find_by_id(&mut *tx, &user_id)
         .await?
-        .is_some_and(|u| u.active)
-    {
+        .filter(|u| u.active)
+    else {
         return Err(ApiError::ResetTokenInvalid);
+    };
+    // The address proven for the first time: whoever registered it before its owner set
+    // up any second factor or passkey, and they go with the password.
+    if !user.email_verified {
+        super::mfa::remove_everything_in(&mut tx, &user_id).await?;
     }
+    // What the old password proved opens nothing now.
+    crate::db::mfa::end_challenges(&mut *tx, &user_id).await?;
     users::set_password_hash(&mut *tx, &user_id, &password_hash, now).await?;
     // The link came by mail to the address: that proves it as well as a code would.
     users::mark_email_verified(&mut *tx, &user_id, now).await?;

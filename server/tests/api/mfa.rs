@@ -5,17 +5,17 @@ use crate::helpers::{
     assert_error, refresh_cookie, signed, spawn_app, spawn_app_with, unique_email, TestApp,
     PASSWORD,
 };
-use app::api::{ErrorBody, ErrorCode, MfaStatus, RecoveryCodes, TotpSetup};
+use app::api::{ErrorCode, MfaStatus, RecoveryCodes, TotpSetup};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use server::auth::totp;
 
 /// A person with the second factor on: their authenticator secret and recovery codes.
-struct Enrolled {
-    email: String,
-    access_token: String,
-    secret: Vec<u8>,
-    recovery_codes: Vec<String>,
+pub(crate) struct Enrolled {
+    pub email: String,
+    pub access_token: String,
+    pub secret: Vec<u8>,
+    pub recovery_codes: Vec<String>,
 }
 
 pub(crate) async fn call(
@@ -58,7 +58,7 @@ pub(crate) fn next_step(app: &TestApp) {
     app.clock.advance(totp::STEP_SECS);
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     let email = unique_email();
     let person = app.register(&email).await;
     let token = person.session.access_token;
@@ -84,7 +84,7 @@ async fn enrolled(app: &TestApp) -> Enrolled {
 }
 
 /// A login with the right password: `mfa_required` and its token.
-async fn first_step(app: &TestApp, email: &str) -> String {
+pub(crate) async fn first_step(app: &TestApp, email: &str) -> String {
     let response = app.login_raw(email, PASSWORD).await;
     assert!(
         refresh_cookie(response.headers()).is_none(),
@@ -102,13 +102,13 @@ pub(crate) async fn verify(app: &TestApp, body: Value) -> Response {
     app.post_json("/api/auth/mfa/verify", body).await
 }
 
-async fn status(app: &TestApp, token: &str) -> MfaStatus {
+pub(crate) async fn status(app: &TestApp, token: &str) -> MfaStatus {
     let response = call(app, "GET", "/api/me/mfa", token, json!(null)).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
 
-async fn audit_actions(app: &TestApp, subject: &str) -> Vec<String> {
+pub(crate) async fn audit_actions(app: &TestApp, subject: &str) -> Vec<String> {
     let rows = server::db::audit::page(app.db.pool(), 200, 0)
         .await
         .unwrap();
@@ -396,6 +396,8 @@ async fn five_wrong_codes_end_the_mfa_token() {
         json!({"mfa_token": mfa_token, "recovery_code": "aaaaa-aaaaa"}),
     )
     .await;
+    // That token never works again: no wait would help.
+    assert!(fifth.headers().get("retry-after").is_none());
     assert_error(fifth, StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited).await;
     let response = verify(&app, json!({"mfa_token": mfa_token, "code": right})).await;
     assert_error(
@@ -622,7 +624,12 @@ async fn a_recovery_code_turns_the_second_factor_off_too() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    app.login(&person.email).await;
+    let session = app.login(&person.email).await;
+    let actions = audit_actions(&app, &session.session.user.id).await;
+    assert!(
+        actions.contains(&"recovery_code_used".to_string()),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -749,9 +756,30 @@ async fn no_secret_or_code_reaches_the_audit_log() {
     for code in &person.recovery_codes {
         assert!(!text.contains(code.as_str()), "{text}");
     }
-    let body: ErrorBody = serde_json::from_str(
-        r#"{"error":{"code":"mfa_required","message":"m","mfa_token":"t","methods":["totp"]}}"#,
+}
+
+#[tokio::test]
+async fn a_password_change_ends_sign_ins_waiting_for_their_second_step() {
+    let app = spawn_app().await;
+    let person = enrolled(&app).await;
+    let waiting = first_step(&app, &person.email).await;
+    let response = app
+        .bearer_post(
+            "/api/auth/password/change",
+            &person.access_token,
+            json!({"current_password": PASSWORD, "new_password": "another good passphrase"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = verify(
+        &app,
+        json!({"mfa_token": waiting, "code": code(&app, &person.secret)}),
     )
-    .unwrap();
-    assert_eq!(body.error.code, ErrorCode::MfaRequired);
+    .await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::MfaTokenInvalid,
+    )
+    .await;
 }

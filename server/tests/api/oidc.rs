@@ -844,6 +844,13 @@ async fn a_person_with_a_second_factor_is_asked_for_it_after_the_provider() {
     assert_eq!(response.status(), StatusCode::OK);
     let session = crate::helpers::signed(response).await;
     assert_eq!(session.session.user.id, first.user.id);
+    // Audited as the provider's sign-in it is.
+    let actions = crate::mfa::audit_actions(&app, &first.user.id).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "oidc_login").count(),
+        2,
+        "{actions:?}"
+    );
     // The session began at the provider.
     assert_eq!(
         app.current_session(&session.session.access_token)
@@ -851,4 +858,40 @@ async fn a_person_with_a_second_factor_is_asked_for_it_after_the_provider() {
             .method,
         "test"
     );
+}
+
+#[tokio::test]
+async fn proving_an_unproven_address_removes_the_second_factor_and_passkeys_set_up_before() {
+    let app = app(&["test"]).await;
+    // Someone registered the owner's address, never proved it, and set up a second factor
+    // and a passkey.
+    let squatter = crate::mfa::enrolled(&app).await;
+    let user = server::db::users::find_by_email(app.db.pool(), &squatter.email)
+        .await
+        .unwrap()
+        .unwrap();
+    server::db::passkeys::insert(
+        app.db.pool(),
+        server::db::passkeys::NewPasskey {
+            id: "11111111-1111-4111-8111-111111111111",
+            user_id: &user.id,
+            credential_id: "AQIDBA",
+            name: "Squatter's key",
+            passkey: "{}",
+            now: 0,
+        },
+    )
+    .await
+    .unwrap();
+    // The owner signs in through a provider that verified the address: straight in, no code.
+    let login = format!("sub-{}:{}", uuid::Uuid::new_v4(), squatter.email);
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.id, user.id);
+    let status = crate::mfa::status(&app, &session.access_token).await;
+    assert!(!status.totp_enabled);
+    let (passkeys,): (i64,) = sqlx::query_as("select count(*) from passkeys")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(passkeys, 0);
 }

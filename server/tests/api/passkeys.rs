@@ -133,6 +133,12 @@ async fn a_registration_begun_by_one_person_cannot_be_finished_by_another() {
                       "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}});
     let response = call(&app, "POST", "/api/me/passkeys/register/finish", &eve, body).await;
     assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::PasskeyInvalid).await;
+    // Ada's registration is still waiting for her answer: Eve's did not touch it.
+    let (count,): (i64,) = sqlx::query_as("select count(*) from webauthn_ceremonies")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
 }
 
 #[tokio::test]

@@ -233,3 +233,59 @@ async fn a_link_sent_before_the_account_was_disabled_does_not_work() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_reset_proving_the_address_removes_a_second_factor_set_up_before() {
+    let app = spawn_app_with_mail(&[]).await;
+    // Someone registered the address (never proving it) and turned on a second factor.
+    let squatter = crate::mfa::enrolled(&app).await;
+    assert_eq!(
+        forgot(&app, &squatter.email).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let mail = mail_server()
+        .nth_with_subject(&squatter.email, "Reset your password", 1)
+        .await;
+    // The owner, reading their mail, sets a password: the squatter's code is not asked.
+    assert_eq!(
+        reset(&app, &reset_token_in(&mail), NEW_PASSWORD)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let response = app.login_raw(&squatter.email, NEW_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (left,): (i64,) = sqlx::query_as("select count(*) from totp_secrets")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_reset_of_a_proven_address_keeps_the_second_factor() {
+    let app = spawn_app_with_mail(&[]).await;
+    let person = crate::mfa::enrolled(&app).await;
+    let user = server::db::users::find_by_email(app.db.pool(), &person.email)
+        .await
+        .unwrap()
+        .unwrap();
+    server::db::users::mark_email_verified(app.db.pool(), &user.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        forgot(&app, &person.email).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let mail = mail_server()
+        .nth_with_subject(&person.email, "Reset your password", 1)
+        .await;
+    assert_eq!(
+        reset(&app, &reset_token_in(&mail), NEW_PASSWORD)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let response = app.login_raw(&person.email, NEW_PASSWORD).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, ErrorCode::MfaRequired).await;
+}
