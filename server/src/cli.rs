@@ -41,6 +41,9 @@ pub enum Command {
     OpenApi,
     /// A developer tool for `cargo xtask bench`.
     BenchArgon2,
+    /// A developer tool for `cargo xtask bench`: the database's own rotations/s
+    /// (`rotation_ceiling`), on `DATABASE_URL`.
+    BenchRotation,
 }
 
 pub const USAGE: &str = "usage: server [admin create --email EMAIL --name NAME | \
@@ -66,6 +69,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     {
         [] => Ok(Command::Serve),
         ["bench-argon2"] => Ok(Command::BenchArgon2),
+        ["bench-rotation"] => Ok(Command::BenchRotation),
         ["admin", "create", ..] => Ok(Command::AdminCreate {
             email: flag("--email")?,
             name: flag("--name")?,

@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod prometheus;
 pub mod proxies;
+pub mod rotation_ceiling;
 pub mod routes;
 pub mod security;
 pub mod serve;

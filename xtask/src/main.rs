@@ -38,7 +38,8 @@ usage: cargo xtask <command>
   watch-timing
           how long `cargo leptos watch` takes to serve the first page, then to
           show a one-line change in app (three changes; figures, not a test)
-  bench   load the release server with wrk and print the figures F1-F5
+  bench   load the release server with wrk and print the figures F1-F5 (`bench f2`: the
+          refresh figures against the database's own ceiling only)
   soak [SECONDS]
           the release server under a mixed load (logins, refreshes, /api/me) at
           about half its capacity for SECONDS (600): no error, and its memory at
@@ -53,6 +54,14 @@ fn main() -> ExitCode {
         Some("setup") => setup::all(&mut steps),
         Some("serve") => serve(&mut steps),
         Some("test") => test(&mut steps),
+        Some("bench") if args.get(1).map(String::as_str) == Some("f2") => {
+            setup::build_tools(&mut steps).and_then(|()| {
+                steps.run(
+                    "benchmark: refresh against its ceiling",
+                    bench::refresh_only,
+                )
+            })
+        }
         Some("bench") => {
             setup::build_tools(&mut steps).and_then(|()| steps.run("benchmark", bench::run_all))
         }

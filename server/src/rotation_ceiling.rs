@@ -1,0 +1,92 @@
+//! A developer tool for `cargo xtask bench` (`server bench-rotation`): how many refresh
+//! rotations a second the database itself allows, with the server's own storage code and
+//! database settings, in this process: no HTTP, no signing, no JSON. A rotation here is
+//! what one is at the storage level: the read of the presented token and its family, then
+//! the write transaction that consumes it and stores its child. The bench prints the HTTP
+//! figure (F2) as a share of this ceiling.
+
+use crate::{
+    auth::{refresh::decide, tokens},
+    db::{
+        sessions::{self as session_rows, Rotation},
+        users::{self, NewUser, Role},
+        Db,
+    },
+    service::{
+        sessions::{self, Lifetimes},
+        Client,
+    },
+};
+use std::time::{Duration, Instant};
+
+/// Rotations a second over `chains` token chains taken in turn, for `duration`, on `db`
+/// (migrated). Each chain is a session of its own.
+pub async fn measure(
+    db: &Db,
+    lifetimes: Lifetimes,
+    chains: usize,
+    duration: Duration,
+) -> Result<f64, sqlx::Error> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let user_id = uuid::Uuid::new_v4().to_string();
+    let email = format!("ceiling-{user_id}@example.com");
+    users::insert(
+        db.pool(),
+        NewUser {
+            id: &user_id,
+            email: &email,
+            name: "Ceiling",
+            password_hash: users::NO_PASSWORD,
+            role: Role::User,
+            now,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        users::InsertUserError::Db(e) => e,
+        users::InsertUserError::EmailTaken => sqlx::Error::RowNotFound,
+    })?;
+    let mut tokens = Vec::with_capacity(chains);
+    for _ in 0..chains {
+        let first = tokens::random_token(&mut rand::rng());
+        let issued =
+            sessions::start(db, &user_id, now, lifetimes, Client::default(), first).await?;
+        tokens.push((issued.refresh_token, issued.family_id));
+    }
+    let started = Instant::now();
+    let mut rotations: u64 = 0;
+    while started.elapsed() < duration {
+        for (token, family_id) in tokens.iter_mut() {
+            let hash = tokens::hash(token);
+            let Some(found) = session_rows::find_presented(db.pool(), &hash).await? else {
+                return Err(sqlx::Error::RowNotFound);
+            };
+            // The rules run as a refresh runs them: they cost nothing next to the database.
+            let decision = decide(Some(sessions::records(&found)), now, lifetimes.policy);
+            let crate::auth::refresh::Decision::Rotate { child, expires_at } = decision else {
+                return Err(sqlx::Error::RowNotFound);
+            };
+            let next = tokens::random_token(&mut rand::rng());
+            let mut tx = db.begin_write().await?;
+            let rotated = session_rows::rotate(
+                &mut tx,
+                Rotation {
+                    family_id,
+                    parent_generation: child - 1,
+                    parent_hash: &hash,
+                    child_hash: &tokens::hash(&next),
+                    child_expires_at: expires_at,
+                    now,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            if !rotated {
+                return Err(sqlx::Error::RowNotFound);
+            }
+            *token = next;
+            rotations += 1;
+        }
+    }
+    Ok(rotations as f64 / started.elapsed().as_secs_f64())
+}
