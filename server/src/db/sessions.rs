@@ -169,6 +169,17 @@ pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool
     Ok(true)
 }
 
+/// [`rotate`] in a write transaction of its own: what a refresh writes. Returns what
+/// [`rotate`] returns (false: nothing written).
+pub async fn write_rotation(db: &super::Db, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let rotated = rotate(&mut tx, step).await?;
+    if rotated {
+        tx.commit().await?;
+    }
+    Ok(rotated)
+}
+
 /// What [`rotate`] changes.
 pub struct Rotation<'a> {
     pub family_id: &'a str,

@@ -179,9 +179,8 @@ async fn rotate_or_refuse(
         match decide(Some(records(&found)), now, policy) {
             Decision::Rotate { child, expires_at } => {
                 let token = tokens::child_token(secret, &family.id, child, presented);
-                let mut tx = db.begin_write().await?;
-                let rotated = sessions::rotate(
-                    &mut tx,
+                let rotated = sessions::write_rotation(
+                    db,
                     sessions::Rotation {
                         family_id: &family.id,
                         parent_generation: found.token.generation,
@@ -195,7 +194,6 @@ async fn rotate_or_refuse(
                 if !rotated {
                     continue;
                 }
-                tx.commit().await?;
                 return Ok(Ok((issued(token, expires_at, family), Renewal::Rotated)));
             }
             Decision::Converge { newest } => {
