@@ -450,18 +450,7 @@ impl From<sqlx::Error> for ApiError {
 
 /// Whether `e` says the database cannot be reached, rather than that a statement failed.
 fn database_unreachable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL's connection exceptions (class 08) and "shutting down / starting up"
-        // (57P01 to 57P03).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
-        _ => false,
-    }
+    crate::db::is_unreachable(e)
 }
 
 /// `Json` whose rejections use the contract's error shape.

@@ -48,6 +48,9 @@ pub struct Db {
     /// the next one starts the moment the previous one ends, instead of polling in SQLite's
     /// busy handler (which sleeps 1, 2, 5, 10… ms between tries).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The group commit of refresh rotations (`sessions::rotate_grouped`), started at the
+    /// first rotation.
+    rotations: Arc<std::sync::OnceLock<sessions::RotationQueue>>,
 }
 
 /// What [`Db::connections`] counts (`db_pool_connections`).
@@ -264,6 +267,21 @@ impl Db {
             pool,
             backend,
             writer: Arc::default(),
+            rotations: Arc::default(),
+        })
+    }
+
+    /// The queue of rotations written together (started on first use), on a handle of
+    /// this database that does not hold the queue itself, so the queue's task ends when the
+    /// last handle that can send to it is dropped.
+    pub(crate) fn rotation_queue(&self) -> &sessions::RotationQueue {
+        self.rotations.get_or_init(|| {
+            sessions::RotationQueue::start(Db {
+                pool: self.pool.clone(),
+                backend: self.backend,
+                writer: self.writer.clone(),
+                rotations: Arc::default(),
+            })
         })
     }
 
@@ -440,6 +458,22 @@ fn tighten_database_files(path: &Path) -> usize {
         }
     }
     changed
+}
+
+/// Whether `e` says the database cannot be reached, rather than that a statement failed.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08) and "shutting down / starting up"
+        // (57P01 to 57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 /// True when `e` is a unique violation of the named constraint. PostgreSQL reports the

@@ -169,15 +169,149 @@ pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool
     Ok(true)
 }
 
-/// [`rotate`] in a write transaction of its own: what a refresh writes. Returns what
-/// [`rotate`] returns (false: nothing written).
-pub async fn write_rotation(db: &super::Db, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    let rotated = rotate(&mut tx, step).await?;
-    if rotated {
-        tx.commit().await?;
+/// Most rotations one group commit writes; more wait for the next.
+const GROUP_MAX: usize = 64;
+
+/// Group commit of rotations: each is queued to one task that writes every rotation waiting
+/// when it takes the write turn together, in one transaction, and then answers each. A
+/// rotation that finds the queue empty is written at once, alone; under load the turn and
+/// the commit are shared. Each is still decided on its own by [`rotate`]'s conditional
+/// statements: one that finds its family moved on answers false without touching the
+/// others, and one whose statement fails is taken out and the rest written again.
+#[derive(Debug)]
+pub struct RotationQueue {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+struct Job {
+    rotation: OwnedRotation,
+    answer: tokio::sync::oneshot::Sender<Result<bool, sqlx::Error>>,
+}
+
+/// A [`Rotation`] that owns its fields, to wait in the queue.
+struct OwnedRotation {
+    family_id: String,
+    parent_generation: i64,
+    parent_hash: String,
+    child_hash: String,
+    child_expires_at: i64,
+    now: i64,
+}
+
+impl OwnedRotation {
+    fn borrowed(&self) -> Rotation<'_> {
+        Rotation {
+            family_id: &self.family_id,
+            parent_generation: self.parent_generation,
+            parent_hash: &self.parent_hash,
+            child_hash: &self.child_hash,
+            child_expires_at: self.child_expires_at,
+            now: self.now,
+        }
     }
-    Ok(rotated)
+}
+
+impl RotationQueue {
+    /// Starts the queue's task on `db` (a handle without a queue of its own).
+    pub(super) fn start(db: super::Db) -> RotationQueue {
+        let (jobs, mut queued) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(first) = queued.recv().await {
+                let mut group = vec![first];
+                while group.len() < GROUP_MAX {
+                    match queued.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                write_group(&db, group).await;
+            }
+        });
+        RotationQueue { jobs }
+    }
+}
+
+/// Writes `group` in one transaction and answers each job; a job whose statement fails gets
+/// that error and the others are written again without it.
+async fn write_group(db: &super::Db, mut group: Vec<Job>) {
+    while !group.is_empty() {
+        let mut tx = match db.begin_write().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(group, &e),
+        };
+        let mut rotated = Vec::with_capacity(group.len());
+        let mut failed = None;
+        for (i, job) in group.iter().enumerate() {
+            match rotate(&mut tx, job.rotation.borrowed()).await {
+                Ok(done) => rotated.push(done),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                match tx.commit().await {
+                    Ok(()) => {
+                        for (job, done) in group.into_iter().zip(rotated) {
+                            let _ = job.answer.send(Ok(done));
+                        }
+                    }
+                    Err(e) => fail_all(group, &e),
+                }
+                return;
+            }
+            Some((i, e)) => {
+                // Rolled back; the rest are written again without the one that failed.
+                drop(tx);
+                let _ = group.remove(i).answer.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Answers every job of a group whose transaction could not begin or commit.
+fn fail_all(group: Vec<Job>, e: &sqlx::Error) {
+    for job in group {
+        let _ = job.answer.send(Err(same_error(e)));
+    }
+}
+
+/// An error that says to each caller what `e` said to the group (sqlx's errors do not
+/// clone): the kinds the API tells apart (busy, unreachable) are kept.
+fn same_error(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        unreachable if super::is_unreachable(unreachable) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            unreachable.to_string(),
+        )),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// What a refresh writes: [`rotate`] through the database's group commit, written with the
+/// other rotations waiting, in one transaction. Returns what [`rotate`] returns (false:
+/// nothing written).
+pub async fn write_rotation(db: &super::Db, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let job = Job {
+        rotation: OwnedRotation {
+            family_id: step.family_id.to_string(),
+            parent_generation: step.parent_generation,
+            parent_hash: step.parent_hash.to_string(),
+            child_hash: step.child_hash.to_string(),
+            child_expires_at: step.child_expires_at,
+            now: step.now,
+        },
+        answer,
+    };
+    if db.rotation_queue().jobs.send(job).is_err() {
+        return Err(sqlx::Error::PoolClosed);
+    }
+    answered.await.unwrap_or(Err(sqlx::Error::PoolClosed))
 }
 
 /// What [`rotate`] changes.

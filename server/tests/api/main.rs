@@ -11,6 +11,7 @@ mod audit_retention;
 mod binary;
 mod errors;
 mod faults;
+mod group_commit;
 mod guards;
 mod headers;
 mod health;
