@@ -129,7 +129,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Prints the database's own refresh rotations/s (8 chains, 10 s) for `cargo xtask bench`.
+/// Prints the database's own refresh rotations/s (8 chains, 10 s each way: the better of
+/// grouped and alone) for `cargo xtask bench`.
 async fn bench_rotation(settings: &Settings) -> ExitCode {
     let measured = async {
         use secrecy::ExposeSecret;
@@ -138,14 +139,24 @@ async fn bench_rotation(settings: &Settings) -> ExitCode {
             .map_err(|e| e.to_string())?;
         db.migrate().await.map_err(|e| e.to_string())?;
         let chains = 8;
-        server::rotation_ceiling::measure(
-            &db,
-            settings.lifetimes(),
-            chains,
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .map_err(|e| e.to_string())
+        let mut best: f64 = 0.0;
+        for writes in [
+            server::rotation_ceiling::Writes::AsRefresh,
+            server::rotation_ceiling::Writes::Alone,
+        ] {
+            let per_sec = server::rotation_ceiling::measure(
+                &db,
+                settings.lifetimes(),
+                chains,
+                std::time::Duration::from_secs(10),
+                writes,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            eprintln!("    {writes:?}: {per_sec:.0} rotations/s");
+            best = best.max(per_sec);
+        }
+        Ok::<f64, String>(best)
     }
     .await;
     match measured {

@@ -313,7 +313,9 @@ fn f1(server: &Server) -> Result<(f64, f64), String> {
 
 /// The database's own rotations/s (`server bench-rotation`: the storage code of a rotation in
 /// a tight loop, in-process, on the same settings): the ceiling F2 is measured against.
-/// Run on a database of its own (a fresh file on SQLite) while no server is running.
+/// Run on a database of its own on SQLite (a fresh file, the same settings), on the
+/// PostgreSQL database of the F2 run with its server idle. wrk shares the two cores with
+/// the server during F2; nothing does with the ceiling.
 fn ceiling(binary: &Path, work: &Path, database_url: &str) -> Result<f64, String> {
     println!("\n==> the ceiling: a rotation's own SQL in a tight loop, in-process");
     let out = command(binary)
@@ -330,6 +332,8 @@ fn ceiling(binary: &Path, work: &Path, database_url: &str) -> Result<f64, String
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // Each way of writing it was measured (grouped, alone): shown, the better one taken.
+    print!("{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     text.trim()
         .parse()

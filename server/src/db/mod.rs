@@ -48,9 +48,9 @@ pub struct Db {
     /// the next one starts the moment the previous one ends, instead of polling in SQLite's
     /// busy handler (which sleeps 1, 2, 5, 10… ms between tries).
     writer: Arc<tokio::sync::Mutex<()>>,
-    /// The group commit of refresh rotations (`sessions::rotate_grouped`), started at the
-    /// first rotation.
-    rotations: Arc<std::sync::OnceLock<sessions::RotationQueue>>,
+    /// The group commit of refresh rotations on SQLite (`sessions::write_rotation`),
+    /// started at the first rotation, and again should its task ever stop.
+    rotations: Arc<std::sync::Mutex<Option<sessions::RotationQueue>>>,
 }
 
 /// What [`Db::connections`] counts (`db_pool_connections`).
@@ -271,18 +271,31 @@ impl Db {
         })
     }
 
-    /// The queue of rotations written together (started on first use), on a handle of
-    /// this database that does not hold the queue itself, so the queue's task ends when the
-    /// last handle that can send to it is dropped.
-    pub(crate) fn rotation_queue(&self) -> &sessions::RotationQueue {
-        self.rotations.get_or_init(|| {
-            sessions::RotationQueue::start(Db {
-                pool: self.pool.clone(),
-                backend: self.backend,
-                writer: self.writer.clone(),
-                rotations: Arc::default(),
-            })
-        })
+    /// The queue of rotations written together on SQLite (started on first use, and again
+    /// if its task stopped), on a handle of this database that does not hold the queue
+    /// itself, so the queue's task ends when the last handle that can send to it is
+    /// dropped. `None` on PostgreSQL.
+    pub fn rotation_queue(&self) -> Option<sessions::RotationQueue> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let mut queue = self
+            .rotations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match queue.as_ref() {
+            Some(running) if running.running() => Some(running.clone()),
+            _ => {
+                let started = sessions::RotationQueue::start(Db {
+                    pool: self.pool.clone(),
+                    backend: self.backend,
+                    writer: self.writer.clone(),
+                    rotations: Arc::default(),
+                });
+                *queue = Some(started.clone());
+                Some(started)
+            }
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {

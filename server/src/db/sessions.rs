@@ -171,24 +171,46 @@ pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool
 
 /// Most rotations one group commit writes; more wait for the next.
 const GROUP_MAX: usize = 64;
+/// Most rotations waiting for a group; more are refused at once as overloaded (503), as a
+/// rotation that waits past [`super::WRITE_TURN_WAIT`] is.
+const QUEUE_MAX: usize = 1024;
 
-/// Group commit of rotations: each is queued to one task that writes every rotation waiting
-/// when it takes the write turn together, in one transaction, and then answers each. A
-/// rotation that finds the queue empty is written at once, alone; under load the turn and
-/// the commit are shared. Each is still decided on its own by [`rotate`]'s conditional
-/// statements: one that finds its family moved on answers false without touching the
-/// others, and one whose statement fails is taken out and the rest written again.
-#[derive(Debug)]
+/// Group commit of rotations, on SQLite (one writer at a time): each is queued to one task
+/// that writes every rotation waiting when it takes the write turn together, in one
+/// transaction, and then answers each. A rotation that finds the queue empty is written at
+/// once, alone; under load the turn and the commit are shared. Each is still decided on
+/// its own by [`rotate`]'s conditional statements: one that finds its family moved on
+/// answers false without touching the others, and one whose statement fails is taken out
+/// and the rest written again. A rotation whose caller gave up (its request cut by its
+/// time limit) is not written, and one that waited past the write turn's wait is answered
+/// as busy, unwritten, as it was before there was a queue.
+///
+/// PostgreSQL writes each rotation in its own transaction: it takes many writers at once,
+/// and a group would lock several families in one transaction (two instances' groups
+/// could deadlock); measured, grouping did not help there.
+#[derive(Clone, Debug)]
 pub struct RotationQueue {
-    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    counts: std::sync::Arc<GroupCounts>,
 }
 
+/// How many groups (transactions) and rotations the queue wrote.
+#[derive(Debug, Default)]
+pub struct GroupCounts {
+    pub groups: std::sync::atomic::AtomicU64,
+    pub rotations: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
 struct Job {
     rotation: OwnedRotation,
+    /// Past this, the job is answered busy and not written.
+    deadline: tokio::time::Instant,
     answer: tokio::sync::oneshot::Sender<Result<bool, sqlx::Error>>,
 }
 
 /// A [`Rotation`] that owns its fields, to wait in the queue.
+#[derive(Debug)]
 struct OwnedRotation {
     family_id: String,
     parent_generation: i64,
@@ -214,7 +236,9 @@ impl OwnedRotation {
 impl RotationQueue {
     /// Starts the queue's task on `db` (a handle without a queue of its own).
     pub(super) fn start(db: super::Db) -> RotationQueue {
-        let (jobs, mut queued) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let (jobs, mut queued) = tokio::sync::mpsc::channel::<Job>(QUEUE_MAX);
+        let counts = std::sync::Arc::new(GroupCounts::default());
+        let written = counts.clone();
         tokio::spawn(async move {
             while let Some(first) = queued.recv().await {
                 let mut group = vec![first];
@@ -224,21 +248,43 @@ impl RotationQueue {
                         Err(_) => break,
                     }
                 }
-                write_group(&db, group).await;
+                write_group(&db, group, &written).await;
             }
         });
-        RotationQueue { jobs }
+        RotationQueue { jobs, counts }
+    }
+
+    /// Whether its task still runs (it ends only if it panicked, or with the database).
+    pub(super) fn running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
+    pub fn counts(&self) -> &GroupCounts {
+        &self.counts
     }
 }
 
 /// Writes `group` in one transaction and answers each job; a job whose statement fails gets
 /// that error and the others are written again without it.
-async fn write_group(db: &super::Db, mut group: Vec<Job>) {
+async fn write_group(db: &super::Db, mut group: Vec<Job>, counts: &GroupCounts) {
+    use std::sync::atomic::Ordering::Relaxed;
     while !group.is_empty() {
         let mut tx = match db.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return fail_all(group, &e),
         };
+        // Judged once the turn is ours: a caller that gave up meanwhile gets nothing
+        // written; one that waited past the turn's wait is answered busy, unwritten.
+        let now = tokio::time::Instant::now();
+        group.retain(|job| !job.answer.is_closed());
+        let (late, waiting): (Vec<Job>, Vec<Job>) =
+            group.into_iter().partition(|job| job.deadline <= now);
+        fail_all(late, &sqlx::Error::PoolTimedOut);
+        group = waiting;
+        if group.is_empty() {
+            let _ = tx.rollback().await;
+            return;
+        }
         let mut rotated = Vec::with_capacity(group.len());
         let mut failed = None;
         for (i, job) in group.iter().enumerate() {
@@ -254,6 +300,8 @@ async fn write_group(db: &super::Db, mut group: Vec<Job>) {
             None => {
                 match tx.commit().await {
                     Ok(()) => {
+                        counts.groups.fetch_add(1, Relaxed);
+                        counts.rotations.fetch_add(group.len() as u64, Relaxed);
                         for (job, done) in group.into_iter().zip(rotated) {
                             let _ = job.answer.send(Ok(done));
                         }
@@ -263,8 +311,9 @@ async fn write_group(db: &super::Db, mut group: Vec<Job>) {
                 return;
             }
             Some((i, e)) => {
-                // Rolled back; the rest are written again without the one that failed.
-                drop(tx);
+                // Rolled back before the turn is given up; the rest are written again
+                // without the one that failed.
+                let _ = tx.rollback().await;
                 let _ = group.remove(i).answer.send(Err(e));
             }
         }
@@ -292,10 +341,14 @@ fn same_error(e: &sqlx::Error) -> sqlx::Error {
     }
 }
 
-/// What a refresh writes: [`rotate`] through the database's group commit, written with the
-/// other rotations waiting, in one transaction. Returns what [`rotate`] returns (false:
-/// nothing written).
+/// What a refresh writes: [`rotate`], through the group commit on SQLite
+/// ([`RotationQueue`]), in a transaction of its own on PostgreSQL. Returns what [`rotate`]
+/// returns (false: nothing written). Never call it while holding a write transaction: on
+/// SQLite the queue waits for that same turn.
 pub async fn write_rotation(db: &super::Db, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
+    let Some(queue) = db.rotation_queue() else {
+        return write_rotation_alone(db, step).await;
+    };
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job = Job {
         rotation: OwnedRotation {
@@ -306,12 +359,30 @@ pub async fn write_rotation(db: &super::Db, step: Rotation<'_>) -> Result<bool, 
             child_expires_at: step.child_expires_at,
             now: step.now,
         },
+        deadline: tokio::time::Instant::now() + super::WRITE_TURN_WAIT,
         answer,
     };
-    if db.rotation_queue().jobs.send(job).is_err() {
-        return Err(sqlx::Error::PoolClosed);
+    match queue.jobs.try_send(job) {
+        Ok(()) => {}
+        // As many waiting as a second of writing takes: busy, as a full writer queue was.
+        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+            return Err(sqlx::Error::PoolTimedOut)
+        }
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+            return Err(sqlx::Error::PoolClosed)
+        }
     }
     answered.await.unwrap_or(Err(sqlx::Error::PoolClosed))
+}
+
+/// [`rotate`] in a write transaction of its own.
+pub async fn write_rotation_alone(db: &super::Db, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let rotated = rotate(&mut tx, step).await?;
+    if rotated {
+        tx.commit().await?;
+    }
+    Ok(rotated)
 }
 
 /// What [`rotate`] changes.

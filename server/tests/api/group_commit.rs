@@ -2,7 +2,7 @@
 //! wait for the write turn together are written in one transaction, each still decided on
 //! its own.
 
-use crate::helpers::{spawn_app, unique_email};
+use crate::helpers::{on_postgres, spawn_app, unique_email};
 use server::{
     auth::tokens,
     db::sessions::{self, Rotation},
@@ -25,10 +25,14 @@ async fn rotations_waiting_together_are_each_decided_on_their_own() {
             .await
             .unwrap()
             .unwrap();
-        steps.push((found.family.id.clone(), found.token.generation, tokens::hash(token)));
+        steps.push((
+            found.family.id.clone(),
+            found.token.generation,
+            tokens::hash(token),
+        ));
     }
     // On SQLite, hold the write turn so that all six queue up behind it and are written
-    // together once it is free (on PostgreSQL they are grouped as they come).
+    // together once it is free (PostgreSQL writes each alone).
     let turn = db.begin_write().await.unwrap();
     let mut running = tokio::task::JoinSet::new();
     for (i, (family, generation, parent)) in steps.iter().cloned().enumerate() {
@@ -82,4 +86,69 @@ async fn rotations_waiting_together_are_each_decided_on_their_own() {
         let moved = !matches!(i, 2 | 4);
         assert_eq!(newest, generation + i64::from(moved), "family {i}");
     }
+    if !on_postgres() {
+        // Written together: fewer transactions than rotations (the first alone, as it
+        // found the queue empty; the rest in one, the failed one's again without it).
+        let counts = db.rotation_queue().unwrap();
+        let counts = counts.counts();
+        let groups = counts.groups.load(std::sync::atomic::Ordering::Relaxed);
+        let rotations = counts.rotations.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            groups < rotations,
+            "{groups} transactions for {rotations} rotations"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_whose_caller_gave_up_is_not_written() {
+    if on_postgres() {
+        return; // PostgreSQL writes each rotation in its caller's own transaction.
+    }
+    let app = spawn_app().await;
+    let signed = app.register(&unique_email()).await;
+    let db = app.db.clone();
+    let hash = tokens::hash(&signed.refresh_token());
+    let found = sessions::find_presented(db.pool(), &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let family = found.family.id.clone();
+    let generation = found.token.generation;
+    let now = app.clock.now_unix();
+    let turn = db.begin_write().await.unwrap();
+    let waiting = {
+        let (db, family, hash) = (db.clone(), family.clone(), hash.clone());
+        tokio::spawn(async move {
+            sessions::write_rotation(
+                &db,
+                Rotation {
+                    family_id: &family,
+                    parent_generation: generation,
+                    parent_hash: &hash,
+                    child_hash: &tokens::hash("a child nobody will get"),
+                    child_expires_at: now + 3600,
+                    now,
+                },
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The request is cut (its time limit): its future is dropped while it waits.
+    waiting.abort();
+    let _ = waiting.await;
+    turn.rollback().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (newest,): (i64,) = sqlx::query_as("select generation from refresh_families where id = $1")
+        .bind(&family)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        newest, generation,
+        "nothing written for a caller who is gone"
+    );
+    // The token still rotates for its holder.
+    app.refresh(&signed.refresh_token()).await;
 }
