@@ -58,7 +58,7 @@ pub async fn measure(
     .await
     .map_err(|e| match e {
         users::InsertUserError::Db(e) => e,
-        users::InsertUserError::EmailTaken => sqlx::Error::RowNotFound,
+        users::InsertUserError::EmailTaken => broken("its person's email is taken"),
     })?;
     let mut tokens = Vec::with_capacity(chains);
     for _ in 0..chains {
@@ -105,12 +105,12 @@ async fn chain(
     while Instant::now() < until {
         let hash = tokens::hash(&token);
         let Some(found) = session_rows::find_presented(db.pool(), &hash).await? else {
-            return Err(sqlx::Error::RowNotFound);
+            return Err(broken("a chain's token is gone"));
         };
         // The rules run as a refresh runs them: they cost nothing next to the database.
         let decision = decide(Some(sessions::records(&found)), now, lifetimes.policy);
         let crate::auth::refresh::Decision::Rotate { child, expires_at } = decision else {
-            return Err(sqlx::Error::RowNotFound);
+            return Err(broken("a chain's token does not rotate"));
         };
         let next = tokens::random_token(&mut rand::rng());
         let step = Rotation {
@@ -126,10 +126,15 @@ async fn chain(
             Writes::Alone => session_rows::write_rotation_alone(db, step).await?,
         };
         if !rotated {
-            return Err(sqlx::Error::RowNotFound);
+            return Err(broken("a chain's rotation wrote nothing"));
         }
         token = next;
         rotations += 1;
     }
     Ok(rotations)
+}
+
+/// The measurement went wrong in a way no rotation should (the chains are this tool's own).
+fn broken(why: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("bench-rotation: {why}"))
 }

@@ -2,7 +2,6 @@
 //! one step of drift either way) and recovery codes. No database, no HTTP: the service
 //! stores what these produce and enforces "accepted once" with the step they return.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Totp};
 
@@ -143,13 +142,6 @@ pub fn normalise_recovery_code(code: &str) -> Option<String> {
         out.push(c);
     }
     (out.len() == RECOVERY_CODE_LEN).then_some(out)
-}
-
-/// A token that carries a correct password over to the second step: 256 random bits.
-pub fn new_mfa_token(rng: &mut impl RngCore) -> String {
-    let mut bytes = [0u8; 32];
-    rng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
