@@ -268,3 +268,52 @@ fn base64url_bytes(bytes: &[u8]) -> String {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test]
+async fn a_person_with_a_passkey_is_offered_it_at_the_second_step() {
+    let app = app().await;
+    let person = crate::mfa::enrolled(&app).await;
+    let body = crate::helpers::assert_error(
+        app.login_raw(&person.email, crate::helpers::PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::MfaRequired,
+    )
+    .await;
+    assert_eq!(
+        body.error.methods.as_deref(),
+        Some(&["totp".to_string(), "recovery_code".to_string()][..])
+    );
+    let user = server::db::users::find_by_email(app.db.pool(), &person.email)
+        .await
+        .unwrap()
+        .unwrap();
+    server::db::passkeys::insert(
+        app.db.pool(),
+        server::db::passkeys::NewPasskey {
+            id: "22222222-2222-4222-8222-222222222222",
+            user_id: &user.id,
+            credential_id: "BQYHCA",
+            name: "Laptop",
+            passkey: "{}",
+            now: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let body = crate::helpers::assert_error(
+        app.login_raw(&person.email, crate::helpers::PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::MfaRequired,
+    )
+    .await;
+    assert_eq!(
+        body.error.methods.as_deref(),
+        Some(
+            &[
+                "totp".to_string(),
+                "recovery_code".to_string(),
+                "passkey".to_string()
+            ][..]
+        )
+    );
+}
