@@ -19,6 +19,8 @@ const COLUMNS: &str = "id, user_id, credential_id, name, passkey, created_at, la
 pub struct NewPasskey<'a> {
     pub id: &'a str,
     pub user_id: &'a str,
+    /// The session that registers it: the passkey is kept only while it is live.
+    pub session_id: &'a str,
     pub credential_id: &'a str,
     pub name: &'a str,
     pub passkey: &'a str,
@@ -30,17 +32,27 @@ pub enum InsertPasskeyError {
     /// That credential is registered already (to this account or another).
     #[error("credential already registered")]
     Taken,
+    /// The registering session ended meanwhile (signed out, or every session of the
+    /// person ended, as when the owner of an unproven address proves it).
+    #[error("the registering session ended")]
+    SessionEnded,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
 
+/// Keeps a new passkey, in the same statement that checks its registering session is still
+/// live: a session ended by a change that removes the person's passkeys (committed first)
+/// adds none after it.
 pub async fn insert<'e>(
     db: impl Executor<'e, Database = Any>,
     passkey: NewPasskey<'_>,
 ) -> Result<(), InsertPasskeyError> {
-    sqlx::query(
+    let done = sqlx::query(
         "insert into passkeys (id, user_id, credential_id, name, passkey, created_at) \
-         values ($1, $2, $3, $4, $5, $6)",
+         select $1, $2, $3, $4, $5, $6 \
+         where exists (select 1 from refresh_families \
+                       where id = $7 and user_id = $2 and revoked_at is null \
+                         and expires_at > $6 and idle_expires_at > $6)",
     )
     .bind(passkey.id)
     .bind(passkey.user_id)
@@ -48,16 +60,20 @@ pub async fn insert<'e>(
     .bind(passkey.name)
     .bind(passkey.passkey)
     .bind(passkey.now)
+    .bind(passkey.session_id)
     .execute(db)
     .await
-    .map(|_| ())
     .map_err(|e| {
         if is_unique_violation(&e, "passkeys_credential_id_key") {
             InsertPasskeyError::Taken
         } else {
             InsertPasskeyError::Db(e)
         }
-    })
+    })?;
+    if done.rows_affected() == 0 {
+        return Err(InsertPasskeyError::SessionEnded);
+    }
+    Ok(())
 }
 
 /// The person's passkeys, oldest first.
@@ -188,6 +204,29 @@ pub struct CeremonyRow {
     pub name: Option<String>,
     pub state: String,
     pub expires_at: i64,
+}
+
+/// Whether a ceremony of `challenge` and `kind` (begun by `user_id`) waits, unexpired: a
+/// read, so an answer to no ceremony is refused without taking a write turn.
+pub async fn ceremony_waits<'e>(
+    db: impl Executor<'e, Database = Any>,
+    challenge: &str,
+    kind: &str,
+    user_id: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let (count,): (i64,) = sqlx::query_as(
+        "select count(*) from webauthn_ceremonies \
+         where challenge = $1 and kind = $2 \
+           and (user_id = $3 or (user_id is null and $3 is null)) and expires_at > $4",
+    )
+    .bind(challenge)
+    .bind(kind)
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(db)
+    .await?;
+    Ok(count > 0)
 }
 
 /// Takes the ceremony of `challenge` and `kind` out (once only: a second answer with the

@@ -69,6 +69,7 @@ async fn register_finish(
     let row = passkeys::finish_registration(
         &state.core,
         user.user_id(),
+        user.session_id(),
         body.0,
         client,
         state.clock.unix(),

@@ -100,10 +100,15 @@ async fn take_ceremony(
 ) -> Result<CeremonyRow, ApiError> {
     let challenge = claimed_challenge(client_data_json)
         .ok_or_else(|| refused("no challenge in the client data".into()))?;
+    let gone = || refused("no such ceremony, or it expired or was answered".into());
+    // Anyone may post an answer: one to no ceremony costs a read, never a write turn.
+    if !passkeys::ceremony_waits(core.db.pool(), &challenge, kind, user_id, now).await? {
+        return Err(gone());
+    }
     let mut tx = core.db.begin_write().await?;
     let ceremony = passkeys::take_ceremony(&mut *tx, &challenge, kind, user_id, now).await?;
     tx.commit().await?;
-    ceremony.ok_or_else(|| refused("no such ceremony, or it expired or was answered".into()))
+    ceremony.ok_or_else(gone)
 }
 
 /// WebAuthn creation options for a new passkey of the person, to be called `name`: a
@@ -147,6 +152,7 @@ pub async fn start_registration(
 pub async fn finish_registration(
     core: &Core,
     user_id: &str,
+    session_id: &str,
     credential: serde_json::Value,
     client: Client<'_>,
     now: i64,
@@ -179,11 +185,16 @@ pub async fn finish_registration(
         last_used_at: None,
     };
     let mut tx = core.db.begin_write().await?;
+    // The person's row first: a change that removes their passkeys and ends their sessions
+    // (an unproven address proven by its owner) holds it too, so one waits for the other,
+    // and the insert keeps nothing for a session that change ended.
+    users::hold(&mut *tx, user_id).await?;
     passkeys::insert(
         &mut *tx,
         NewPasskey {
             id: &row.id,
             user_id,
+            session_id,
             credential_id: &row.credential_id,
             name: &row.name,
             passkey: &row.passkey,
@@ -194,6 +205,9 @@ pub async fn finish_registration(
     .map_err(|e| match e {
         InsertPasskeyError::Taken => {
             ApiError::PasskeyInvalid("that credential is registered already".into())
+        }
+        InsertPasskeyError::SessionEnded => {
+            ApiError::PasskeyInvalid("the session ended during the registration".into())
         }
         InsertPasskeyError::Db(e) => ApiError::from(e),
     })?;

@@ -279,14 +279,16 @@ pub async fn reset_password(
     else {
         return Err(ApiError::ResetTokenInvalid);
     };
+    users::set_password_hash(&mut *tx, &user_id, &password_hash, now).await?;
     // The address proven for the first time: whoever registered it before its owner set
-    // up any second factor or passkey, and they go with the password.
+    // up any second factor or passkey, and they go with the password. After the person's
+    // row is written (and so held): a passkey registration finishing meanwhile waits for
+    // this, or is seen by it.
     if !user.email_verified {
         super::mfa::remove_everything_in(&mut tx, &user_id).await?;
     }
     // What the old password proved opens nothing now.
     crate::db::mfa::end_challenges(&mut *tx, &user_id).await?;
-    users::set_password_hash(&mut *tx, &user_id, &password_hash, now).await?;
     // The link came by mail to the address: that proves it as well as a code would.
     users::mark_email_verified(&mut *tx, &user_id, now).await?;
     password_resets::delete_for_user(&mut *tx, &user_id).await?;

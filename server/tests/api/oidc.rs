@@ -870,11 +870,13 @@ async fn proving_an_unproven_address_removes_the_second_factor_and_passkeys_set_
         .await
         .unwrap()
         .unwrap();
+    let session = app.current_session(&squatter.access_token).await.id;
     server::db::passkeys::insert(
         app.db.pool(),
         server::db::passkeys::NewPasskey {
             id: "11111111-1111-4111-8111-111111111111",
             user_id: &user.id,
+            session_id: &session,
             credential_id: "AQIDBA",
             name: "Squatter's key",
             passkey: "{}",

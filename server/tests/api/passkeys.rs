@@ -287,11 +287,13 @@ async fn a_person_with_a_passkey_is_offered_it_at_the_second_step() {
         .await
         .unwrap()
         .unwrap();
+    let session = app.current_session(&person.access_token).await.id;
     server::db::passkeys::insert(
         app.db.pool(),
         server::db::passkeys::NewPasskey {
             id: "22222222-2222-4222-8222-222222222222",
             user_id: &user.id,
+            session_id: &session,
             credential_id: "BQYHCA",
             name: "Laptop",
             passkey: "{}",
@@ -316,4 +318,74 @@ async fn a_person_with_a_passkey_is_offered_it_at_the_second_step() {
             ][..]
         )
     );
+}
+
+#[tokio::test]
+async fn a_passkey_is_kept_only_while_its_registering_session_is_live() {
+    use server::db::passkeys::{insert, InsertPasskeyError, NewPasskey};
+    let app = app().await;
+    let person = app.register(&unique_email()).await;
+    let session = app.current_session(&person.session.access_token).await.id;
+    let now = app.clock.now_unix();
+    let passkey = |id: &'static str, credential_id: &'static str| NewPasskey {
+        id,
+        user_id: &person.session.user.id,
+        session_id: &session,
+        credential_id,
+        name: "Laptop",
+        passkey: "{}",
+        now,
+    };
+    insert(
+        app.db.pool(),
+        passkey("33333333-3333-4333-8333-333333333333", "AQ"),
+    )
+    .await
+    .unwrap();
+    // The session ends (here a sign-out; a reset or a provider proving an unproven
+    // address ends them all): a registration finishing after it keeps nothing.
+    let response = app
+        .cookie_post("/api/auth/logout", Some(&person.refresh_token()), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let refused = insert(
+        app.db.pool(),
+        passkey("44444444-4444-4444-8444-444444444444", "Ag"),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(InsertPasskeyError::SessionEnded)),
+        "{refused:?}"
+    );
+    let (count,): (i64,) = sqlx::query_as("select count(*) from passkeys")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn an_answer_to_no_ceremony_is_refused_without_waiting_for_a_writer() {
+    if crate::helpers::on_postgres() {
+        return; // The write turn is SQLite's.
+    }
+    let app = app().await;
+    // Someone else holds the one write turn (a burst of sign-ins, say).
+    let turn = app.db.begin_write().await.unwrap();
+    let client_data = base64url(
+        r#"{"type":"webauthn.get","challenge":"bm9ib2R5LWFza2Vk","origin":"http://localhost:3000"}"#,
+    );
+    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+                      "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
+                                   "signature": "AAAA", "userHandle": null}});
+    // Refused on a read: a flood of made-up answers takes no write turn from anyone (it
+    // was 503 `overloaded` after waiting 5 s for one).
+    let response = app.post_json("/api/auth/passkey/finish", body).await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::PasskeyInvalid,
+    )
+    .await;
+    turn.rollback().await.unwrap();
 }
