@@ -133,12 +133,13 @@ async fn insert_token(
 }
 
 /// One rotation step: the family's newest token (`parent`) is consumed and `child` becomes
-/// the newest. False, with nothing written, when the family moved on, was revoked or ended
-/// since it was read: the first statement re-checks all of that on the family row itself
-/// and locks it, so a rotation racing a logout or a second rotation loses cleanly
-/// (PostgreSQL re-evaluates the condition on the row a concurrent transaction committed).
+/// the newest, in two statements, the fewest the writer's turn can take. False, with
+/// nothing written, when the family moved on, was revoked or ended since it was read: the
+/// first statement (the claim) re-checks all of that on the family row itself and locks it,
+/// so a rotation racing a logout or a second rotation loses cleanly (PostgreSQL
+/// re-evaluates the condition on the row a concurrent transaction committed).
 pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool, sqlx::Error> {
-    let advanced = sqlx::query(
+    let claimed = sqlx::query(
         "update refresh_families set generation = $1, last_used_at = $2, idle_expires_at = $3 \
          where id = $4 and generation = $5 and revoked_at is null and expires_at > $2",
     )
@@ -149,23 +150,36 @@ pub async fn rotate(conn: &mut AnyConnection, step: Rotation<'_>) -> Result<bool
     .bind(step.parent_generation)
     .execute(&mut *conn)
     .await?;
-    if advanced.rows_affected() != 1 {
+    if claimed.rows_affected() != 1 {
         return Ok(false);
     }
-    sqlx::query("update refresh_tokens set used_at = $1 where token_hash = $2 and used_at is null")
-        .bind(step.now)
-        .bind(step.parent_hash)
-        .execute(&mut *conn)
-        .await?;
-    insert_token(
-        conn,
-        step.family_id,
-        step.parent_generation + 1,
-        step.child_hash,
-        step.now,
-        step.child_expires_at,
+    // The child is inserted and the parent marked used by one statement: the parent's row
+    // is offered again under its own hash, which is stored already, so instead of being
+    // inserted it has its `used_at` stamped by the conflict clause. The claim above made
+    // sure the parent is the family's newest token, so it is stored and unused: two rows
+    // are written. Anything else (a child whose hash or generation is taken) writes fewer
+    // or fails, and fails the rotation, which the caller rolls back.
+    let written = sqlx::query(
+        "insert into refresh_tokens (token_hash, family_id, generation, created_at, expires_at) \
+         values ($1, $2, $3, $4, $5), ($6, $2, $7, $4, $5) \
+         on conflict (token_hash) do update set used_at = excluded.created_at \
+         where refresh_tokens.token_hash = $6 and refresh_tokens.used_at is null",
     )
+    .bind(step.child_hash)
+    .bind(step.family_id)
+    .bind(step.parent_generation + 1)
+    .bind(step.now)
+    .bind(step.child_expires_at)
+    .bind(step.parent_hash)
+    .bind(step.parent_generation)
+    .execute(&mut *conn)
     .await?;
+    if written.rows_affected() != 2 {
+        return Err(sqlx::Error::Protocol(format!(
+            "a rotation wrote {} of its 2 token rows",
+            written.rows_affected()
+        )));
+    }
     Ok(true)
 }
 
