@@ -33,13 +33,18 @@ fn file_error(path: &Path, reason: impl ToString) -> KeyError {
     }
 }
 
-/// Writes `contents` to a new file readable by its owner only, creating its folder;
-/// never overwrites.
-fn create_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+/// Writes `contents` to a new file readable by its owner only (`files::create_private`),
+/// creating its folder; nothing when another process made the file first. Says whether
+/// this call made it.
+fn create_if_absent(path: &Path, contents: &[u8]) -> Result<bool, KeyError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
     }
-    crate::files::create_private(path, contents).map_err(|e| file_error(path, e))
+    match crate::files::create_private(path, contents) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(file_error(path, e)),
+    }
 }
 
 /// Refuses a key file that group or others may read or write: whoever reads it can sign
@@ -95,8 +100,7 @@ pub fn load_or_create_signing_key(
     path: &Path,
     rng: &mut impl RngCore,
 ) -> Result<SigningKey, KeyError> {
-    if !path.exists() {
-        create_private(path, to_pem(&generate(rng)).as_bytes())?;
+    if !path.exists() && create_if_absent(path, to_pem(&generate(rng)).as_bytes())? {
         tracing::info!(path = %path.display(), "generated a new Ed25519 signing key");
     }
     check_private(path)?;
@@ -191,8 +195,10 @@ pub fn load_or_create_secret(path: &Path, rng: &mut impl RngCore) -> Result<[u8;
     if !path.exists() {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
-        create_private(path, &secret)?;
-        tracing::info!(path = %path.display(), "generated a new server secret");
+        // Instances started at once may race to make it: the first one's is everyone's.
+        if create_if_absent(path, &secret)? {
+            tracing::info!(path = %path.display(), "generated a new server secret");
+        }
     }
     check_private(path)?;
     let bytes = fs::read(path).map_err(|e| file_error(path, e))?;
@@ -256,6 +262,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn instances_starting_at_once_share_the_secret_and_key_the_first_one_made() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let secret_path = dir.path().join("secret.key");
+            let key_path = dir.path().join("jwt.pem");
+            let start = std::sync::Barrier::new(8);
+            let made: Vec<_> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut rng = rand::rng();
+                            start.wait();
+                            let secret = load_or_create_secret(&secret_path, &mut rng);
+                            let key = load_or_create_signing_key(&key_path, &mut rng);
+                            (secret.unwrap(), key.unwrap().to_bytes())
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert!(made.windows(2).all(|w| w[0] == w[1]), "one secret, one key");
+            let mut names: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["jwt.pem", "secret.key"], "no drafts left");
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn an_existing_key_file_open_to_group_or_others_is_refused() {
@@ -308,7 +345,7 @@ mod tests {
         let v2 = dir.path().join("v2.pem");
         let old = generate(&mut rand::rng());
         let v2_pem = old.to_pkcs8_pem(Default::default()).unwrap();
-        create_private(&v2, v2_pem.as_bytes()).unwrap();
+        assert!(create_if_absent(&v2, v2_pem.as_bytes()).unwrap());
         assert_eq!(
             load_or_create_signing_key(&v2, &mut rand::rng())
                 .unwrap()
@@ -364,12 +401,12 @@ mod tests {
     fn a_bad_key_file_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwt.pem");
-        create_private(&path, b"not a key").unwrap();
+        assert!(create_if_absent(&path, b"not a key").unwrap());
         let e = load_or_create_signing_key(&path, &mut rand::rng()).unwrap_err();
         assert!(e.to_string().contains("jwt.pem"), "{e}");
         assert!(e.to_string().contains("not an Ed25519"), "{e}");
         let secret = dir.path().join("short.key");
-        create_private(&secret, &[1u8; 5]).unwrap();
+        assert!(create_if_absent(&secret, &[1u8; 5]).unwrap());
         let e = load_or_create_secret(&secret, &mut rand::rng()).unwrap_err();
         assert!(e.to_string().contains("expected 32 bytes"), "{e}");
     }

@@ -152,6 +152,40 @@ async fn a_change_made_while_the_listener_is_down_is_still_seen_within_two_secon
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     refused_within_two_seconds(&b, &signed.session.access_token, "a logout unheard").await;
+
+    // Once connections are taken again, every instance listens again...
+    let started = Instant::now();
+    loop {
+        let listening: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if listening >= ended.len() as i64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the listeners came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and hears the next change: the other instance forgets the person because it was
+    // told (an eviction), not only because it emptied its cache as it does when unheard.
+    let (_, again) = known_to_both(&a, &b).await;
+    let users = &b.state.core.users;
+    let (evictions, clears) = (users.evictions(), users.clears());
+    let response = a
+        .cookie_post("/api/auth/logout", Some(&again.refresh_token()), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    refused_within_two_seconds(&b, &again.session.access_token, "a logout heard again").await;
+    assert!(
+        users.evictions() - evictions > users.clears() - clears,
+        "the logout's announcement was heard after the listener came back"
+    );
 }
 
 #[tokio::test]
