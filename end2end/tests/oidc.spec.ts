@@ -33,6 +33,9 @@ test('"Continue with" a provider signs a new person in, and a reload keeps them 
   await expect(page.getByTestId('account-verified')).toHaveText('yes');
   await page.reload();
   await expect(page.getByTestId('account-email')).toHaveText(email);
+  // The sessions page says how this session began.
+  await page.goto('/account/sessions');
+  await expect(page.locator('li.session', { hasText: 'This device' })).toContainText('signed in with Test ID');
 });
 
 test('the provider buttons work before the page is live, on the register page too', async ({ browser }) => {

@@ -19,6 +19,7 @@ test('revoking a session from the sessions page signs that device out', async ({
   const rows = page.locator('li.session');
   await expect(rows).toHaveCount(2);
   await expect(page.getByText('This device')).toHaveCount(1);
+  await expect(rows.filter({ hasText: 'signed in with a password' })).toHaveCount(2);
   await page.getByRole('button', { name: /^Sign out Chrome/ }).click();
   await expect(rows).toHaveCount(1);
   await expect(page.getByRole('button', { name: 'Sign out all other sessions' })).toBeDisabled();

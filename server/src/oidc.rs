@@ -281,8 +281,32 @@ impl Provider {
             .map_err(|e| OidcError::Failed(format!("code exchange: {}", error_chain(&e))))?;
         let id_token = openidconnect::TokenResponse::id_token(&response)
             .ok_or_else(|| OidcError::Failed("the token response has no ID token".into()))?;
+        self.assert(client, id_token, nonce).await
+    }
+
+    /// Checks `id_token` as the callback checks the one its code exchange brings back. For
+    /// ID tokens obtained some other way: the integration tests hand it tokens the test
+    /// provider really issued, to another client or with another nonce, which the code
+    /// exchange of a correct provider never brings.
+    pub async fn check_id_token(&self, id_token: &str, nonce: &str) -> Result<Asserted, OidcError> {
+        let client = self
+            .client()
+            .ok_or_else(|| OidcError::Failed("the provider is not discovered".into()))?;
+        let id_token: CoreIdToken = id_token
+            .parse()
+            .map_err(|e| OidcError::Failed(format!("ID token: {e}")))?;
+        self.assert(client, &id_token, nonce).await
+    }
+
+    /// What `id_token` asserts, once it passed every check against the flow's `nonce`.
+    async fn assert(
+        &self,
+        client: Arc<Client>,
+        id_token: &CoreIdToken,
+        nonce: &str,
+    ) -> Result<Asserted, OidcError> {
         let nonce = Nonce::new(nonce.to_string());
-        let check = |client: &Client| check_id_token(client.id_token_verifier(), id_token, &nonce);
+        let check = |client: &Client| verify(client.id_token_verifier(), id_token, &nonce);
         let failed = |e: &ClaimsVerificationError| {
             OidcError::Failed(format!("ID token: {}", error_chain(e)))
         };
@@ -317,7 +341,7 @@ impl Provider {
 /// provider's keys, `iss`, `aud`, `azp`, `exp`, `nonce`) and is signed with one of
 /// [`ALGORITHMS`]: a confidential client's verifier would otherwise also take an HMAC keyed
 /// by the client secret.
-fn check_id_token(
+fn verify(
     verifier: CoreIdTokenVerifier<'_>,
     id_token: &CoreIdToken,
     nonce: &Nonce,
@@ -400,7 +424,7 @@ mod tests {
         token: &CoreIdToken,
         nonce: &str,
     ) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
-        check_id_token(verifier(), token, &Nonce::new(nonce.into()))
+        verify(verifier(), token, &Nonce::new(nonce.into()))
     }
 
     #[test]
@@ -449,7 +473,7 @@ mod tests {
         assert!(token.claims(&as_discovered(), &nonce).is_ok());
         // ours does not.
         assert!(matches!(
-            check_id_token(as_discovered(), &token, &nonce),
+            verify(as_discovered(), &token, &nonce),
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::DisallowedAlg(_)
             ))

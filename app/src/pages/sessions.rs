@@ -4,7 +4,7 @@ use crate::{
         SessionInfo,
     },
     auth::{require_sign_in, use_auth, ApiFailure},
-    components::{field::FormError, on_demand::on_demand},
+    components::{field::FormError, on_demand::on_demand, providers::ProviderList},
 };
 use leptos::{
     either::{Either, EitherOf3},
@@ -40,6 +40,7 @@ async fn sessions_content() -> AnyView {
 #[component]
 fn SessionList() -> impl IntoView {
     let auth = use_auth();
+    let providers = use_context::<ProviderList>().unwrap_or_default();
     let sessions = RwSignal::new(None::<Result<Vec<SessionInfo>, ApiFailure>>);
     let pending = RwSignal::new(false);
     // A failed sign-out keeps the list (the session is still there) and says why.
@@ -86,7 +87,7 @@ fn SessionList() -> impl IntoView {
                                     <div>
                                         <strong>{s.device.clone()}</strong>
                                         <span class="hint">
-                                            {format!(" · {} · last used {}", s.ip.clone().unwrap_or_default(), s.last_used_at.replace('T', " ").trim_end_matches('Z'))}
+                                            {format!(" · {} · {} · last used {}", signed_in_with(&s.method, &providers), s.ip.clone().unwrap_or_default(), s.last_used_at.replace('T', " ").trim_end_matches('Z'))}
                                         </span>
                                     </div>
                                     {if s.current {
@@ -109,4 +110,18 @@ fn SessionList() -> impl IntoView {
             }
         }}
     }
+}
+
+/// How a session began, in words: its `method` is `password`, `passkey` or a provider's id.
+fn signed_in_with(method: &str, providers: &ProviderList) -> String {
+    let name = match method {
+        "password" => "a password",
+        "passkey" => "a passkey",
+        id => providers
+            .0
+            .iter()
+            .find(|p| p.id == id)
+            .map_or(id, |p| p.name.as_str()),
+    };
+    format!("signed in with {name}")
 }

@@ -174,6 +174,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "passkeys",
         include_str!("../../migrations/0010_passkeys.sql"),
     ),
+    (
+        11,
+        "link_session",
+        include_str!("../../migrations/0011_link_session.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -10,6 +10,8 @@ pub struct FlowRow {
     pub pkce_verifier: String,
     pub next_path: String,
     pub link_user_id: Option<String>,
+    /// The session of the browser that began the link.
+    pub link_family_id: Option<String>,
 }
 
 pub struct NewFlow<'a> {
@@ -21,6 +23,7 @@ pub struct NewFlow<'a> {
     pub pkce_verifier: &'a str,
     pub next_path: &'a str,
     pub link_user_id: Option<&'a str>,
+    pub link_family_id: Option<&'a str>,
     pub now: i64,
     pub expires_at: i64,
 }
@@ -31,8 +34,9 @@ pub async fn create<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into oidc_flows \
-         (id_hash, provider, state, nonce, pkce_verifier, next_path, link_user_id, created_at, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         (id_hash, provider, state, nonce, pkce_verifier, next_path, link_user_id, link_family_id, \
+          created_at, expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(flow.id_hash)
     .bind(flow.provider)
@@ -41,6 +45,7 @@ pub async fn create<'e>(
     .bind(flow.pkce_verifier)
     .bind(flow.next_path)
     .bind(flow.link_user_id)
+    .bind(flow.link_family_id)
     .bind(flow.now)
     .bind(flow.expires_at)
     .execute(db)
@@ -56,7 +61,8 @@ pub async fn find_open<'e>(
     now: i64,
 ) -> Result<Option<FlowRow>, sqlx::Error> {
     sqlx::query_as::<_, FlowRow>(
-        "select provider, state, nonce, pkce_verifier, next_path, link_user_id from oidc_flows \
+        "select provider, state, nonce, pkce_verifier, next_path, link_user_id, link_family_id \
+         from oidc_flows \
          where id_hash = $1 and provider = $2 and used_at is null and expires_at > $3",
     )
     .bind(id_hash)

@@ -63,13 +63,19 @@ pub async fn start_sign_in(
     start(core, provider, next, None, now).await
 }
 
-/// Begins a sign-in at `provider` that comes back to `next`, or that links the identity to
-/// `link_user` instead.
+/// The account a link flow links to, and the session of the browser that began it.
+struct Linking<'a> {
+    user_id: &'a str,
+    family_id: &'a str,
+}
+
+/// Begins a sign-in at `provider` that comes back to `next`, or that links the identity
+/// instead (`link`).
 async fn start(
     core: &Core,
     provider: &Provider,
     next: &str,
-    link_user: Option<&str>,
+    link: Option<Linking<'_>>,
     now: i64,
 ) -> Result<Started, ApiError> {
     let authorization = provider.authorize().map_err(|e| match e {
@@ -87,7 +93,8 @@ async fn start(
             nonce: &authorization.nonce,
             pkce_verifier: &authorization.pkce_verifier,
             next_path: next,
-            link_user_id: link_user,
+            link_user_id: link.as_ref().map(|l| l.user_id),
+            link_family_id: link.as_ref().map(|l| l.family_id),
             now,
             expires_at: now + FLOW_SECS,
         },
@@ -105,14 +112,12 @@ const LINK_TICKET_SECS: i64 = 60;
 
 /// A one-time ticket for the signed-in `user_id` to link an identity.
 pub async fn new_link_ticket(core: &Core, user_id: &str, now: i64) -> Result<String, ApiError> {
-    let user = users::find_by_id(core.db.pool(), user_id)
+    // An account that has not proved its address may link too: should the address turn
+    // out to be someone else's, proving it ends this account's sessions, its links in
+    // progress (each bound to the session that began it) and the identities it linked.
+    users::find_by_id(core.db.pool(), user_id)
         .await?
         .ok_or(ApiError::TokenInvalid)?;
-    // An account that has not proved its address may be a squatter's: what it links would
-    // outlive the owner's claim to the address.
-    if !user.email_verified {
-        return Err(ApiError::EmailUnverified);
-    }
     let ticket = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
     oidc_flows::create_link_ticket(
@@ -141,22 +146,26 @@ pub async fn start_link(
     let user_id = oidc_flows::consume_link_ticket(&mut *tx, &tokens::hash(ticket), now).await?;
     tx.commit().await?;
     let user_id = user_id.ok_or(ApiError::OidcStateInvalid)?;
-    let browser_holds_it = match refresh_token {
+    let browser_session = match refresh_token {
         Some(token) if tokens::looks_valid(token) => {
             crate::db::sessions::find_presented(core.db.pool(), &tokens::hash(token))
                 .await?
-                .is_some_and(|found| {
+                .filter(|found| {
                     found.family.user_id == user_id
                         && found.family.revoked_at.is_none()
                         && found.family.expires_at > now
                 })
         }
-        _ => false,
+        _ => None,
     };
-    if !browser_holds_it {
+    let Some(session) = browser_session else {
         return Err(ApiError::OidcStateInvalid);
-    }
-    start(core, provider, "/account", Some(&user_id), now).await
+    };
+    let link = Linking {
+        user_id: &user_id,
+        family_id: &session.family.id,
+    };
+    start(core, provider, "/account", Some(link), now).await
 }
 
 /// What came back to the callback.
@@ -229,7 +238,15 @@ pub async fn finish(
     .await;
     match flow.link_user_id {
         Some(user_id) => Ok(
-            match async { link(core, provider_id, &asserted?, &user_id, client, now).await }.await {
+            match async {
+                let linking = Linking {
+                    user_id: &user_id,
+                    family_id: flow.link_family_id.as_deref().unwrap_or_default(),
+                };
+                link(core, provider_id, &asserted?, linking, client, now).await
+            }
+            .await
+            {
                 Ok(()) => Finished::Linked,
                 Err(e) => Finished::LinkFailed(e),
             },
@@ -453,27 +470,38 @@ async fn add_identity(
     .map_err(Resolve::Refused)
 }
 
-/// Links `asserted` to the account `user_id` that asked for it (the account page's
-/// "Connect"). Refused when that identity belongs to another account, or this account has
-/// an identity of this provider already.
-pub async fn link(
+/// Links `asserted` to the account that asked for it (the account page's "Connect"), while
+/// the session that asked is live. Refused when that identity belongs to another account,
+/// or this account has an identity of this provider already.
+async fn link(
     core: &Core,
     provider: &str,
     asserted: &Asserted,
-    user_id: &str,
+    linking: Linking<'_>,
     client: Client<'_>,
     now: i64,
 ) -> Result<(), ApiError> {
+    let user_id = linking.user_id;
+    // Without a verified email from the provider nothing is linked, as nothing is signed
+    // into: the identity's email is shown on the account page as the person's own.
+    if !asserted.email_verified {
+        return Err(ApiError::OidcEmailUnverified);
+    }
     let mut tx = core.db.begin_write().await?;
+    // The person's row is held first, then the session read: the owner of the address
+    // proving it since the flow began (which ends this account's sessions, holding the
+    // same row) is seen here, on PostgreSQL too, and nothing is linked for the squatter.
+    if !users::hold(&mut *tx, user_id).await? {
+        return Err(ApiError::OidcStateInvalid);
+    }
+    if !crate::db::sessions::is_live(&mut *tx, linking.family_id, user_id, now).await? {
+        return Err(ApiError::OidcStateInvalid);
+    }
     let user = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::OidcStateInvalid)?;
     if !user.active {
         return Err(ApiError::AccountDisabled);
-    }
-    if !user.email_verified {
-        // Its address was claimed by a provider's sign-in since the ticket (rule 2).
-        return Err(ApiError::OidcStateInvalid);
     }
     if let Some(identity) = identities::find(&mut *tx, provider, &asserted.subject).await? {
         return if identity.user_id == user_id {

@@ -362,6 +362,63 @@ async fn a_replayed_code_is_refused() {
     );
 }
 
+/// The provider's ID token carries the nonce of the authorization request; a flow that
+/// expects another one (as when an attacker's code and state are replayed into a victim's
+/// flow) is refused, and nobody is signed in or created.
+#[tokio::test]
+async fn an_id_token_with_another_nonce_than_the_flows_is_refused() {
+    let app = app(&["test"]).await;
+    let login = unique_email();
+    let flow = start(&app, "test", "").await;
+    let state = flow
+        .authorize_url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap()
+        .to_string();
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    // Everything else as in a good sign-in: only the nonce the flow expects differs.
+    let changed = sqlx::query("update oidc_flows set nonce = $1 where state = $2")
+        .bind("a-nonce-the-provider-never-saw")
+        .bind(&state)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    refused(
+        &callback(&app, &back, Some(&flow.cookie)).await,
+        "oidc_failed",
+    );
+    assert!(server::db::users::find_by_email(app.db.pool(), &login)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// ID tokens the test provider really issued, handed to the check the callback makes: one
+/// for our client with the flow's nonce passes; one for another client of the same
+/// provider (a valid signature, the wrong `aud`), or with another nonce, is refused.
+#[tokio::test]
+async fn an_id_token_for_another_client_or_nonce_is_refused_by_the_callbacks_check() {
+    let app = app(&["test"]).await;
+    let ours = app.state.core.providers.get("test").unwrap().clone();
+    let login = unique_email();
+    let for_us = provider::id_token("test", &login, "nonce-1").await;
+    let asserted = ours.check_id_token(&for_us, "nonce-1").await.unwrap();
+    assert_eq!(asserted.subject, login);
+    assert!(asserted.email_verified);
+    assert!(ours.check_id_token(&for_us, "nonce-2").await.is_err());
+    let for_other = provider::id_token("other", &login, "nonce-1").await;
+    let failed = ours
+        .check_id_token(&for_other, "nonce-1")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{failed}").to_lowercase().contains("audience"),
+        "{failed}"
+    );
+}
+
 #[tokio::test]
 async fn cancelling_at_the_provider_says_so() {
     let app = app(&["test"]).await;
@@ -515,10 +572,61 @@ async fn a_link_ticket_works_only_in_the_browser_signed_in_to_its_account() {
         let body: app::api::ErrorBody = response.json().await.unwrap();
         assert_eq!(body.error.code, app::api::ErrorCode::OidcStateInvalid);
     }
-    // An account that has not proved its address cannot link at all.
-    let unproven = app.register(&unique_email()).await;
-    let response = link_url(&app, &unproven.session.access_token).await;
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Begins linking the identity `login` to `person`'s account from their browser: the
+/// provider's redirect back, and the flow's cookie.
+async fn link_at_provider(
+    app: &TestApp,
+    person: &crate::helpers::Signed,
+    login: &str,
+) -> (String, String) {
+    let query = ticket_query(link_url(app, &person.session.access_token).await).await;
+    let flow = start_with(app, "test", &query, Some(&person.refresh_token())).await;
+    let back = provider().sign_in(&flow.authorize_url, login).await;
+    (back, flow.cookie)
+}
+
+#[tokio::test]
+async fn a_link_completes_only_while_the_session_that_began_it_is_live() {
+    let app = app(&["test"]).await;
+    // A fresh account, its address not yet proven, links as any other.
+    let person = app.register(&unique_email()).await;
+    let login = format!("linked-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let (back, cookie) = link_at_provider(&app, &person, &login).await;
+    let response = callback(&app, &back, Some(&cookie)).await;
+    assert_eq!(location(&response), "/account");
+    let session = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
+    assert_eq!(session.user.id, person.session.user.id);
+
+    // A browser that signs out while at the provider links nothing when it comes back.
+    let person = verified_person(&app).await;
+    let login = format!("linked-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let (back, cookie) = link_at_provider(&app, &person, &login).await;
+    let response = app
+        .cookie_post("/api/auth/logout", Some(&person.refresh_token()), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = callback(&app, &back, Some(&cookie)).await;
+    assert_eq!(location(&response), "/account?error=oidc_state_invalid");
+    let methods = server::db::identities::list_for_user(app.db.pool(), &person.session.user.id)
+        .await
+        .unwrap();
+    assert!(methods.is_empty(), "{methods:?}");
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_vouch_for_the_email_links_nothing() {
+    let app = app(&["test"]).await;
+    let person = verified_person(&app).await;
+    let login = format!("unverified:{}", unique_email());
+    let (back, cookie) = link_at_provider(&app, &person, &login).await;
+    let response = callback(&app, &back, Some(&cookie)).await;
+    assert_eq!(location(&response), "/account?error=oidc_email_unverified");
+    let methods = server::db::identities::list_for_user(app.db.pool(), &person.session.user.id)
+        .await
+        .unwrap();
+    assert!(methods.is_empty(), "{methods:?}");
 }
 
 #[tokio::test]
@@ -549,7 +657,7 @@ async fn identities_linked_to_an_unproven_account_go_when_the_address_is_proven_
     let app = app(&["test", "ed"]).await;
     let email = unique_email();
     let squatter = app.register(&email).await;
-    // An identity the squatter's account holds (linked while linking needed no proof).
+    // An identity the squatter linked to the account (linking needs no proven address).
     let squatters_login = format!("squatter-{}:{}", uuid::Uuid::new_v4(), unique_email());
     server::db::identities::insert(
         app.db.pool(),
@@ -691,6 +799,13 @@ async fn sign_in_methods_are_listed_sessions_show_theirs_and_the_last_one_stays(
     // Signing in with it again links it again, by its verified email (the second rule).
     let again = signed_in(&app, sign_in_as(&app, "test", &login).await, "/account").await;
     assert_eq!(again.user.id, session.user.id);
+    // Each link and the unlink are in the audit log, beside each sign-in.
+    let actions = crate::mfa::audit_actions(&app, &session.user.id).await;
+    let count = |action: &str| actions.iter().filter(|a| *a == action).count();
+    // Linked: "test" when the account was made, "ed" from the account page, "test" again.
+    assert_eq!(count("identity_linked"), 3, "{actions:?}");
+    assert_eq!(count("identity_unlinked"), 1, "{actions:?}");
+    assert_eq!(count("oidc_login"), 3, "{actions:?}");
 }
 
 // Races that only PostgreSQL shows: its transactions run side by side, SQLite's one at a time.

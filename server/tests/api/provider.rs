@@ -359,13 +359,14 @@ async fn discovery() -> Value {
     discovery
 }
 
-/// Signs `login` in to the client `test` and returns the ID token's claims.
-async fn id_token_claims(login: &str) -> Value {
-    let (state, nonce) = ("some-state", "some-nonce");
-    let (url, verifier) = authorize_url("test", state, nonce).await;
+/// Signs `login` in to the client `id` with `nonce`, and returns the ID token the
+/// provider issues for it (the code exchanged as that client would).
+pub async fn id_token(id: &str, login: &str, nonce: &str) -> String {
+    let state = "some-state";
+    let (url, verifier) = authorize_url(id, state, nonce).await;
     let callback = provider().sign_in(&url, login).await;
     assert!(
-        callback.starts_with(&format!("{}?", redirect_uri("test"))),
+        callback.starts_with(&format!("{}?", redirect_uri(id))),
         "{callback}"
     );
     let params = query(&callback);
@@ -373,11 +374,11 @@ async fn id_token_claims(login: &str) -> Value {
     assert_eq!(params["iss"], provider().issuer);
     let tokens: Value = reqwest::Client::new()
         .post(discovery().await["token_endpoint"].as_str().unwrap())
-        .basic_auth(client_id("test"), Some(client_secret("test")))
+        .basic_auth(client_id(id), Some(client_secret(id)))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", params["code"].as_str()),
-            ("redirect_uri", redirect_uri("test").as_str()),
+            ("redirect_uri", redirect_uri(id).as_str()),
             ("code_verifier", verifier.as_str()),
         ])
         .send()
@@ -386,9 +387,16 @@ async fn id_token_claims(login: &str) -> Value {
         .json()
         .await
         .unwrap();
-    let id_token = tokens["id_token"]
+    tokens["id_token"]
         .as_str()
-        .unwrap_or_else(|| panic!("an ID token in {tokens}"));
+        .unwrap_or_else(|| panic!("an ID token in {tokens}"))
+        .to_string()
+}
+
+/// Signs `login` in to the client `test` and returns the ID token's claims.
+async fn id_token_claims(login: &str) -> Value {
+    let nonce = "some-nonce";
+    let id_token = id_token("test", login, nonce).await;
     let payload = id_token.split('.').nth(1).expect("a JWT");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     assert_eq!(claims["nonce"], nonce);
