@@ -40,6 +40,8 @@ pub fn all(steps: &mut Steps) -> Result<(), String> {
     steps.run("PostgreSQL server (Debian)", postgres)?;
     // The key file test checks that OpenSSL reads the files the server writes.
     steps.run("OpenSSL command line (Debian)", openssl)?;
+    // ... and that Python's `cryptography` reads them too.
+    steps.run("Python's cryptography (Debian)", python_cryptography)?;
     // The load balancer in front of two instances for a Playwright run.
     steps.run("nginx (Debian)", nginx)?;
     schemathesis(steps)?;
@@ -164,6 +166,16 @@ fn nginx() -> Result<(), String> {
         let _ = fs::remove_file(policy);
     }
     installed
+}
+
+fn python_cryptography() -> Result<(), String> {
+    let reads_keys =
+        || output(command("/usr/bin/python3").args(["-c", "import cryptography"])).is_some();
+    if reads_keys() {
+        println!("    already installed: python3-cryptography");
+        return Ok(());
+    }
+    apt_install(&["python3-cryptography"])
 }
 
 fn openssl() -> Result<(), String> {

@@ -374,6 +374,36 @@ mod tests {
         assert_eq!(&out.stdout[12..], key.verifying_key().as_bytes());
     }
 
+    /// Python's `cryptography` (which also refuses version 2 files) reads the key file and
+    /// finds the same public key.
+    #[test]
+    fn python_cryptography_reads_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.pem");
+        let key = load_or_create_signing_key(&path, &mut rand::rng()).unwrap();
+        let script = "import sys\n\
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key, Encoding, PublicFormat\n\
+            key = load_pem_private_key(open(sys.argv[1], 'rb').read(), password=None)\n\
+            sys.stdout.write(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex())\n";
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .expect("python3 (Debian's python3-cryptography, which cargo xtask setup installs)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public: String = key
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), public);
+    }
+
     #[test]
     fn a_sealed_key_opens_only_with_its_secret_and_its_kid() {
         let key = generate(&mut rand::rng());
