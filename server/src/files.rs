@@ -7,26 +7,8 @@ use std::{fs, io, io::Write, path::Path};
 /// and flushes it to disk. Never overwrites: an existing file is `AlreadyExists`.
 ///
 /// The mode is given at creation, not set after, so the file is never open to others for a
-/// moment, whatever the umask. The contents are written to a file of their own first and
-/// then linked in under `path`, which fails if `path` exists: a process reading `path`
-/// never sees it half-written, even when several start at once and race to create it.
+/// moment, whatever the umask.
 pub fn create_private(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
-    let mut draft_name = name.to_os_string();
-    draft_name.push(format!(
-        ".{}-{}.new",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let draft = path.with_file_name(draft_name);
-    let written = write_new(&draft, contents).and_then(|()| fs::hard_link(&draft, path));
-    let _ = fs::remove_file(&draft);
-    written
-}
-
-fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -37,6 +19,35 @@ fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
+}
+
+/// [`create_private`], but `path` appears whole or not at all: the contents are written to
+/// a draft of their own beside it, then linked in under `path`, which fails if `path`
+/// exists. Processes that start at once and race to create a key file thus all read the
+/// first one's, never a half-written one. Where the file system has no hard links, the
+/// file is created in place, as [`create_private`] does.
+pub fn publish_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
+    let mut draft_name = std::ffi::OsString::from(".");
+    draft_name.push(name);
+    draft_name.push(format!(
+        ".{}-{}.draft",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let draft = path.with_file_name(draft_name);
+    create_private(&draft, contents)?;
+    let linked = fs::hard_link(&draft, path);
+    let _ = fs::remove_file(&draft);
+    match linked {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists && !path.exists() => {
+            tracing::debug!(error = %e, "no hard link: the file is created in place");
+            create_private(path, contents)
+        }
+        other => other,
+    }
 }
 
 /// Makes an existing file that group or others may use owner-only (0600), and returns the

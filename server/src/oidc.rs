@@ -295,7 +295,9 @@ impl Provider {
         let id_token: CoreIdToken = id_token
             .parse()
             .map_err(|e| OidcError::Failed(format!("ID token: {e}")))?;
-        self.assert(client, &id_token, nonce).await
+        tokio::time::timeout(EXCHANGE_LIMIT, self.assert(client, &id_token, nonce))
+            .await
+            .unwrap_or_else(|_| Err(OidcError::Failed("the provider took too long".into())))
     }
 
     /// What `id_token` asserts, once it passed every check against the flow's `nonce`.

@@ -33,14 +33,14 @@ fn file_error(path: &Path, reason: impl ToString) -> KeyError {
     }
 }
 
-/// Writes `contents` to a new file readable by its owner only (`files::create_private`),
+/// Writes `contents` to a new file readable by its owner only (`files::publish_private`),
 /// creating its folder; nothing when another process made the file first. Says whether
 /// this call made it.
 fn create_if_absent(path: &Path, contents: &[u8]) -> Result<bool, KeyError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
     }
-    match crate::files::create_private(path, contents) {
+    match crate::files::publish_private(path, contents) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(file_error(path, e)),

@@ -372,8 +372,9 @@ async fn resolve(
                 users::mark_email_verified(&mut **tx, &user.id, now).await?;
                 end_sessions_in(tx, &user.id, Ending::All, "unproven password removed", now)
                     .await?;
-                identities::delete_all_of_user(&mut **tx, &user.id).await?;
-                oidc_flows::end_links_of_user(tx, &user.id, now).await?;
+                remove_links_of_unproven(tx, &user.id, client, now)
+                    .await
+                    .map_err(Resolve::Refused)?;
                 super::mfa::remove_everything_in(tx, &user.id).await?;
                 user.email_verified = true;
                 user.password_hash = users::NO_PASSWORD.into();
@@ -399,6 +400,34 @@ async fn resolve(
     };
     add_identity(tx, provider, asserted, &email, &user.id, client, now).await?;
     Ok((user, sessions_ended))
+}
+
+/// The address of `user_id` proven for the first time (a provider's verified email, a reset
+/// link): whoever registered it before its owner keeps no way in through a provider. The
+/// identities linked to it go, each audited as unlinked, and links on their way end. Call it
+/// after the person's row is written (and so held): a link finishing meanwhile
+/// ([`link`]) waits for this transaction, then finds the session that began it ended.
+pub(super) async fn remove_links_of_unproven(
+    tx: &mut WriteTx,
+    user_id: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    for identity in identities::list_for_user(&mut **tx, user_id).await? {
+        record(
+            tx,
+            Action::IdentityUnlinked,
+            None,
+            Some(user_id),
+            client,
+            Some(&identity.provider),
+            now,
+        )
+        .await?;
+    }
+    identities::delete_all_of_user(&mut **tx, user_id).await?;
+    oidc_flows::end_links_of_user(tx, user_id, now).await?;
+    Ok(())
 }
 
 /// A person an identity may sign in: not a disabled one.
@@ -483,10 +512,8 @@ async fn link(
 ) -> Result<(), ApiError> {
     let user_id = linking.user_id;
     // Without a verified email from the provider nothing is linked, as nothing is signed
-    // into: the identity's email is shown on the account page as the person's own.
-    if !asserted.email_verified {
-        return Err(ApiError::OidcEmailUnverified);
-    }
+    // into; the email is stored in the form registration stores, as a sign-in's is.
+    let email = verified_email(asserted)?;
     let mut tx = core.db.begin_write().await?;
     // The person's row is held first, then the session read: the owner of the address
     // proving it since the flow began (which ends this account's sessions, holding the
@@ -510,7 +537,6 @@ async fn link(
             Err(ApiError::IdentityTaken)
         };
     }
-    let email = asserted.email.clone().unwrap_or_default();
     match add_identity(&mut tx, provider, asserted, &email, user_id, client, now).await {
         Ok(()) => {}
         Err(Resolve::Raced) => return Err(ApiError::IdentityTaken),

@@ -281,11 +281,12 @@ pub async fn reset_password(
     };
     users::set_password_hash(&mut *tx, &user_id, &password_hash, now).await?;
     // The address proven for the first time: whoever registered it before its owner set
-    // up any second factor or passkey, and they go with the password. After the person's
-    // row is written (and so held): a passkey registration finishing meanwhile waits for
-    // this, or is seen by it.
+    // up any second factor, passkey or provider's identity, and they go with the password.
+    // After the person's row is written (and so held): a passkey registration or a link
+    // finishing meanwhile waits for this, or is seen by it.
     if !user.email_verified {
         super::mfa::remove_everything_in(&mut tx, &user_id).await?;
+        super::identities::remove_links_of_unproven(&mut tx, &user_id, client, now).await?;
     }
     // What the old password proved opens nothing now.
     crate::db::mfa::end_challenges(&mut *tx, &user_id).await?;

@@ -616,6 +616,50 @@ async fn a_link_completes_only_while_the_session_that_began_it_is_live() {
 }
 
 #[tokio::test]
+async fn identities_a_squatter_linked_go_when_the_owner_resets_the_password() {
+    // The reset link goes to maildev, not to the log the provider's settings ask for.
+    let env = provider().env(&["test"]);
+    let vars: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| k != "SMTP_URL")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = crate::helpers::spawn_app_with_mail(&vars).await;
+    wait_until_discovered(&app, "test").await;
+    // Someone registers the owner's address, never proves it, and links their own identity.
+    let email = unique_email();
+    let squatter = app.register(&email).await;
+    let squatters_login = format!("squatter-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let (back, cookie) = link_at_provider(&app, &squatter, &squatters_login).await;
+    assert_eq!(
+        location(&callback(&app, &back, Some(&cookie)).await),
+        "/account"
+    );
+    // The owner resets the password from the mailed link, proving the address.
+    let response = crate::recovery::forgot(&app, &email).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let mail = crate::mailbox::mail_server()
+        .nth_with_subject(&email, "Reset your password", 1)
+        .await;
+    let token = crate::mailbox::reset_token_in(&mail);
+    let response = crate::recovery::reset(&app, &token, "the owner's own passphrase").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // The squatter's identity no longer signs into the owner's account.
+    let other = signed_in(
+        &app,
+        sign_in_as(&app, "test", &squatters_login).await,
+        "/account",
+    )
+    .await;
+    assert_ne!(other.user.id, squatter.session.user.id);
+    let actions = crate::mfa::audit_actions(&app, &squatter.session.user.id).await;
+    assert!(
+        actions.iter().any(|a| a == "identity_unlinked"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_provider_that_does_not_vouch_for_the_email_links_nothing() {
     let app = app(&["test"]).await;
     let person = verified_person(&app).await;

@@ -10,12 +10,12 @@ use serde_json::json;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
+pub(crate) async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
     app.post_json("/api/auth/password/forgot", json!({ "email": email }))
         .await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
     app.post_json(
         "/api/auth/password/reset",
         json!({ "token": token, "password": password }),
