@@ -87,6 +87,28 @@ test('a first visit to /account fetches the main WASM, then the account chunks o
   await fresh.close();
 });
 
+test('a chunk that cannot be fetched says so, and "Try again" loads it once the network is back', async ({
+  page,
+  allowConsoleErrors,
+}) => {
+  // The browser's own line for each aborted file, and the split loader's for the failure.
+  allowConsoleErrors(/net::ERR_FAILED|Failed to fetch|TypeError|WebAssembly/);
+  await register(page, uniqueEmail());
+  let reachable = false;
+  await page.route(/\/pkg\/(split|chunk)_[^/]*\.wasm$/, (route) =>
+    reachable ? route.continue() : route.abort('failed'),
+  );
+  await page.goto('/account/sessions');
+  await expect(page.getByRole('alert')).toHaveText(
+    'This part of the page could not be loaded. Check your connection, then try again.',
+  );
+  // The app still runs in this tab: the part is fetched anew, without a reload.
+  reachable = true;
+  await page.getByRole('button', { name: 'Try again' }).click();
+  await expect(page.locator('li.session')).toHaveCount(1);
+  await expect(page.getByRole('alert')).toHaveCount(0);
+});
+
 const adminEmail = uniqueEmail().replace('person-', 'loader-admin-');
 const adminPassword = 'an admin passphrase';
 

@@ -57,7 +57,7 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     cmd
 }
 
-/// The release build as it is deployed: the WASM split where the pages say (`#[lazy]`,
+/// The release build as it is deployed: the WASM split where the pages say (`on_demand_part!`,
 /// `--split`, and app's `split` feature that turns them on), file names carrying their content's hash (`LEPTOS_HASH_FILES`, release
 /// only: `cargo leptos watch` does not hash again on rebuilds), and brotli and gzip copies
 /// of every file beside it (`--precompress`). A bare `cargo leptos build --release` makes a

@@ -1,13 +1,14 @@
 //! Parts of pages loaded on demand. With the `split` feature (the release build:
-//! `cargo leptos build --split --lib-features split`) each of these functions is `#[lazy]`,
-//! a WASM chunk of its own, fetched the first time it runs or when its page preloads it.
-//! Without it (`cargo leptos watch`, a bare build) they are ordinary async functions: a
-//! `#[lazy]` function in a build that was not split could never load.
+//! `cargo leptos build --split --lib-features split`) each part is a WASM chunk of its own,
+//! fetched the first time it is shown or when its page preloads it. Without it (`cargo
+//! leptos watch`, a bare build) they are ordinary async functions: a split function in a
+//! build that was not split could never load.
 //!
 //! A chunk that cannot be fetched (the network, or a deploy that removed the previous
-//! build's files under a tab still open) stops the app in that tab until it is reloaded:
-//! Leptos' `#[lazy]` panics then. Deploys keep the previous build's `pkg` files for that
-//! reason (docs/deploy.md).
+//! build's files under a tab still open) leaves the rest of the app working: the part says
+//! so in words and offers "Try again", which fetches it anew. The functions are split with
+//! `wasm_split`'s `fallible` option for that (Leptos' `#[lazy]` would panic, stopping the
+//! app in that tab), declared by [`on_demand_part!`].
 //!
 //! Only what the server never renders may wait like this: the part of a page behind the
 //! sign-in guard. The server never knows the session and renders a placeholder there, so
@@ -15,33 +16,131 @@
 //! itself hydrates at once from the main chunk (`hydrate_body`), with no asynchronous
 //! hydration (which lazy routes would need, and which makes the WASM larger).
 
-use leptos::prelude::*;
+use leptos::{either::EitherOf3, prelude::*};
 use std::future::Future;
 
-/// The view `load` makes, once its chunk is there; the page's placeholder until then.
+/// What a part's chunk could not be fetched gives instead of its view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkUnavailable;
+
+#[cfg(feature = "split")]
+impl From<leptos::wasm_split::SplitLoaderError> for ChunkUnavailable {
+    fn from(_: leptos::wasm_split::SplitLoaderError) -> ChunkUnavailable {
+        ChunkUnavailable
+    }
+}
+
+/// A part's view, once its chunk is there.
+pub type Part = Result<AnyView, ChunkUnavailable>;
+
+/// Declares `fn $name` (an `async fn() -> Part` making `$view`) and, with the `split`
+/// feature, `$preload` (an `async fn` fetching its chunk ahead): a WASM chunk of its own
+/// there, an ordinary async function without it.
+macro_rules! on_demand_part {
+    ($(#[$attr:meta])* fn $name:ident, preload $preload:ident => $view:expr) => {
+        $(#[$attr])*
+        #[cfg(feature = "split")]
+        #[::leptos::wasm_split::wasm_split(
+            $name,
+            wasm_split_path = ::leptos::wasm_split,
+            preload($preload),
+            fallible,
+            return_wrapper(let future = _; { future.await } -> crate::components::on_demand::Part)
+        )]
+        fn $name() -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<Output = crate::components::on_demand::Part>
+                    + ::std::marker::Send
+                    + ::std::marker::Sync,
+            >,
+        > {
+            // The browser has one thread: the view's future need not be Send.
+            ::std::boxed::Box::pin(::leptos::__reexports::send_wrapper::SendWrapper::new(
+                async move { ::std::result::Result::Ok(::leptos::prelude::IntoAny::into_any($view)) },
+            ))
+        }
+
+        $(#[$attr])*
+        #[cfg(not(feature = "split"))]
+        async fn $name() -> crate::components::on_demand::Part {
+            ::std::result::Result::Ok(::leptos::prelude::IntoAny::into_any($view))
+        }
+    };
+}
+pub(crate) use on_demand_part;
+
+/// Fetches a part's chunk ahead (while the session is restored), so it is there when shown;
+/// a failure is left to the showing, which says so and can try again.
+#[cfg(feature = "split")]
+pub fn preload<F, E>(load: fn() -> F)
+where
+    F: Future<Output = Result<(), E>> + 'static,
+{
+    leptos::task::spawn_local(async move {
+        let _ = load().await;
+    });
+}
+
+/// The view `load` makes, once its chunk is there; the page's placeholder until then, and
+/// words with "Try again" when the chunk could not be fetched.
 #[cfg(feature = "hydrate")]
-pub fn on_demand(load: impl Future<Output = AnyView> + 'static) -> impl IntoView {
+pub fn on_demand<F: Future<Output = Part> + 'static>(load: fn() -> F) -> impl IntoView {
     // The browser has one thread: the chunk's future need not be Send.
-    shown_when_loaded(send_wrapper::SendWrapper::new(load))
+    shown_when_loaded(move || send_wrapper::SendWrapper::new(load()))
 }
 
 /// On the server the guarded part is never rendered (no one is signed in there).
 #[cfg(not(feature = "hydrate"))]
-pub fn on_demand(load: impl Future<Output = AnyView> + Send + 'static) -> impl IntoView {
+pub fn on_demand<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> impl IntoView {
     shown_when_loaded(load)
 }
 
-fn shown_when_loaded(load: impl Future<Output = AnyView> + Send + 'static) -> impl IntoView {
-    let loaded = RwSignal::new(false);
-    let content = Suspend::new(async move {
-        let view = load.await;
-        loaded.set(true);
-        view
-    });
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shown {
+    Waiting,
+    Loaded,
+    Unavailable,
+}
+
+fn shown_when_loaded<F>(load: impl Fn() -> F + Copy + Send + Sync + 'static) -> impl IntoView
+where
+    F: Future<Output = Part> + Send + 'static,
+{
+    let shown = RwSignal::new(Shown::Waiting);
+    // Each "Try again" begins a new load; a failed fetch is not remembered.
+    let attempt = RwSignal::new(0u32);
+    let status = move || match shown.get() {
+        Shown::Waiting => {
+            EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
+        }
+        Shown::Loaded => EitherOf3::B(()),
+        Shown::Unavailable => EitherOf3::C(view! {
+            <p class="form-error" role="alert">
+                "This part of the page could not be loaded. Check your connection, then try again."
+            </p>
+            <button type="button" on:click=move |_| {
+                shown.set(Shown::Waiting);
+                attempt.update(|n| *n += 1);
+            }>"Try again"</button>
+        }),
+    };
+    let content = move || {
+        attempt.track();
+        Suspend::new(async move {
+            match load().await {
+                Ok(view) => {
+                    shown.set(Shown::Loaded);
+                    view
+                }
+                Err(ChunkUnavailable) => {
+                    shown.set(Shown::Unavailable);
+                    ().into_any()
+                }
+            }
+        })
+    };
     view! {
-        <Show when=move || !loaded.get()>
-            <p class="placeholder" aria-busy="true">"Loading…"</p>
-        </Show>
+        {status}
         {content}
     }
 }

@@ -7,7 +7,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::FormState,
-        on_demand::on_demand,
+        on_demand::{on_demand, on_demand_part},
     },
 };
 use leptos::{
@@ -23,12 +23,12 @@ pub fn AccountPage() -> impl IntoView {
     let signed_in = require_sign_in("/account");
     // Its chunk is fetched now, while the session is restored, not after.
     #[cfg(feature = "split")]
-    lazy_preload!(account_content);
+    crate::components::on_demand::preload(preload_account_content);
     view! {
         <section class="card">
             <h1>"Your account"</h1>
             {move || if signed_in.get().is_some() {
-                Either::Left(on_demand(account_content()))
+                Either::Left(on_demand(account_content))
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
@@ -36,17 +36,15 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
-/// The signed-in part of the page: a WASM chunk of its own (`components::on_demand`).
-#[cfg_attr(feature = "split", lazy)]
-async fn account_content() -> AnyView {
-    view! {
+on_demand_part! {
+    /// The signed-in part of the page: a WASM chunk of its own (`components::on_demand`).
+    fn account_content, preload preload_account_content => view! {
         <AccountPanels/>
         <p class="aside"><A href="/account/sessions">"Manage your sessions"</A></p>
         <super::sign_in_methods::SignInMethodsPanel/>
         <super::two_step::TwoStepPanel/>
         <ChangePassword/>
     }
-    .into_any()
 }
 
 /// Each panel loads its own data, as the panels of real pages do; when the access token

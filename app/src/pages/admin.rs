@@ -11,7 +11,10 @@ use crate::{
         AdminUser, AuditEntry, AuditQuery, Role, UpdateUserRequest, UserListQuery, UserPage,
     },
     auth::{require_sign_in, use_auth, ApiFailure, AuthState},
-    components::{field::FormError, on_demand::on_demand},
+    components::{
+        field::FormError,
+        on_demand::{on_demand, on_demand_part},
+    },
 };
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 
@@ -22,7 +25,7 @@ pub fn AdminPage() -> impl IntoView {
     let signed_in = require_sign_in("/admin");
     // Its chunk is fetched now, while the session is restored, not after.
     #[cfg(feature = "split")]
-    lazy_preload!(admin_content);
+    crate::components::on_demand::preload(preload_admin_content);
     let auth = use_auth();
     let is_admin =
         move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.role == Role::Admin);
@@ -32,7 +35,7 @@ pub fn AdminPage() -> impl IntoView {
             {move || if signed_in.get().is_none() {
                 EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             } else if is_admin() {
-                EitherOf3::B(on_demand(admin_content()))
+                EitherOf3::B(on_demand(admin_content))
             } else {
                 EitherOf3::C(view! { <p class="form-error" role="alert">"Only admins can see this page."</p> })
             }}
@@ -40,10 +43,9 @@ pub fn AdminPage() -> impl IntoView {
     }
 }
 
-/// What an admin sees: a WASM chunk of its own (`components::on_demand`).
-#[cfg_attr(feature = "split", lazy)]
-async fn admin_content() -> AnyView {
-    view! { <People/> <AuditLog/> }.into_any()
+on_demand_part! {
+    /// What an admin sees: a WASM chunk of its own (`components::on_demand`).
+    fn admin_content, preload preload_admin_content => view! { <People/> <AuditLog/> }
 }
 
 #[component]

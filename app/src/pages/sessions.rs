@@ -4,7 +4,11 @@ use crate::{
         SessionInfo,
     },
     auth::{require_sign_in, use_auth, ApiFailure},
-    components::{field::FormError, on_demand::on_demand, providers::ProviderList},
+    components::{
+        field::FormError,
+        on_demand::{on_demand, on_demand_part},
+        providers::ProviderList,
+    },
 };
 use leptos::{
     either::{Either, EitherOf3},
@@ -18,12 +22,12 @@ pub fn SessionsPage() -> impl IntoView {
     let signed_in = require_sign_in("/account/sessions");
     // Its chunk is fetched now, while the session is restored, not after.
     #[cfg(feature = "split")]
-    lazy_preload!(sessions_content);
+    crate::components::on_demand::preload(preload_sessions_content);
     view! {
         <section class="card">
             <h1>"Your sessions"</h1>
             {move || if signed_in.get().is_some() {
-                Either::Left(on_demand(sessions_content()))
+                Either::Left(on_demand(sessions_content))
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
             }}
@@ -31,10 +35,9 @@ pub fn SessionsPage() -> impl IntoView {
     }
 }
 
-/// The list: a WASM chunk of its own (`components::on_demand`).
-#[cfg_attr(feature = "split", lazy)]
-async fn sessions_content() -> AnyView {
-    view! { <SessionList/> }.into_any()
+on_demand_part! {
+    /// The list: a WASM chunk of its own (`components::on_demand`).
+    fn sessions_content, preload preload_sessions_content => view! { <SessionList/> }
 }
 
 #[component]

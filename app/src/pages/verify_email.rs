@@ -7,7 +7,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::FormState,
-        on_demand::on_demand,
+        on_demand::{on_demand, on_demand_part},
     },
 };
 use leptos::{either::EitherOf3, prelude::*};
@@ -19,7 +19,7 @@ pub fn VerifyEmailPage() -> impl IntoView {
     let signed_in = require_sign_in("/verify-email");
     // Its chunk is fetched now, while the session is restored, not after.
     #[cfg(feature = "split")]
-    lazy_preload!(code_form);
+    crate::components::on_demand::preload(preload_code_form);
     let auth = use_auth();
     let verified = move || matches!(auth.state.get(), AuthState::SignedIn(u) if u.email_verified);
     view! {
@@ -33,16 +33,15 @@ pub fn VerifyEmailPage() -> impl IntoView {
                     <p class="aside"><A href="/account">"Back to your account"</A></p>
                 })
             } else {
-                EitherOf3::C(on_demand(code_form()))
+                EitherOf3::C(on_demand(code_form))
             }}
         </section>
     }
 }
 
-/// The form: a WASM chunk of its own (`components::on_demand`).
-#[cfg_attr(feature = "split", lazy)]
-async fn code_form() -> AnyView {
-    view! { <CodeForm/> }.into_any()
+on_demand_part! {
+    /// The form: a WASM chunk of its own (`components::on_demand`).
+    fn code_form, preload preload_code_form => view! { <CodeForm/> }
 }
 
 #[component]
