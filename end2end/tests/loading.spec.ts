@@ -87,6 +87,19 @@ test('a first visit to /account fetches the main WASM, then the account chunks o
   await fresh.close();
 });
 
+test('a first visit to /forgot-password hydrates from the main WASM, then fetches its form', async ({ page }) => {
+  const wasm = watchWasm(page);
+  await page.goto('/forgot-password');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(uniqueEmail());
+  await page.getByRole('button', { name: 'Send reset link' }).click();
+  await expect(page.getByRole('status')).toContainText('If an account exists for');
+  const fetched = await wasm.all();
+  expect(fetched.filter((f) => MAIN_WASM.test(f.name))).toHaveLength(1);
+  expect(fetched.filter((f) => LAZY_WASM.test(f.name)).length).toBeGreaterThan(0);
+  console.log(`first visit to /forgot-password: WASM ${kilobytes(fetched)} on the wire in ${fetched.length} files`);
+});
+
 test('a chunk that cannot be fetched says so, and "Try again" loads it once the network is back', async ({
   page,
   allowConsoleErrors,

@@ -95,6 +95,37 @@ pub fn on_demand<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> 
     shown_when_loaded(load)
 }
 
+/// A part of a page the server renders as a placeholder (a public page's form few visitors
+/// use): the page hydrates with the placeholder, then loads the part once it runs.
+#[cfg(feature = "hydrate")]
+pub fn once_running<F: Future<Output = Part> + 'static>(load: fn() -> F) -> impl IntoView {
+    after_hydration(move || on_demand(load))
+}
+
+/// On the server: the placeholder (the part is never loaded there).
+#[cfg(not(feature = "hydrate"))]
+pub fn once_running<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> impl IntoView {
+    after_hydration(move || on_demand(load))
+}
+
+fn after_hydration<V: IntoView + 'static>(
+    part: impl Fn() -> V + Send + Sync + 'static,
+) -> impl IntoView {
+    let running = RwSignal::new(false);
+    // Effects run only in the browser, after hydration: the server and the hydrating
+    // browser both render the placeholder.
+    Effect::new(move |_| running.set(true));
+    move || {
+        if running.get() {
+            leptos::either::Either::Left(part())
+        } else {
+            leptos::either::Either::Right(
+                view! { <p class="placeholder" aria-busy="true">"Loading…"</p> },
+            )
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shown {
     Waiting,

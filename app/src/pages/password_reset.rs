@@ -1,4 +1,6 @@
 //! `/forgot-password` and `/reset-password`: a reset link by mail, then a new password.
+//! Few visitors ever see them, so their forms are parts loaded on demand once the page runs
+//! (`components::on_demand`): the server renders the heading and a placeholder.
 
 use crate::{
     api::{
@@ -9,6 +11,7 @@ use crate::{
     components::{
         field::{Field, FormError},
         form::FormState,
+        on_demand::{on_demand_part, once_running},
     },
 };
 use leptos::{either::Either, prelude::*};
@@ -16,6 +19,24 @@ use leptos_router::components::A;
 
 #[component]
 pub fn ForgotPasswordPage() -> impl IntoView {
+    #[cfg(feature = "split")]
+    crate::components::on_demand::preload(preload_forgot_form);
+    view! {
+        <section class="card auth-card">
+            <h1>"Reset your password"</h1>
+            {once_running(forgot_form)}
+            <p class="aside"><A href="/login">"Back to log in"</A></p>
+        </section>
+    }
+}
+
+on_demand_part! {
+    /// The form asking for a link: a WASM chunk of its own.
+    fn forgot_form, preload preload_forgot_form => view! { <ForgotForm/> }
+}
+
+#[component]
+fn ForgotForm() -> impl IntoView {
     let auth = use_auth();
     let email = RwSignal::new(String::new());
     let form = FormState::new();
@@ -33,8 +54,6 @@ pub fn ForgotPasswordPage() -> impl IntoView {
     };
 
     view! {
-        <section class="card auth-card">
-            <h1>"Reset your password"</h1>
             {move || match sent_to.get() {
                 Some(address) => Either::Left(view! {
                     <p role="status">
@@ -52,8 +71,6 @@ pub fn ForgotPasswordPage() -> impl IntoView {
                     </form>
                 }),
             }}
-            <p class="aside"><A href="/login">"Back to log in"</A></p>
-        </section>
     }
 }
 
@@ -80,6 +97,23 @@ fn take_token_from_fragment() -> Option<String> {
 
 #[component]
 pub fn ResetPasswordPage() -> impl IntoView {
+    #[cfg(feature = "split")]
+    crate::components::on_demand::preload(preload_reset_form);
+    view! {
+        <section class="card auth-card">
+            <h1>"Choose a new password"</h1>
+            {once_running(reset_form)}
+        </section>
+    }
+}
+
+on_demand_part! {
+    /// The form setting the new password: a WASM chunk of its own.
+    fn reset_form, preload preload_reset_form => view! { <ResetForm/> }
+}
+
+#[component]
+fn ResetForm() -> impl IntoView {
     let auth = use_auth();
     let token = StoredValue::new(None::<String>);
     let password = RwSignal::new(String::new());
@@ -129,8 +163,6 @@ pub fn ResetPasswordPage() -> impl IntoView {
     };
 
     view! {
-        <section class="card auth-card">
-            <h1>"Choose a new password"</h1>
             {move || if done.get() {
                 Either::Left(view! {
                     <p role="status">"Your password has been changed and every device was signed out."</p>
@@ -149,6 +181,5 @@ pub fn ResetPasswordPage() -> impl IntoView {
                     </p>
                 })
             }}
-        </section>
     }
 }
