@@ -43,7 +43,12 @@ pub fn publish_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let _ = fs::remove_file(&draft);
     match linked {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists && !path.exists() => {
-            tracing::debug!(error = %e, "no hard link: the file is created in place");
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "no hard links here: the file is created in place (instances starting at once \
+                 could read it half-written; create it before starting several)"
+            );
             create_private(path, contents)
         }
         other => other,

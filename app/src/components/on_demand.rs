@@ -10,11 +10,13 @@
 //! `wasm_split`'s `fallible` option for that (Leptos' `#[lazy]` would panic, stopping the
 //! app in that tab), declared by [`on_demand_part!`].
 //!
-//! Only what the server never renders may wait like this: the part of a page behind the
-//! sign-in guard. The server never knows the session and renders a placeholder there, so
-//! that part is built in the browser after the silent restore and never hydrated: the page
-//! itself hydrates at once from the main chunk (`hydrate_body`), with no asynchronous
-//! hydration (which lazy routes would need, and which makes the WASM larger).
+//! Only what the server never renders may wait like this, so that it is never hydrated: the
+//! part of a page behind the sign-in guard (the server never knows the session and renders a
+//! placeholder there; the browser builds the part after the silent restore), and the forms
+//! of public pages few visitors use, which the server also renders as a placeholder
+//! ([`once_running`]). The page itself hydrates at once from the main chunk
+//! (`hydrate_body`), with no asynchronous hydration (which lazy routes would need, and which
+//! makes the WASM larger).
 
 use leptos::{either::EitherOf3, prelude::*};
 use std::future::Future;
@@ -138,8 +140,10 @@ where
     F: Future<Output = Part> + Send + 'static,
 {
     let shown = RwSignal::new(Shown::Waiting);
-    // Each "Try again" begins a new load; a failed fetch is not remembered.
+    // Each "Try again" begins a new load; a failed fetch is not remembered. While it runs
+    // the message and the button stay (the button keeps the focus), the button saying so.
     let attempt = RwSignal::new(0u32);
+    let retrying = RwSignal::new(false);
     let status = move || match shown.get() {
         Shown::Waiting => {
             EitherOf3::A(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
@@ -147,18 +151,26 @@ where
         Shown::Loaded => EitherOf3::B(()),
         Shown::Unavailable => EitherOf3::C(view! {
             <p class="form-error" role="alert">
-                "This part of the page could not be loaded. Check your connection, then try again."
+                "This part of the page could not be loaded. Check your connection and try again, \
+                 or reload the page."
             </p>
-            <button type="button" on:click=move |_| {
-                shown.set(Shown::Waiting);
-                attempt.update(|n| *n += 1);
-            }>"Try again"</button>
+            <button type="button" aria-disabled=move || retrying.get().to_string()
+                on:click=move |_| {
+                    if !retrying.get_untracked() {
+                        retrying.set(true);
+                        attempt.update(|n| *n += 1);
+                    }
+                }>
+                {move || if retrying.get() { "Trying again…" } else { "Try again" }}
+            </button>
         }),
     };
     let content = move || {
         attempt.track();
         Suspend::new(async move {
-            match load().await {
+            let part = load().await;
+            retrying.set(false);
+            match part {
                 Ok(view) => {
                     shown.set(Shown::Loaded);
                     view

@@ -95,10 +95,20 @@ fn take_token_from_fragment() -> Option<String> {
     None
 }
 
+/// The reset link's token, read from the address by the page (in the main chunk) as soon as
+/// it runs, for the form that loads after it.
+#[derive(Clone, Copy)]
+struct ResetLink(StoredValue<Option<String>>);
+
 #[component]
 pub fn ResetPasswordPage() -> impl IntoView {
     #[cfg(feature = "split")]
     crate::components::on_demand::preload(preload_reset_form);
+    let link = ResetLink(StoredValue::new(None));
+    provide_context(link);
+    // In the browser, once, before the form's chunk is fetched: the fragment leaves the
+    // address bar (and the history entry) even if the form never loads.
+    Effect::new(move |_| link.0.set_value(take_token_from_fragment()));
     view! {
         <section class="card auth-card">
             <h1>"Choose a new password"</h1>
@@ -115,15 +125,14 @@ on_demand_part! {
 #[component]
 fn ResetForm() -> impl IntoView {
     let auth = use_auth();
-    let token = StoredValue::new(None::<String>);
+    let token = use_context::<ResetLink>().map_or(StoredValue::new(None), |link| link.0);
     let password = RwSignal::new(String::new());
     let form = FormState::new();
     let done = RwSignal::new(false);
     let link_dead = RwSignal::new(false);
-    // In the browser, once: a link without its token is said to be incomplete at once.
-    Effect::new(move |_| match take_token_from_fragment() {
-        Some(found) => token.set_value(Some(found)),
-        None => {
+    // A link without its token is said to be incomplete at once.
+    Effect::new(move |_| {
+        if token.with_value(Option::is_none) {
             link_dead.set(true);
             form.form_error.set(Some(
                 "This link is incomplete: open the whole link from the email, or ask for a new one."

@@ -511,9 +511,6 @@ async fn link(
     now: i64,
 ) -> Result<(), ApiError> {
     let user_id = linking.user_id;
-    // Without a verified email from the provider nothing is linked, as nothing is signed
-    // into; the email is stored in the form registration stores, as a sign-in's is.
-    let email = verified_email(asserted)?;
     let mut tx = core.db.begin_write().await?;
     // The person's row is held first, then the session read: the owner of the address
     // proving it since the flow began (which ends this account's sessions, holding the
@@ -537,6 +534,9 @@ async fn link(
             Err(ApiError::IdentityTaken)
         };
     }
+    // Without a verified email from the provider nothing is linked, as nothing is signed
+    // into; the email is stored in the form registration stores, as a sign-in's is.
+    let email = verified_email(asserted)?;
     match add_identity(&mut tx, provider, asserted, &email, user_id, client, now).await {
         Ok(()) => {}
         Err(Resolve::Raced) => return Err(ApiError::IdentityTaken),

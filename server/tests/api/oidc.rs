@@ -607,12 +607,24 @@ async fn a_link_completes_only_while_the_session_that_began_it_is_live() {
         .cookie_post("/api/auth/logout", Some(&person.refresh_token()), &[])
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = callback(&app, &back, Some(&cookie)).await;
-    assert_eq!(location(&response), "/account?error=oidc_state_invalid");
-    let methods = server::db::identities::list_for_user(app.db.pool(), &person.session.user.id)
+    link_refused(&app, &person, &back, &cookie, "oidc_state_invalid").await;
+}
+
+/// The link flow's callback comes back to the account page with `error`, and nothing is
+/// linked to `person`.
+async fn link_refused(
+    app: &TestApp,
+    person: &crate::helpers::Signed,
+    back: &str,
+    cookie: &str,
+    error: &str,
+) {
+    let response = callback(app, back, Some(cookie)).await;
+    assert_eq!(location(&response), format!("/account?error={error}"));
+    let linked = server::db::identities::list_for_user(app.db.pool(), &person.session.user.id)
         .await
         .unwrap();
-    assert!(methods.is_empty(), "{methods:?}");
+    assert!(linked.is_empty(), "{linked:?}");
 }
 
 #[tokio::test]
@@ -665,12 +677,7 @@ async fn a_provider_that_does_not_vouch_for_the_email_links_nothing() {
     let person = verified_person(&app).await;
     let login = format!("unverified:{}", unique_email());
     let (back, cookie) = link_at_provider(&app, &person, &login).await;
-    let response = callback(&app, &back, Some(&cookie)).await;
-    assert_eq!(location(&response), "/account?error=oidc_email_unverified");
-    let methods = server::db::identities::list_for_user(app.db.pool(), &person.session.user.id)
-        .await
-        .unwrap();
-    assert!(methods.is_empty(), "{methods:?}");
+    link_refused(&app, &person, &back, &cookie, "oidc_email_unverified").await;
 }
 
 #[tokio::test]
