@@ -427,27 +427,6 @@ pub async fn token_of_generation<'e>(
     .await
 }
 
-/// Whether the family `family_id` is a live session of `user_id`: neither revoked nor past
-/// its absolute or idle end.
-pub async fn is_live<'e>(
-    db: impl Executor<'e, Database = Any>,
-    family_id: &str,
-    user_id: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar::<_, i64>(
-        "select count(*) from refresh_families \
-         where id = $1 and user_id = $2 and revoked_at is null \
-         and expires_at > $3 and idle_expires_at > $3",
-    )
-    .bind(family_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(db)
-    .await
-    .map(|n| n == 1)
-}
-
 /// Ends a family; every token of it is refused from now on. Idempotent.
 pub async fn revoke<'e>(
     db: impl Executor<'e, Database = Any>,

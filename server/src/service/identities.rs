@@ -518,7 +518,8 @@ async fn link(
     if !users::hold(&mut *tx, user_id).await? {
         return Err(ApiError::OidcStateInvalid);
     }
-    if !crate::db::sessions::is_live(&mut *tx, linking.family_id, user_id, now).await? {
+    let live = crate::db::sessions::live_ids_for_user(&mut *tx, user_id, now).await?;
+    if !live.iter().any(|id| id == linking.family_id) {
         return Err(ApiError::OidcStateInvalid);
     }
     let user = users::find_by_id(&mut *tx, user_id)
