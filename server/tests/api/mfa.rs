@@ -118,6 +118,21 @@ pub(crate) async fn audit_actions(app: &TestApp, subject: &str) -> Vec<String> {
         .collect()
 }
 
+/// The sign-in waiting on `mfa_token` is over: even a current code is refused.
+async fn assert_ended(app: &TestApp, mfa_token: &str, secret: &[u8]) {
+    let response = verify(
+        app,
+        json!({"mfa_token": mfa_token, "code": code(app, secret)}),
+    )
+    .await;
+    assert_error(
+        response,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::MfaTokenInvalid,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn setup_and_confirm_turn_the_second_factor_on_with_ten_recovery_codes() {
     let app = spawn_app().await;
@@ -461,17 +476,7 @@ async fn an_mfa_token_lasts_five_minutes() {
     let person = enrolled(&app).await;
     let mfa_token = first_step(&app, &person.email).await;
     app.clock.advance(5 * 60);
-    let response = verify(
-        &app,
-        json!({"mfa_token": mfa_token, "code": code(&app, &person.secret)}),
-    )
-    .await;
-    assert_error(
-        response,
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::MfaTokenInvalid,
-    )
-    .await;
+    assert_ended(&app, &mfa_token, &person.secret).await;
 }
 
 #[tokio::test]
@@ -703,17 +708,7 @@ async fn an_admin_turns_a_person_s_second_factor_off() {
     .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     // A sign-in that was waiting for a code is over; a password is enough now.
-    let response = verify(
-        &app,
-        json!({"mfa_token": waiting, "code": code(&app, &person.secret)}),
-    )
-    .await;
-    assert_error(
-        response,
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::MfaTokenInvalid,
-    )
-    .await;
+    assert_ended(&app, &waiting, &person.secret).await;
     app.login(&person.email).await;
     let entries = server::db::audit::page(app.db.pool(), 200, 0)
         .await
@@ -771,15 +766,5 @@ async fn a_password_change_ends_sign_ins_waiting_for_their_second_step() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = verify(
-        &app,
-        json!({"mfa_token": waiting, "code": code(&app, &person.secret)}),
-    )
-    .await;
-    assert_error(
-        response,
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::MfaTokenInvalid,
-    )
-    .await;
+    assert_ended(&app, &waiting, &person.secret).await;
 }

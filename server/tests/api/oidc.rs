@@ -92,6 +92,14 @@ async fn start_with(app: &TestApp, id: &str, query: &str, refresh: Option<&str>)
     }
 }
 
+/// The value of `name` in `url`'s query.
+fn url_param(url: &str, name: &str) -> String {
+    url.split(['?', '&'])
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .to_string()
+}
+
 fn location(response: &Response) -> String {
     response
         .headers()
@@ -340,18 +348,9 @@ async fn a_replayed_code_is_refused() {
     )
     .await;
     // The used code, in a new flow of its own state and cookie.
-    let code = back
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("code="))
-        .unwrap()
-        .to_string();
+    let code = url_param(&back, "code");
     let flow = start(&app, "test", "").await;
-    let state = flow
-        .authorize_url
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("state="))
-        .unwrap()
-        .to_string();
+    let state = url_param(&flow.authorize_url, "state");
     let replay = format!(
         "{}/api/auth/oidc/test/callback?code={code}&state={state}",
         provider::PUBLIC_URL
@@ -370,12 +369,7 @@ async fn an_id_token_with_another_nonce_than_the_flows_is_refused() {
     let app = app(&["test"]).await;
     let login = unique_email();
     let flow = start(&app, "test", "").await;
-    let state = flow
-        .authorize_url
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("state="))
-        .unwrap()
-        .to_string();
+    let state = url_param(&flow.authorize_url, "state");
     let back = provider().sign_in(&flow.authorize_url, &login).await;
     // Everything else as in a good sign-in: only the nonce the flow expects differs.
     let changed = sqlx::query("update oidc_flows set nonce = $1 where state = $2")
@@ -648,14 +642,7 @@ async fn identities_a_squatter_linked_go_when_the_owner_resets_the_password() {
         "/account"
     );
     // The owner resets the password from the mailed link, proving the address.
-    let response = crate::recovery::forgot(&app, &email).await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let mail = crate::mailbox::mail_server()
-        .nth_with_subject(&email, "Reset your password", 1)
-        .await;
-    let token = crate::mailbox::reset_token_in(&mail);
-    let response = crate::recovery::reset(&app, &token, "the owner's own passphrase").await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    crate::recovery::reset_by_mail(&app, &email, "the owner's own passphrase").await;
     // The squatter's identity no longer signs into the owner's account.
     let other = signed_in(
         &app,

@@ -76,11 +76,7 @@ async fn a_registration_answer_that_is_no_answer_is_refused() {
         })
         .to_string(),
     );
-    for body in [
-        json!({}),
-        json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
-               "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}}),
-    ] {
+    for body in [json!({}), made_up_registration(&client_data)] {
         let response = call(
             &app,
             "POST",
@@ -129,8 +125,7 @@ async fn a_registration_begun_by_one_person_cannot_be_finished_by_another() {
         })
         .to_string(),
     );
-    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
-                      "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}});
+    let body = made_up_registration(&client_data);
     let response = call(&app, "POST", "/api/me/passkeys/register/finish", &eve, body).await;
     assert_error(response, StatusCode::BAD_REQUEST, ErrorCode::PasskeyInvalid).await;
     // Ada's registration is still waiting for her answer: Eve's did not touch it.
@@ -156,9 +151,7 @@ async fn sign_in_options_ask_for_any_passkey_with_user_verification() {
         base64url(r#"{"type":"webauthn.get","challenge":"AAAA","origin":"http://localhost:3000"}"#);
     for body in [
         json!({"nothing": true}),
-        json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
-               "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
-                            "signature": "AAAA", "userHandle": null}}),
+        made_up_sign_in(&client_data, json!(null)),
     ] {
         let response = app.post_json("/api/auth/passkey/finish", body).await;
         assert!(crate::helpers::refresh_cookie(response.headers()).is_none());
@@ -189,9 +182,7 @@ async fn an_answer_to_a_real_challenge_without_a_known_passkey_is_refused() {
         .to_string(),
     );
     let handle = base64url_bytes(uuid::Uuid::new_v4().as_bytes());
-    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
-                      "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
-                                   "signature": "AAAA", "userHandle": handle}});
+    let body = made_up_sign_in(&client_data, json!(handle));
     let response = app.post_json("/api/auth/passkey/finish", body).await;
     assert_error(
         response,
@@ -258,6 +249,19 @@ async fn passkey_names_are_checked() {
         )
         .await;
     }
+}
+
+/// A sign-in answer with `client_data` and `user_handle` and nothing an authenticator signed.
+fn made_up_sign_in(client_data: &str, user_handle: Value) -> Value {
+    json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+           "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
+                        "signature": "AAAA", "userHandle": user_handle}})
+}
+
+/// A registration answer with `client_data` and an attestation of no authenticator.
+fn made_up_registration(client_data: &str) -> Value {
+    json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
+           "response": {"clientDataJSON": client_data, "attestationObject": "o2NmbXRkbm9uZQ"}})
 }
 
 fn base64url(text: &str) -> String {
@@ -375,9 +379,7 @@ async fn an_answer_to_no_ceremony_is_refused_without_waiting_for_a_writer() {
     let client_data = base64url(
         r#"{"type":"webauthn.get","challenge":"bm9ib2R5LWFza2Vk","origin":"http://localhost:3000"}"#,
     );
-    let body = json!({"id": "AQID", "rawId": "AQID", "type": "public-key",
-                      "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
-                                   "signature": "AAAA", "userHandle": null}});
+    let body = made_up_sign_in(&client_data, json!(null));
     // Refused on a read: a flood of made-up answers takes no write turn from anyone (it
     // was 503 `overloaded` after waiting 5 s for one).
     let response = app.post_json("/api/auth/passkey/finish", body).await;

@@ -10,17 +10,29 @@ use serde_json::json;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-pub(crate) async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
+async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
     app.post_json("/api/auth/password/forgot", json!({ "email": email }))
         .await
 }
 
-pub(crate) async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
     app.post_json(
         "/api/auth/password/reset",
         json!({ "token": token, "password": password }),
     )
     .await
+}
+
+/// Asks for a reset link for `email` and sets `password` with the token mailed to it.
+pub(crate) async fn reset_by_mail(app: &TestApp, email: &str, password: &str) {
+    assert_eq!(forgot(app, email).await.status(), StatusCode::ACCEPTED);
+    let mail = mail_server()
+        .nth_with_subject(email, "Reset your password", 1)
+        .await;
+    assert_eq!(
+        reset(app, &reset_token_in(&mail), password).await.status(),
+        StatusCode::NO_CONTENT
+    );
 }
 
 /// Registers a person, asks for a reset link and returns the token mailed to them.
@@ -239,20 +251,8 @@ async fn a_reset_proving_the_address_removes_a_second_factor_set_up_before() {
     let app = spawn_app_with_mail(&[]).await;
     // Someone registered the address (never proving it) and turned on a second factor.
     let squatter = crate::mfa::enrolled(&app).await;
-    assert_eq!(
-        forgot(&app, &squatter.email).await.status(),
-        StatusCode::ACCEPTED
-    );
-    let mail = mail_server()
-        .nth_with_subject(&squatter.email, "Reset your password", 1)
-        .await;
     // The owner, reading their mail, sets a password: the squatter's code is not asked.
-    assert_eq!(
-        reset(&app, &reset_token_in(&mail), NEW_PASSWORD)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    reset_by_mail(&app, &squatter.email, NEW_PASSWORD).await;
     let response = app.login_raw(&squatter.email, NEW_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     let (left,): (i64,) = sqlx::query_as("select count(*) from totp_secrets")
@@ -273,19 +273,7 @@ async fn a_reset_of_a_proven_address_keeps_the_second_factor() {
     server::db::users::mark_email_verified(app.db.pool(), &user.id, 0)
         .await
         .unwrap();
-    assert_eq!(
-        forgot(&app, &person.email).await.status(),
-        StatusCode::ACCEPTED
-    );
-    let mail = mail_server()
-        .nth_with_subject(&person.email, "Reset your password", 1)
-        .await;
-    assert_eq!(
-        reset(&app, &reset_token_in(&mail), NEW_PASSWORD)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    reset_by_mail(&app, &person.email, NEW_PASSWORD).await;
     let response = app.login_raw(&person.email, NEW_PASSWORD).await;
     assert_error(response, StatusCode::UNAUTHORIZED, ErrorCode::MfaRequired).await;
 }
