@@ -353,11 +353,18 @@ async fn resolve(
     client: Client<'_>,
     now: i64,
 ) -> Result<(UserRow, bool), Resolve> {
-    if let Some(identity) = identities::find(&mut **tx, provider, &asserted.subject).await? {
-        let user = users::find_by_id(&mut **tx, &identity.user_id)
-            .await?
-            .ok_or_else(|| Resolve::Refused(ApiError::internal("identity without account")))?;
-        return usable(user).map(|user| (user, false));
+    if let Some(found) = identities::find(&mut **tx, provider, &asserted.subject).await? {
+        // The person's row is held, then the identity read again: an owner proving the
+        // address meanwhile (which holds that row, deletes the identities a squatter linked
+        // and ends the sessions) is waited for, and a deleted identity signs into nothing
+        // of that account (on PostgreSQL; SQLite writes one transaction at a time).
+        users::hold(&mut **tx, &found.user_id).await?;
+        if let Some(identity) = identities::find(&mut **tx, provider, &asserted.subject).await? {
+            let user = users::find_by_id(&mut **tx, &identity.user_id)
+                .await?
+                .ok_or_else(|| Resolve::Refused(ApiError::internal("identity without account")))?;
+            return usable(user).map(|user| (user, false));
+        }
     }
     let email = verified_email(asserted).map_err(Resolve::Refused)?;
     let (user, sessions_ended) = match users::find_by_email(&mut **tx, &email).await? {
@@ -370,12 +377,14 @@ async fn resolve(
                 // links still on their way. The provider proved the address: it is verified.
                 users::set_password_hash(&mut **tx, &user.id, users::NO_PASSWORD, now).await?;
                 users::mark_email_verified(&mut **tx, &user.id, now).await?;
-                end_sessions_in(tx, &user.id, Ending::All, "unproven password removed", now)
-                    .await?;
                 remove_links_of_unproven(tx, &user.id, client, now)
                     .await
                     .map_err(Resolve::Refused)?;
                 super::mfa::remove_everything_in(tx, &user.id).await?;
+                // Last, as a reset does: a second step or passkey sign-in that held what
+                // was just removed has committed its session by now, and it ends too.
+                end_sessions_in(tx, &user.id, Ending::All, "unproven password removed", now)
+                    .await?;
                 user.email_verified = true;
                 user.password_hash = users::NO_PASSWORD.into();
             }

@@ -848,6 +848,127 @@ async fn sign_in_methods_are_listed_sessions_show_theirs_and_the_last_one_stays(
 
 // Races that only PostgreSQL shows: its transactions run side by side, SQLite's one at a time.
 
+/// Waits until some backend of the test's database waits for a lock another holds.
+async fn until_one_waits_for_a_lock(app: &TestApp) {
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "nobody waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A squatter's linked identity signing in while the owner proves the address: the proof
+/// (played here by the statements every proof makes, in the order it makes them: the
+/// person's row held, the identities deleted, the sessions ended) is committed only after
+/// the sign-in would have committed. The sign-in waits for the person's row and then finds
+/// the identity gone: no session of the owner's account is left to the squatter.
+#[tokio::test]
+async fn a_squatters_identity_signing_in_while_the_owner_proves_the_address_gets_no_session() {
+    if !crate::helpers::on_postgres() {
+        return; // SQLite writes one transaction at a time: no interleaving to test.
+    }
+    let app = app(&["test"]).await;
+    let email = unique_email();
+    let squatter = app.register(&email).await;
+    let user_id = squatter.session.user.id.clone();
+    let squatters_login = format!("squatter-{}:{}", uuid::Uuid::new_v4(), unique_email());
+    let (back, cookie) = link_at_provider(&app, &squatter, &squatters_login).await;
+    assert_eq!(
+        location(&callback(&app, &back, Some(&cookie)).await),
+        "/account"
+    );
+    let flow = start(&app, "test", "").await;
+    let back = provider()
+        .sign_in(&flow.authorize_url, &squatters_login)
+        .await;
+
+    let mut proof = app.db.begin_write().await.unwrap();
+    sqlx::query("update users set updated_at = updated_at where id = $1")
+        .bind(&user_id)
+        .execute(&mut *proof)
+        .await
+        .unwrap();
+    sqlx::query("delete from identities where user_id = $1")
+        .bind(&user_id)
+        .execute(&mut *proof)
+        .await
+        .unwrap();
+    sqlx::query("update refresh_families set revoked_at = 1 where user_id = $1")
+        .bind(&user_id)
+        .execute(&mut *proof)
+        .await
+        .unwrap();
+    let (answer, ()) = tokio::join!(callback(&app, &back, Some(&flow.cookie)), async {
+        // Committed once the sign-in has gone as far as it can without it.
+        let waited = tokio::time::timeout(Duration::from_secs(3), until_one_waits_for_a_lock(&app));
+        let _ = waited.await;
+        proof.commit().await.unwrap();
+    });
+    let signed = signed_in(&app, answer, "/account").await;
+    assert_ne!(
+        signed.user.id, user_id,
+        "the squatter is not in the owner's account"
+    );
+    let live = server::db::sessions::live_ids_for_user(app.db.pool(), &user_id, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert!(live.is_empty(), "{live:?}");
+}
+
+/// A squatter's second step (a recovery code) completing while the owner proves the
+/// address through a provider: the proof is held where it removes the squatter's second
+/// factor (a lock on that row), and the second step completes meanwhile. The proof ends the
+/// account's sessions only after that removal, so the session the second step opened ends too.
+#[tokio::test]
+async fn a_squatters_second_step_while_the_owner_proves_the_address_leaves_no_session() {
+    if !crate::helpers::on_postgres() {
+        return; // SQLite writes one transaction at a time: no interleaving to test.
+    }
+    let app = app(&["test"]).await;
+    let squatter = crate::mfa::enrolled(&app).await;
+    let mfa_token = crate::mfa::first_step(&app, &squatter.email).await;
+    let flow = start(&app, "test", "").await;
+    let owner_login = format!("owner-{}:{}", uuid::Uuid::new_v4(), squatter.email);
+    let back = provider().sign_in(&flow.authorize_url, &owner_login).await;
+
+    let mut hold = app.db.begin_write().await.unwrap();
+    sqlx::query("select 1 from totp_secrets where user_id = (select id from users where email = $1) for update")
+        .bind(&squatter.email)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let (owner, second_step) = tokio::join!(callback(&app, &back, Some(&flow.cookie)), async {
+        // The owner's proof now waits on the squatter's second factor...
+        until_one_waits_for_a_lock(&app).await;
+        // ...while the squatter's second step completes.
+        let answer = crate::mfa::verify(
+            &app,
+            json!({"mfa_token": mfa_token, "recovery_code": squatter.recovery_codes[0]}),
+        )
+        .await;
+        hold.commit().await.unwrap();
+        answer
+    });
+    signed_in(&app, owner, "/account").await;
+    assert_eq!(second_step.status(), StatusCode::OK);
+    let cookie = refresh_cookie(second_step.headers()).expect("a refresh cookie");
+    assert_eq!(
+        app.refresh_raw(&cookie.value).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the squatter's session outlived the owner's proof"
+    );
+}
+
 /// Two "Disconnect"s at once, of the two providers of a person without a password: one
 /// goes, the other is refused as the last way in, and one stays.
 #[tokio::test]
