@@ -41,6 +41,14 @@ pub fn publish_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     create_private(&draft, contents)?;
     let linked = fs::hard_link(&draft, path);
     let _ = fs::remove_file(&draft);
+    // The new name on disk too: a crash right after a first start must not lose the
+    // secret the database's sealed keys depend on.
+    #[cfg(unix)]
+    if linked.is_ok() {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::File::open(folder)?.sync_all()?;
+        }
+    }
     match linked {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists && !path.exists() => {
             tracing::warn!(
