@@ -10,7 +10,7 @@ use components::header::Header;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{FlatRoutes, Route, Router},
     path,
 };
 use pages::{
@@ -75,7 +75,7 @@ pub fn App() -> impl IntoView {
             <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
                 <Header/>
                 <main class="content">
-                    <Routes fallback=NotFound>
+                    <FlatRoutes fallback=NotFound>
                         <Route path=path!("/") view=HomePage/>
                         <Route path=path!("/login") view=LoginPage/>
                         <Route path=path!("/register") view=RegisterPage/>
@@ -85,7 +85,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/forgot-password") view=ForgotPasswordPage/>
                         <Route path=path!("/reset-password") view=ResetPasswordPage/>
                         <Route path=path!("/admin") view=AdminPage/>
-                    </Routes>
+                    </FlatRoutes>
                 </main>
             </div>
         </Router>

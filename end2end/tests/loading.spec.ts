@@ -34,6 +34,7 @@ function watchWasm(page: Page) {
 
 const MAIN_WASM = /^jwt-auth\.[A-Za-z0-9_-]{22}\.wasm$/;
 const LAZY_WASM = /^(split|chunk)_.*\.[A-Za-z0-9_-]{22}\.wasm$/;
+const ADMIN_WASM = /split_admin_content\.[A-Za-z0-9_-]{22}\.wasm$/;
 
 // A debug or bare release build names its files plainly and sends them uncompressed: these
 // tests are then skipped, except where the hashed build is required (`cargo xtask test`
@@ -136,6 +137,10 @@ test('navigating to /admin fetches its chunk, and the page works', async ({ page
   await logIn(page, adminEmail, adminPassword);
   await page.waitForLoadState('networkidle');
   const before = wasm.count();
+  // Pointing at the link fetches the admin chunk ahead of the click.
+  const ahead = page.waitForRequest(ADMIN_WASM);
+  await page.getByRole('link', { name: 'Admin', exact: true }).hover();
+  await ahead;
   await page.getByRole('link', { name: 'Admin', exact: true }).click();
   await expect(page).toHaveURL(/\/admin$/);
   await expect(page.getByRole('heading', { name: 'People' })).toBeVisible();
@@ -147,6 +152,22 @@ test('navigating to /admin fetches its chunk, and the page works', async ({ page
   expect(fetched.length).toBeGreaterThan(0);
   for (const file of fetched) expect(file.name).toMatch(LAZY_WASM);
   console.log(`navigating to /admin: WASM ${kilobytes(fetched)} more in ${fetched.length} files`);
+});
+
+test('a person who is not an admin gets no admin chunk, not even at /admin', async ({ page, browser }) => {
+  await register(page, uniqueEmail());
+  // Signed in, with an empty cache, straight to /admin.
+  const fresh = await browser.newContext({ storageState: await page.context().storageState() });
+  const tab = await fresh.newPage();
+  const wasm = watchWasm(tab);
+  await tab.goto('/admin');
+  await expect(tab.getByRole('alert')).toHaveText('Only admins can see this page.');
+  await tab.waitForLoadState('networkidle');
+  const fetched = await wasm.all();
+  await fresh.close();
+  // The page itself loaded: the main WASM came, the admin part did not.
+  expect(fetched.filter((f) => MAIN_WASM.test(f.name))).toHaveLength(1);
+  expect(fetched.filter((f) => ADMIN_WASM.test(f.name))).toEqual([]);
 });
 
 test('files are served compressed and cached by their hashed names; pages never cached', async ({ request }) => {

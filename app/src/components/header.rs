@@ -88,7 +88,13 @@ pub fn Header() -> impl IntoView {
                     AuthState::SignedIn(user) => {
                         let logout = logout.clone();
                         let admin = (user.role == crate::api::Role::Admin)
-                            .then(|| view! { <A href="/admin">"Admin"</A> });
+                            .then(|| view! {
+                                <A href="/admin"
+                                    on:pointerenter=|_| crate::pages::admin::preload_admin()
+                                    on:focus=|_| crate::pages::admin::preload_admin()>
+                                    "Admin"
+                                </A>
+                            });
                         EitherOf3::C(view! {
                             {admin}
                             <A href="/account" attr:class="user-name">{user.name}</A>
