@@ -69,6 +69,10 @@ pub fn App() -> impl IntoView {
     provide_context(components::providers::ProviderList::from_page());
     auth::provide_auth();
 
+    // Every route is a page of its own (none nested): `FlatRoutes` is the simpler router and
+    // makes the main WASM about 10 KB (brotli) smaller than `Routes`. It keeps a page's own
+    // URL when a navigation lands on the same page by another path (`/login` to `/login/`),
+    // so pages read the query from `use_location()`, which always follows the address.
     view! {
         <Title text="JWT auth"/>
         <Router>

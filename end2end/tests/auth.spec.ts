@@ -145,6 +145,32 @@ test('next= is honoured for same-site paths and open redirects are refused', asy
   }
 });
 
+test('next= is read from the address after an in-app visit to the same page by another path', async ({ page }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await page.getByRole('banner').getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await page.goto('/login');
+  await waitForHydration(page);
+  // A link on the page to the same page, by its path with a trailing slash and a next=:
+  // the router takes it in the page, without a reload.
+  await page.evaluate(() => {
+    (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    const link = document.createElement('a');
+    link.href = '/login/?next=/account/sessions';
+    link.textContent = 'the same page';
+    document.querySelector('main')!.append(link);
+  });
+  await page.getByRole('link', { name: 'the same page' }).click();
+  await expect(page).toHaveURL(/\/login\/\?next=\/account\/sessions$/);
+  await expect(page.getByRole('heading', { name: 'Log in' })).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/account\/sessions$/);
+});
+
 test('the access token is refreshed before it expires', async ({ page }) => {
   const refreshes: number[] = [];
   page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(Date.now()));

@@ -6,8 +6,8 @@ use crate::{
     Hydrated,
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
-use leptos_router::hooks::{use_navigate, use_query_map};
-use std::{collections::BTreeMap, future::Future, pin::Pin, rc::Rc};
+use leptos_router::hooks::{use_location, use_navigate};
+use std::{collections::BTreeMap, future::Future};
 
 /// What a sign-in form shows: pending, field errors, the form's error.
 #[derive(Clone, Copy)]
@@ -85,10 +85,6 @@ impl FormState {
     }
 }
 
-/// A sign-in request, boxed: the sign-in steps below are compiled once for every form
-/// rather than once per request type, which keeps the WASM every first visit loads smaller.
-type SignInRequest = Pin<Box<dyn Future<Output = Result<(), ApiFailure>>>>;
-
 /// The submit handler of a sign-in form: one request at a time (`send` builds it from the
 /// fields), then `?next=` (same-site only) or `/account`, or the errors beside the form.
 pub fn sign_in_on_submit<Fut>(
@@ -106,16 +102,12 @@ where
 pub fn sign_in_on_submit_or<Fut>(
     form: FormState,
     send: impl Fn() -> Fut + 'static,
-    second_factor: impl Fn(String) + 'static,
+    second_factor: impl Fn(String) + Copy + 'static,
 ) -> impl Fn(SubmitEvent) + 'static
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
 {
-    let go = sign_in_with(
-        form,
-        Box::new(move || Box::pin(send()) as SignInRequest),
-        Rc::new(second_factor),
-    );
+    let go = sign_in_with(form, send, second_factor);
     move |ev: SubmitEvent| {
         ev.prevent_default();
         go();
@@ -130,20 +122,19 @@ pub fn sign_in_on_click<Fut>(
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
 {
-    let go = sign_in_with(
-        form,
-        Box::new(move || Box::pin(send()) as SignInRequest),
-        Rc::new(|_| {}),
-    );
+    let go = sign_in_with(form, send, |_| {});
     move |_| go()
 }
 
-fn sign_in_with(
+fn sign_in_with<Fut>(
     form: FormState,
-    send: Box<dyn Fn() -> SignInRequest>,
-    second_factor: Rc<dyn Fn(String)>,
-) -> impl Fn() + 'static {
-    let query = use_query_map();
+    send: impl Fn() -> Fut + 'static,
+    second_factor: impl Fn(String) + Copy + 'static,
+) -> impl Fn() + 'static
+where
+    Fut: Future<Output = Result<(), ApiFailure>> + 'static,
+{
+    let query = use_location().query;
     let navigate = use_navigate();
     move || {
         if !form.begin() {
@@ -151,7 +142,6 @@ fn sign_in_with(
         }
         let next = safe_next(query.get_untracked().get("next").as_deref());
         let navigate = navigate.clone();
-        let second_factor = second_factor.clone();
         let request = send();
         spawn_local(async move {
             match request.await {

@@ -1,6 +1,7 @@
 //! Parts of pages loaded on demand. With the `split` feature (the release build:
 //! `cargo leptos build --split --lib-features split`) each part is a WASM chunk of its own,
-//! fetched the first time it is shown or when its page preloads it. Without it (`cargo
+//! fetched the first time it is shown, or ahead by [`preload`] (a page while the session is
+//! restored; the header's "Admin" link when an admin points at it). Without it (`cargo
 //! leptos watch`, a bare build) they are ordinary async functions: a split function in a
 //! build that was not split could never load.
 //!
@@ -71,8 +72,9 @@ macro_rules! on_demand_part {
 }
 pub(crate) use on_demand_part;
 
-/// Fetches a part's chunk ahead (while the session is restored), so it is there when shown;
-/// a failure is left to the showing, which says so and can try again.
+/// Fetches a part's chunk ahead (while the session is restored, or when a link to its page is
+/// pointed at), so it is there when shown; a failure is left to the showing, which says so and
+/// can try again. A chunk once loaded is not fetched again.
 #[cfg(feature = "split")]
 pub fn preload<F, E>(load: fn() -> F)
 where

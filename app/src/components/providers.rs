@@ -8,7 +8,7 @@
 
 use crate::api::{encode::percent_encode, oidc_error_text, ErrorCode, ProviderInfo};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::use_location;
 
 /// The identity providers of this server (empty when none is configured).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl ProviderList {
 #[component]
 pub fn ProviderButtons() -> impl IntoView {
     let providers = use_context::<ProviderList>().unwrap_or_default().0;
-    let query = use_query_map();
+    let query = use_location().query;
     let next = move || query.with(|q| q.get("next"));
     (!providers.is_empty()).then(|| {
         view! {
@@ -71,7 +71,7 @@ pub fn ProviderButtons() -> impl IntoView {
 /// What went wrong at a provider, from the page's `?error=` (the callback's code).
 #[component]
 pub fn ProviderError() -> impl IntoView {
-    let query = use_query_map();
+    let query = use_location().query;
     move || {
         query.with(|q| q.get("error")).map(|code| {
             let code: ErrorCode = serde_json::from_value(serde_json::Value::String(code))
