@@ -198,6 +198,20 @@ pub async fn create_ceremony<'e>(
     .map(|_| ())
 }
 
+/// Removes the ceremonies of `kind` that `user_id` began and has not finished.
+pub async fn delete_waiting_ceremonies<'e>(
+    db: impl Executor<'e, Database = Any>,
+    kind: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from webauthn_ceremonies where kind = $1 and user_id = $2")
+        .bind(kind)
+        .bind(user_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct CeremonyRow {
     pub user_id: Option<String>,

@@ -72,6 +72,12 @@ async fn start_ceremony(
     now: i64,
 ) -> Result<(), ApiError> {
     let mut tx = core.db.begin_write().await?;
+    // A person has one registration waiting at a time: a new start replaces the earlier
+    // one (as a new authenticator-app setup does), so starts repeated with a stolen or
+    // scripted access token cannot pile up rows.
+    if let (REGISTER, Some(user_id)) = (kind, user_id) {
+        passkeys::delete_waiting_ceremonies(&mut *tx, REGISTER, user_id).await?;
+    }
     passkeys::create_ceremony(
         &mut *tx,
         NewCeremony {

@@ -137,6 +137,47 @@ async fn a_registration_begun_by_one_person_cannot_be_finished_by_another() {
 }
 
 #[tokio::test]
+async fn a_new_registration_replaces_the_persons_waiting_one() {
+    let app = app().await;
+    let ada = app.register(&unique_email()).await.session;
+    let eve = app.register(&unique_email()).await.session;
+    let start = |token: String| {
+        let app = &app;
+        async move {
+            let response = call(
+                app,
+                "POST",
+                "/api/me/passkeys/register/start",
+                &token,
+                json!({}),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    for _ in 0..5 {
+        start(ada.access_token.clone()).await;
+    }
+    start(eve.access_token.clone()).await;
+    // However often Ada starts, one registration of hers waits; Eve's is left alone.
+    let waiting = |user_id: String| {
+        let app = &app;
+        async move {
+            let (count,): (i64,) = sqlx::query_as(
+                "select count(*) from webauthn_ceremonies where kind = 'register' and user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+            count
+        }
+    };
+    assert_eq!(waiting(ada.user.id.clone()).await, 1);
+    assert_eq!(waiting(eve.user.id.clone()).await, 1);
+}
+
+#[tokio::test]
 async fn sign_in_options_ask_for_any_passkey_with_user_verification() {
     let app = app().await;
     let response = app.post_json("/api/auth/passkey/start", json!(null)).await;
