@@ -179,6 +179,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "link_session",
         include_str!("../../migrations/0011_link_session.sql"),
     ),
+    (
+        12,
+        "ceremonies_by_person",
+        include_str!("../../migrations/0012_ceremonies_by_person.sql"),
+    ),
 ];
 
 #[derive(Debug)]

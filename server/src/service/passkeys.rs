@@ -74,8 +74,10 @@ async fn start_ceremony(
     let mut tx = core.db.begin_write().await?;
     // A person has one registration waiting at a time: a new start replaces the earlier
     // one (as a new authenticator-app setup does), so starts repeated with a stolen or
-    // scripted access token cannot pile up rows.
+    // scripted access token cannot pile up rows. The person's row is held first, so two
+    // starts at once on PostgreSQL take turns and the second sees the first's ceremony.
     if let (REGISTER, Some(user_id)) = (kind, user_id) {
+        users::hold(&mut *tx, user_id).await?;
         passkeys::delete_waiting_ceremonies(&mut *tx, REGISTER, user_id).await?;
     }
     passkeys::create_ceremony(

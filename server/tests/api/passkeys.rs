@@ -175,6 +175,29 @@ async fn a_new_registration_replaces_the_persons_waiting_one() {
     };
     assert_eq!(waiting(ada.user.id.clone()).await, 1);
     assert_eq!(waiting(eve.user.id.clone()).await, 1);
+    // Starts at once (two tabs, a script) take turns: still one.
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, url) = (
+            app.client.clone(),
+            app.url("/api/me/passkeys/register/start"),
+        );
+        let token = ada.access_token.clone();
+        burst.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    for status in burst.join_all().await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(waiting(ada.user.id.clone()).await, 1);
 }
 
 #[tokio::test]
