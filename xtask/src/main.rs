@@ -4,6 +4,7 @@
 //! dependencies so that it builds in seconds on a fresh machine.
 
 mod bench;
+mod floor;
 mod postgres;
 mod schemathesis;
 mod setup;
@@ -38,6 +39,9 @@ usage: cargo xtask <command>
   watch-timing
           how long `cargo leptos watch` takes to serve the first page, then to
           show a one-line change in app (three changes; figures, not a test)
+  wasm-floor
+          build the smallest hydrating Leptos app as the release build builds the
+          app's WASM and print its sizes: the floor of the main WASM (figures)
   bench   load the release server with wrk and print the figures F1-F5 (`bench f2`: the
           refresh figures against the database's own ceiling only)
   soak [SECONDS]
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
                 watch::run_all,
             )
         }),
+        Some("wasm-floor") => setup::build_tools(&mut steps)
+            .and_then(|()| steps.run("the main WASM's floor", floor::run_all)),
         Some("schemathesis") => setup::schemathesis(&mut steps)
             .and_then(|()| steps.run(SCHEMATHESIS_STEP, schemathesis::run_all)),
         Some("test-faults") => steps

@@ -1,0 +1,75 @@
+//! `cargo xtask wasm-floor`: what the smallest hydrating Leptos app weighs when built as the
+//! release build builds the app's WASM (opt-level z, LTO, wasm-bindgen, wasm-opt -Oz, and
+//! `.cargo/config.toml`'s erased components), without and with one JSON call. The main
+//! WASM cannot get below this however little of the app it holds. Figures, not a test.
+
+use crate::util::{cargo, command, output, root, run};
+use std::path::Path;
+
+const CRATE: &str = "xtask/wasm-floor";
+
+pub fn run_all() -> Result<(), String> {
+    for (features, what) in [
+        ("", "router, meta tags, one form"),
+        (
+            "fetch",
+            "the same and one gloo-net JSON call with serde_json",
+        ),
+    ] {
+        let out = root()
+            .join("target/wasm-floor")
+            .join(if features.is_empty() {
+                "plain"
+            } else {
+                features
+            });
+        build(features, &out)?;
+        let sizes = sizes(&out.join("floor.wasm"))?;
+        println!("    {what}: {sizes}");
+    }
+    Ok(())
+}
+
+fn build(features: &str, out: &Path) -> Result<(), String> {
+    let mut build = cargo();
+    build
+        .current_dir(root().join(CRATE))
+        .args(["build", "--lib", "--target", "wasm32-unknown-unknown"])
+        .args(["--profile", "wasm-release", "--features", features])
+        // The app's WASM target folder: the dependencies are mostly built already.
+        .arg("--target-dir")
+        .arg(root().join("target/front"));
+    run(&mut build)?;
+    let wasm = root().join("target/front/wasm32-unknown-unknown/wasm-release/wasm_floor.wasm");
+    run(command("wasm-bindgen")
+        .args(["--target", "web", "--out-name", "floor", "--out-dir"])
+        .arg(out)
+        .arg(&wasm))?;
+    let bound = out.join("floor_bg.wasm");
+    run(command("wasm-opt")
+        .args([
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+        ])
+        .args([
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+        ])
+        .arg(&bound)
+        .arg("-o")
+        .arg(out.join("floor.wasm")))
+}
+
+/// Raw, gzip (level 9) and brotli (quality 11) sizes, by Node's zlib (no dependency here).
+fn sizes(file: &Path) -> Result<String, String> {
+    const SCRIPT: &str = "const z = require('zlib'); \
+        const b = require('fs').readFileSync(process.argv[1]); \
+        const q = { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11 } }; \
+        console.log(`${b.length} bytes raw, ${z.gzipSync(b, { level: 9 }).length} gzip, \
+        ${z.brotliCompressSync(b, q).length} brotli`);";
+    output(command("node").args(["-e", SCRIPT]).arg(file))
+        .map(|line| line.trim().to_string())
+        .ok_or_else(|| format!("cannot measure {}", file.display()))
+}
