@@ -13,12 +13,6 @@ async function moreTabs(context: BrowserContext, count: number): Promise<Page[]>
   return pages;
 }
 
-function countRefreshes(context: BrowserContext) {
-  const seen: string[] = [];
-  context.on('request', (r) => r.url().endsWith('/api/auth/refresh') && seen.push(r.url()));
-  return seen;
-}
-
 test('three tabs reloading at once share at most one refresh', async ({ page, context }) => {
   const email = uniqueEmail();
   await register(page, email);
@@ -48,13 +42,20 @@ test('without Web Locks every tab still recovers, with at most one refresh each'
   const email = uniqueEmail();
   await register(page, email);
   const tabs = [page, ...(await moreTabs(context, 2))];
-  const refreshes = countRefreshes(context);
-  await Promise.all(tabs.map((tab) => tab.reload()));
+  // Each reloaded page's own refreshes, counted from its reload on: a page before it may
+  // refresh ahead of expiry (2 s tokens) just as the reload starts (seen through nginx).
+  const refreshes = tabs.map(() => 0);
+  await Promise.all(
+    tabs.map(async (tab, i) => {
+      await tab.reload({ waitUntil: 'commit' });
+      tab.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes[i]++);
+    }),
+  );
   for (const tab of tabs) {
     await expect(tab.getByTestId('account-email')).toHaveText(email);
   }
-  expect(refreshes.length).toBeGreaterThanOrEqual(1);
-  expect(refreshes.length).toBeLessThanOrEqual(3);
+  // A tab may also take a live token from one that had not unloaded yet, refreshing none.
+  for (const count of refreshes) expect(count).toBeLessThanOrEqual(1);
 });
 
 test('logout in one tab signs the others out within a second', async ({ page, context }) => {

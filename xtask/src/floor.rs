@@ -1,10 +1,14 @@
 //! `cargo xtask wasm-floor`: what the smallest hydrating Leptos app weighs when built as the
-//! release build builds the app's WASM (opt-level z, LTO, wasm-bindgen, wasm-opt -Oz, and
-//! `.cargo/config.toml`'s erased components), without and with one JSON call. The main
-//! WASM cannot get below this however little of the app it holds. Figures, not a test.
+//! release build builds the app's WASM (the `wasm-release` profile's opt-level z and LTO,
+//! `.cargo/config.toml`'s erased components, wasm-bindgen, and wasm-opt with the options
+//! cargo-leptos gives it), without and with one JSON call. The main WASM cannot get below
+//! this however little of the app it holds. Figures, not a test.
+//!
+//! The floor crate takes the workspace's `Cargo.lock` each time, so its Leptos and
+//! wasm-bindgen are the app's versions (the wasm-bindgen CLI must match the latter).
 
 use crate::util::{cargo, command, output, root, run};
-use std::path::Path;
+use std::{fs, path::Path};
 
 const CRATE: &str = "xtask/wasm-floor";
 
@@ -31,12 +35,16 @@ pub fn run_all() -> Result<(), String> {
 }
 
 fn build(features: &str, out: &Path) -> Result<(), String> {
+    let lock = root().join(CRATE).join("Cargo.lock");
+    fs::copy(root().join("Cargo.lock"), &lock)
+        .map_err(|e| format!("cannot copy Cargo.lock to {}: {e}", lock.display()))?;
     let mut build = cargo();
     build
         .current_dir(root().join(CRATE))
         .args(["build", "--lib", "--target", "wasm32-unknown-unknown"])
         .args(["--profile", "wasm-release", "--features", features])
-        // The app's WASM target folder: the dependencies are mostly built already.
+        // The app's WASM target folder. The release build's dependencies are built with
+        // other flags (the split's `--emit-relocs`), so the first run builds its own.
         .arg("--target-dir")
         .arg(root().join("target/front"));
     run(&mut build)?;
@@ -47,15 +55,11 @@ fn build(features: &str, out: &Path) -> Result<(), String> {
         .arg(&wasm))?;
     let bound = out.join("floor_bg.wasm");
     run(command("wasm-opt")
+        // As cargo-leptos 0.3.11 runs it.
         .args([
             "-Oz",
             "--enable-bulk-memory",
             "--enable-nontrapping-float-to-int",
-        ])
-        .args([
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-reference-types",
         ])
         .arg(&bound)
         .arg("-o")

@@ -77,7 +77,9 @@ async fn start_ceremony(
     // scripted access token cannot pile up rows. The person's row is held first, so two
     // starts at once on PostgreSQL take turns and the second sees the first's ceremony.
     if let (REGISTER, Some(user_id)) = (kind, user_id) {
-        users::hold(&mut *tx, user_id).await?;
+        if !users::hold(&mut *tx, user_id).await? {
+            return Err(ApiError::TokenInvalid);
+        }
         passkeys::delete_waiting_ceremonies(&mut *tx, REGISTER, user_id).await?;
     }
     passkeys::create_ceremony(
