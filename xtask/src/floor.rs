@@ -13,20 +13,18 @@ use std::{fs, path::Path};
 const CRATE: &str = "xtask/wasm-floor";
 
 pub fn run_all() -> Result<(), String> {
-    for (features, what) in [
-        ("", "router, meta tags, one form"),
+    let lock = root().join(CRATE).join("Cargo.lock");
+    fs::copy(root().join("Cargo.lock"), &lock)
+        .map_err(|e| format!("cannot copy Cargo.lock to {}: {e}", lock.display()))?;
+    for (features, folder, what) in [
+        ("", "plain", "router, meta tags, one form"),
         (
+            "fetch",
             "fetch",
             "the same and one gloo-net JSON call with serde_json",
         ),
     ] {
-        let out = root()
-            .join("target/wasm-floor")
-            .join(if features.is_empty() {
-                "plain"
-            } else {
-                features
-            });
+        let out = root().join("target/wasm-floor").join(folder);
         build(features, &out)?;
         let sizes = sizes(&out.join("floor.wasm"))?;
         println!("    {what}: {sizes}");
@@ -35,9 +33,6 @@ pub fn run_all() -> Result<(), String> {
 }
 
 fn build(features: &str, out: &Path) -> Result<(), String> {
-    let lock = root().join(CRATE).join("Cargo.lock");
-    fs::copy(root().join("Cargo.lock"), &lock)
-        .map_err(|e| format!("cannot copy Cargo.lock to {}: {e}", lock.display()))?;
     let mut build = cargo();
     build
         .current_dir(root().join(CRATE))
