@@ -232,6 +232,7 @@ pub fn document() -> OpenApi {
         About::person("WebAuthn creation options for a new passkey", 200).errors(&[
             ValidationFailed,
             PasskeyInvalid,
+            RateLimited,
             EmailUnverified,
         ]),
     );

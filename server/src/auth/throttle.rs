@@ -52,6 +52,14 @@ pub const IP_PASSKEY_START: Budget = Budget {
     limit: 60,
     window_secs: 15 * 60,
 };
+/// Passkey registrations begun per person: 20 in 15 minutes. Each start takes the person's
+/// row in turn (it replaces their waiting registration); beyond the budget a start is
+/// refused on a read, so a flood with one access token cannot keep database connections
+/// waiting on that row.
+pub const PERSON_PASSKEY_REGISTER: Budget = Budget {
+    limit: 20,
+    window_secs: 15 * 60,
+};
 /// Registrations tried per address: 20 an hour.
 pub const IP_REGISTER: Budget = Budget {
     limit: 20,

@@ -131,6 +131,15 @@ pub async fn start_registration(
 ) -> Result<serde_json::Value, ApiError> {
     let rp = relying_party(core)?;
     let name = clean_name(name)?;
+    count_attempt(
+        core,
+        &[Limit::new(
+            format!("passkey-register:{user_id}"),
+            throttle::PERSON_PASSKEY_REGISTER,
+        )],
+        now,
+    )
+    .await?;
     let pool = core.db.pool();
     let user = users::find_by_id(pool, user_id)
         .await?

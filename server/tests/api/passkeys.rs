@@ -201,6 +201,33 @@ async fn a_new_registration_replaces_the_persons_waiting_one() {
 }
 
 #[tokio::test]
+async fn registration_starts_are_limited_per_person() {
+    let app = spawn_app_with(&[
+        ("PUBLIC_URL", "http://localhost:3000"),
+        ("RATE_LIMIT_ENABLED", "true"),
+    ])
+    .await;
+    let ada = app.register(&unique_email()).await.session.access_token;
+    let eve = app.register(&unique_email()).await.session.access_token;
+    const START: &str = "/api/me/passkeys/register/start";
+    for _ in 0..20 {
+        let response = call(&app, "POST", START, &ada, json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let refused = call(&app, "POST", START, &ada, json!({})).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+    )
+    .await;
+    // Her budget is hers: another person starts as before.
+    let response = call(&app, "POST", START, &eve, json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn sign_in_options_ask_for_any_passkey_with_user_verification() {
     let app = app().await;
     let response = app.post_json("/api/auth/passkey/start", json!(null)).await;
