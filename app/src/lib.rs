@@ -1,7 +1,8 @@
 #![recursion_limit = "256"]
 //! The Leptos application shared by the server (SSR) and the browser (hydration).
 
-pub mod api;
+/// The API's types, in a crate of their own (see its documentation for why).
+pub use ::api;
 pub mod auth;
 pub mod components;
 pub mod pages;
@@ -52,6 +53,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// [`shell`] for the server, its type erased: what the server's `Pages` holds.
+#[cfg(feature = "ssr")]
+pub fn any_shell(options: LeptosOptions) -> AnyView {
+    shell(options).into_any()
+}
+
+/// For the server: makes its identity providers known to the page being rendered.
+#[cfg(feature = "ssr")]
+pub fn provide_providers(providers: Vec<api::ProviderInfo>) {
+    provide_context(components::providers::ProviderList(providers));
 }
 
 #[component]

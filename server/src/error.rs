@@ -1,6 +1,6 @@
 //! The one error type of the HTTP API. Every failure becomes the contract's JSON body here.
 
-use app::api::{ErrorBody, ErrorCode, ErrorDetail};
+use api::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::{
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
     http::{header, HeaderValue, StatusCode},
@@ -230,13 +230,13 @@ impl ApiError {
             ApiError::ProviderUnavailable => {
                 "This sign-in provider cannot be reached right now. Try again later, or use your password.".into()
             }
-            ApiError::OidcCancelled => app::api::oidc_error_text(ErrorCode::OidcCancelled).into(),
-            ApiError::OidcStateInvalid => app::api::oidc_error_text(ErrorCode::OidcStateInvalid).into(),
-            ApiError::OidcFailed(_) => app::api::oidc_error_text(ErrorCode::OidcFailed).into(),
+            ApiError::OidcCancelled => api::oidc_error_text(ErrorCode::OidcCancelled).into(),
+            ApiError::OidcStateInvalid => api::oidc_error_text(ErrorCode::OidcStateInvalid).into(),
+            ApiError::OidcFailed(_) => api::oidc_error_text(ErrorCode::OidcFailed).into(),
             ApiError::OidcEmailUnverified => {
-                app::api::oidc_error_text(ErrorCode::OidcEmailUnverified).into()
+                api::oidc_error_text(ErrorCode::OidcEmailUnverified).into()
             }
-            ApiError::IdentityTaken => app::api::oidc_error_text(ErrorCode::IdentityTaken).into(),
+            ApiError::IdentityTaken => api::oidc_error_text(ErrorCode::IdentityTaken).into(),
             ApiError::PasswordNotSet => {
                 "This account has no password yet: set one with \"Forgot your password?\".".into()
             }

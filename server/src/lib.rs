@@ -1,6 +1,8 @@
 #![recursion_limit = "256"]
 //! The axum server: server-side rendering, the HTTP API and the database.
-//! `Application::build` is what `main` runs and what the integration tests start.
+//! `Application::build` is what the binary (`server/bin`) runs and what the integration
+//! tests start; both hand it the app's pages (`pages::Pages`), as this library does not
+//! depend on `app`.
 
 pub mod assets;
 pub mod auth;
@@ -13,6 +15,7 @@ pub mod files;
 pub mod mail;
 pub mod oidc;
 pub mod openapi;
+pub mod pages;
 pub mod prometheus;
 pub mod proxies;
 pub mod rotation_ceiling;
@@ -23,13 +26,13 @@ pub mod service;
 pub mod state;
 pub mod telemetry;
 
-use app::{shell, App};
 use axum::Router;
 use clock::{SharedClock, SystemClock};
 use config::Settings;
 use db::{Db, DbError};
 use leptos::config::{get_configuration, LeptosOptions};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::LeptosRoutes;
+use pages::Pages;
 use secrecy::ExposeSecret;
 use state::AppState;
 use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
@@ -83,10 +86,17 @@ impl Application {
     pub async fn build(
         settings: Settings,
         leptos_options: LeptosOptions,
+        pages: Pages,
         clock: SharedClock,
     ) -> Result<Application, StartupError> {
-        Application::build_with_reference(settings, leptos_options, clock, Arc::new(SystemClock))
-            .await
+        Application::build_with_reference(
+            settings,
+            leptos_options,
+            pages,
+            clock,
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
     /// As [`Application::build`], with the clock the database's offset is measured
@@ -95,6 +105,7 @@ impl Application {
     pub async fn build_with_reference(
         settings: Settings,
         leptos_options: LeptosOptions,
+        pages: Pages,
         clock: SharedClock,
         reference: SharedClock,
     ) -> Result<Application, StartupError> {
@@ -150,7 +161,7 @@ impl Application {
             listener,
             addr,
             metrics,
-            router: build_router(state.clone()),
+            router: build_router(state.clone(), pages),
             state,
             db,
             clock,
@@ -295,28 +306,31 @@ pub async fn prune_once(
 }
 
 /// The whole app: pages (SSR + hydration), the API, health checks and static files.
-pub fn build_router(state: AppState) -> Router {
+pub fn build_router(state: AppState, pages: Pages) -> Router {
     let options = state.leptos_options.clone();
     let live_reload = std::env::var("LEPTOS_WATCH").is_ok();
-    let providers = app::components::providers::ProviderList(
-        state
-            .core
-            .providers
-            .all()
-            .map(|p| app::api::ProviderInfo {
-                id: p.settings.id.clone(),
-                name: p.settings.name.clone(),
-            })
-            .collect(),
-    );
+    let providers: Vec<api::ProviderInfo> = state
+        .core
+        .providers
+        .all()
+        .map(|p| api::ProviderInfo {
+            id: p.settings.id.clone(),
+            name: p.settings.name.clone(),
+        })
+        .collect();
+    let Pages {
+        routes,
+        shell,
+        provide_providers,
+    } = pages;
     let page_context = move || {
         security::provide_page_csp(live_reload);
-        leptos::prelude::provide_context(providers.clone());
+        provide_providers(providers.clone());
     };
 
     let pages = Router::new()
         .merge(assets::pkg_router(&options))
-        .leptos_routes_with_context(&state, generate_route_list(App), page_context.clone(), {
+        .leptos_routes_with_context(&state, routes, page_context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })

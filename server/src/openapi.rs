@@ -3,7 +3,7 @@
 //! `server openapi`.
 //!
 //! It is built from the endpoint table the router and the browser client share
-//! (`app::api::endpoints`): each endpoint's method, path and body types come from there,
+//! (`api::endpoints`): each endpoint's method, path and body types come from there,
 //! and their schemas from the API types themselves (utoipa's derives, compiled for the
 //! server only, so the WASM bundle carries none of it). What the table cannot know is said
 //! here, one line an endpoint: who may call it, what a success answers, and which error
@@ -12,7 +12,7 @@
 //! ([`status_of`]), so the document cannot give a code a wrong status.
 
 use crate::error::status_of;
-use app::api::{
+use api::{
     endpoints::{self as e, Endpoint},
     AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ErrorCode,
     ForgotPasswordRequest, Health, LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest,
@@ -899,7 +899,7 @@ mod tests {
         assert!(
             kept == json(),
             "docs/openapi.json is not the document the code makes; write it anew with \
-             `cargo run -p server -- openapi > docs/openapi.json`"
+             `cargo run --bin server -- openapi > docs/openapi.json`"
         );
     }
 

@@ -278,7 +278,7 @@ pub async fn request_time_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::api::{ErrorBody, ErrorCode};
+    use api::{ErrorBody, ErrorCode};
     use axum::{http::StatusCode, routing::get};
 
     #[test]

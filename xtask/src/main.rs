@@ -124,7 +124,7 @@ fn postgres_tests(steps: &mut Steps, filter: &[String]) -> Result<(), String> {
     steps.run("integration tests (PostgreSQL)", || {
         let pg = postgres::Throwaway::start()?;
         run(cargo()
-            .args(["test", "--package", "server", "--test", "api"])
+            .args(["test", "--package", "server-bin", "--test", "api"])
             .args(filter)
             .env("TEST_DATABASE_URL", pg.url()))
         // `pg` stops here, also when the tests failed.
@@ -133,7 +133,7 @@ fn postgres_tests(steps: &mut Steps, filter: &[String]) -> Result<(), String> {
 
 const FAULTS_STEP: &str = "fault test: PostgreSQL stopped and started under load";
 
-/// The fault test that stops PostgreSQL (`server/tests/api/faults.rs`), with a server of
+/// The fault test that stops PostgreSQL (`server/bin/tests/api/faults.rs`), with a server of
 /// its own: no other test sees it go down. (The other fault tests run with the rest.)
 const FAULT_TEST: &str =
     "faults::postgres_stopped_under_load_answers_unavailable_and_the_server_recovers_by_itself";
@@ -144,7 +144,7 @@ fn fault_tests() -> Result<(), String> {
         .args([
             "test",
             "--package",
-            "server",
+            "server-bin",
             "--test",
             "api",
             "--",
@@ -180,9 +180,13 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         run(cargo().args([
             "clippy",
             "--package",
+            "api",
+            "--package",
             "app",
             "--package",
             "server",
+            "--package",
+            "server-bin",
             "--package",
             "xtask",
             "--all-targets",
@@ -206,7 +210,17 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         ]))
     })?;
     steps.run("unit and integration tests (SQLite)", || {
-        run(cargo().args(["test", "--package", "app", "--package", "server"]))
+        run(cargo().args([
+            "test",
+            "--package",
+            "api",
+            "--package",
+            "app",
+            "--package",
+            "server",
+            "--package",
+            "server-bin",
+        ]))
     })?;
     postgres_tests(steps, &[])?;
     steps.run(FAULTS_STEP, fault_tests)?;

@@ -1,6 +1,7 @@
 //! The decisions of the browser auth runtime, as plain Rust: what to do with an answer,
 //! what a refresh's answer means, when to refresh, where to go after sign-in. No browser API here, so `cargo test` runs it natively.
 
+pub use crate::api::next::safe_next;
 use crate::api::{encode::percent_encode, ErrorCode};
 
 /// What a call does after an answer.
@@ -180,26 +181,6 @@ pub fn proactive_delay_ms(expires_in_secs: u64, jitter: f64) -> u64 {
 /// where it should have been refreshed (a tab coming back from sleep or the background).
 pub fn refresh_due(obtained_ms: f64, expires_in_secs: u64, now_ms: f64) -> bool {
     now_ms - obtained_ms >= expires_in_secs as f64 * 1000.0 * 0.75
-}
-
-/// Where to go after signing in: `next` when it is a path of this site, else `/account`.
-/// Refuses what a browser would take to another site: `//evil.example`, `/\evil`,
-/// `https://…`, and control characters that browsers strip.
-pub fn safe_next(next: Option<&str>) -> String {
-    const FALLBACK: &str = "/account";
-    let Some(next) = next else {
-        return FALLBACK.into();
-    };
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.chars().any(|c| c.is_control() || c == '\\')
-        && !next.contains("://");
-    if ok {
-        next.into()
-    } else {
-        FALLBACK.into()
-    }
 }
 
 /// The login page coming back to `next_path` (percent-encoded, its slashes kept readable).
@@ -415,26 +396,6 @@ mod tests {
         assert!(proactive_delay_ms(900, -3.0) >= 675_000);
         assert!(!refresh_due(0.0, 100, 74_999.0));
         assert!(refresh_due(0.0, 100, 75_000.0));
-    }
-
-    #[test]
-    fn next_accepts_same_site_paths_only() {
-        assert_eq!(safe_next(Some("/account")), "/account");
-        assert_eq!(safe_next(Some("/a/b?c=d#e")), "/a/b?c=d#e");
-        for bad in [
-            "//evil.example",
-            "/\\evil",
-            "https://evil.example",
-            "http:/evil",
-            "evil",
-            "",
-            "/\t/evil.example",
-            "/x?u=https://evil.example",
-            "javascript:alert(1)",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/account", "{bad:?}");
-        }
-        assert_eq!(safe_next(None), "/account");
     }
 
     #[test]

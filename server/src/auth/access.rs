@@ -1,7 +1,7 @@
 //! Who may do what, as pure rules: roles, whether an access token still speaks for its
 //! person, and the last-admin rule.
 
-use app::api::Role;
+use api::Role;
 
 /// A person's access: their role, and whether they may sign in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use super::is_unique_violation;
-pub use app::api::Role;
+pub use api::Role;
 use sqlx::{any::AnyRow, Any, Executor, FromRow, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

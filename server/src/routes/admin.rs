@@ -14,7 +14,7 @@ use crate::{
     },
     state::AppState,
 };
-use app::api::{AdminUser, AuditEntry, UpdateUserRequest, UserPage};
+use api::{AdminUser, AuditEntry, UpdateUserRequest, UserPage};
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(ADMIN_LIST_USERS.path, get(list))
         .route(ADMIN_UPDATE_USER.path, patch(update))

@@ -16,7 +16,7 @@ use crate::{
     },
     state::AppState,
 };
-use app::api::{ChangePasswordRequest, LoginRequest, RegisterRequest, Session};
+use api::{ChangePasswordRequest, LoginRequest, RegisterRequest, Session};
 use axum::{
     extract::State,
     http::{header, request::Parts, HeaderMap, StatusCode},
@@ -28,7 +28,7 @@ use secrecy::SecretString;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(REGISTER.path, post(register))
         .route(LOGIN.path, post(login))

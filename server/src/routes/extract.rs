@@ -14,7 +14,7 @@ use crate::{
     service::user_cache::CachedUser,
     state::AppState,
 };
-use app::api::Role;
+use api::Role;
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts},

@@ -1,7 +1,7 @@
 //! Liveness and readiness, for load balancers and orchestrators.
 
 use crate::{db::Db, error::ApiError, state::AppState};
-use app::api::Health;
+use api::Health;
 use axum::{extract::State, routing::get, Json, Router};
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use axum::{
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new().route(ME.path, get(me))
 }
 

@@ -11,7 +11,7 @@ use crate::{
     service::mfa::{self, Answer},
     state::AppState,
 };
-use app::api::{CodeRequest, MfaStatus, MfaVerifyRequest, RecoveryCodes, TotpSetup};
+use api::{CodeRequest, MfaStatus, MfaVerifyRequest, RecoveryCodes, TotpSetup};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(MFA_VERIFY.path, post(verify))
         .route(MFA_STATUS.path, get(status))

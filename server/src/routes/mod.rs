@@ -118,8 +118,8 @@ pub fn cors(settings: &Settings) -> Option<CorsLayer> {
 }
 
 /// The contract's `User` for a stored person: API types are made here, at the edge.
-pub fn user_json(row: &UserRow) -> app::api::User {
-    app::api::User {
+pub fn user_json(row: &UserRow) -> api::User {
+    api::User {
         id: row.id.clone(),
         email: row.email.clone(),
         name: row.name.clone(),

@@ -12,7 +12,7 @@ use crate::{
     service::identities::{self, Callback, Finished, FLOW_SECS},
     state::AppState,
 };
-use app::api::{
+use api::{
     endpoints::{LINK_IDENTITY, MY_SIGN_IN_METHODS, PROVIDERS, UNLINK_IDENTITY},
     ErrorCode, IdentityInfo, LinkAnswer, ProviderInfo, SignInMethods,
 };
@@ -114,7 +114,7 @@ async fn start(
 ) -> Result<Response, ApiError> {
     let provider = provider(&state, &id)?;
     let now = state.clock.unix();
-    let next = app::auth::logic::safe_next(query.next.as_deref());
+    let next = api::next::safe_next(query.next.as_deref());
     let started = match query.link {
         Some(ticket) => {
             let refresh = cookie::read(&headers);
@@ -176,7 +176,7 @@ async fn callback(
         Ok(Finished::SecondFactor { mfa_token, next }) => redirect(
             &format!(
                 "/login?next={}#mfa={mfa_token}",
-                app::api::encode::percent_encode(&next)
+                api::encode::percent_encode(&next)
             ),
             Some(clear_flow),
         ),

@@ -13,7 +13,7 @@ use crate::{
     service::passkeys,
     state::AppState,
 };
-use app::api::{PasskeyInfo, PasskeyRegistrationStart, WebAuthnJson};
+use api::{PasskeyInfo, PasskeyRegistrationStart, WebAuthnJson};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -24,7 +24,7 @@ use axum::{
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(PASSKEY_REGISTER_START.path, post(register_start))
         .route(PASSKEY_REGISTER_FINISH.path, post(register_finish))

@@ -8,7 +8,7 @@ use crate::{
     service::recovery,
     state::AppState,
 };
-use app::api::{ForgotPasswordRequest, ResetPasswordRequest};
+use api::{ForgotPasswordRequest, ResetPasswordRequest};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(FORGOT_PASSWORD.path, post(forgot))
         .route(RESET_PASSWORD.path, post(reset))

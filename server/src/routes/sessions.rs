@@ -8,7 +8,7 @@ use crate::{
     service::sessions,
     state::AppState,
 };
-use app::api::SessionInfo;
+use api::SessionInfo;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -18,7 +18,7 @@ use axum::{
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(LIST_SESSIONS.path, get(list))
         .route(REVOKE_OTHER_SESSIONS.path, post(revoke_others))

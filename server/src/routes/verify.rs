@@ -12,7 +12,7 @@ use crate::{
     service::recovery,
     state::AppState,
 };
-use app::api::{User, VerifyEmailRequest};
+use api::{User, VerifyEmailRequest};
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
@@ -22,7 +22,7 @@ use axum::{
 
 /// Paths from the endpoint table the browser client uses too, so the two cannot drift.
 pub fn router() -> Router<AppState> {
-    use app::api::endpoints::*;
+    use api::endpoints::*;
     Router::new()
         .route(VERIFY_EMAIL.path, post(verify))
         .route(RESEND_VERIFICATION.path, post(resend))

@@ -7,7 +7,7 @@
 //! `GET` and `DELETE` (`()` for nothing). `Res` is what a success answers; `()` for the
 //! answers without a body (204, 202).
 
-use super::{
+use crate::{
     encode::{percent_encode, query_string},
     AdminUser, AuditEntry, AuditQuery, ChangePasswordRequest, CodeRequest, ForgotPasswordRequest,
     LinkAnswer, LoginRequest, MfaStatus, MfaVerifyRequest, PasskeyInfo, PasskeyRegistrationStart,

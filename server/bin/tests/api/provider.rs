@@ -98,7 +98,7 @@ pub fn redirect_uri(id: &str) -> String {
 }
 
 fn start(port: u16) -> Provider {
-    let end2end = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end");
+    let end2end = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../end2end");
     assert!(
         end2end.join("node_modules/oidc-provider").exists(),
         "oidc-provider is not installed: run `cargo xtask setup` (npm ci in end2end)"

@@ -1,8 +1,14 @@
+//! The executable `server`: the command line over the `server` library, with the app's
+//! pages handed to it. It is all that depends on both, so after a change in `app` only `app`
+//! and this file are compiled again before the link.
+
 use server::{
     cli::{self, Command},
     clock::{Clock, SystemClock},
     config::Settings,
-    leptos_options, shutdown_signal, telemetry, Application,
+    leptos_options,
+    pages::Pages,
+    shutdown_signal, telemetry, Application,
 };
 use std::{
     io::{IsTerminal, Read},
@@ -198,7 +204,12 @@ fn read_password() -> Option<String> {
 async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.rust_log, settings.log_format);
     let options = leptos_options(&settings);
-    let app = match Application::build(settings, options, Arc::new(SystemClock)).await {
+    let pages = Pages {
+        routes: leptos_axum::generate_route_list(app::App),
+        shell: app::any_shell,
+        provide_providers: app::provide_providers,
+    };
+    let app = match Application::build(settings, options, pages, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");

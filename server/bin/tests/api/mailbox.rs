@@ -39,7 +39,7 @@ fn wait_for(port: u16) {
 pub fn mail_server() -> &'static MailServer {
     static SERVER: OnceLock<MailServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let end2end = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end");
+        let end2end = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../end2end");
         assert!(
             end2end.join("node_modules/maildev").exists(),
             "maildev is not installed: run `cargo xtask setup` (npm ci in end2end)"

@@ -1,16 +1,23 @@
 //! Types of the HTTP API (described in `docs/api.md`), compiled into both the server and
 //! the browser so the two can never disagree on a field, an error code or an endpoint.
+//!
+//! A crate of its own, which `app` re-exports as `app::api`: the server's library depends
+//! on this crate and not on `app`, so a change in a page rebuilds only `app` and the
+//! server's binary, not the whole server (`cargo leptos watch`'s turnaround). With the
+//! `openapi` feature (the server's) the types also describe themselves for the OpenAPI
+//! document; the browser's bundle never carries that.
 
 pub mod encode;
 pub mod endpoints;
 mod error;
+pub mod next;
 
 pub use error::{oidc_error_text, ErrorBody, ErrorCode, ErrorDetail};
 
 use serde::{Deserialize, Serialize};
 
 /// A person, as `GET /api/me` and every `Session` return it.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
@@ -22,7 +29,7 @@ pub struct User {
     pub created_at: String,
 }
 
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -48,7 +55,7 @@ impl Role {
 }
 
 /// An identity provider people may sign in with: `GET /api/auth/providers`.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     pub id: String,
@@ -57,7 +64,7 @@ pub struct ProviderInfo {
 }
 
 /// The answer of register, login and refresh.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub user: User,
@@ -69,35 +76,35 @@ pub struct Session {
     pub refresh_token: Option<String>,
 }
 
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
-    #[cfg_attr(feature = "ssr", schema(format = Email))]
+    #[cfg_attr(feature = "openapi", schema(format = Email))]
     pub email: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
 
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRequest {
-    #[cfg_attr(feature = "ssr", schema(format = Email))]
+    #[cfg_attr(feature = "openapi", schema(format = Email))]
     pub email: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub password: String,
 }
 
 /// Body of `/healthz` and `/readyz`.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
 }
 
 /// One signed-in device of the person, as `GET /api/sessions` lists it.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: String,
@@ -115,14 +122,14 @@ pub struct SessionInfo {
 }
 
 /// `POST /api/auth/oidc/{id}/link`: where the browser goes to link that provider.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkAnswer {
     pub url: String,
 }
 
 /// `GET /api/me/identities`: how the person can sign in.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignInMethods {
     pub password_set: bool,
@@ -130,7 +137,7 @@ pub struct SignInMethods {
 }
 
 /// An identity provider's account linked to the person's.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityInfo {
     /// The provider's id.
@@ -142,25 +149,25 @@ pub struct IdentityInfo {
 }
 
 /// `POST /api/auth/password/change`: the signed-in person's new password.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePasswordRequest {
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub current_password: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
 /// `POST /api/auth/verify-email`: the 6-digit code from the email.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyEmailRequest {
-    #[cfg_attr(feature = "ssr", schema(pattern = "^[0-9]{6}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{6}$"))]
     pub code: String,
 }
 
 /// `POST /api/me/mfa/totp/setup`: a pending authenticator secret, for the person's app.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpSetup {
     /// Base32, for typing into the app by hand.
@@ -172,14 +179,14 @@ pub struct TotpSetup {
 
 /// A code from the authenticator app; where a recovery code is taken too (turning the
 /// second factor off, new recovery codes), either kind.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeRequest {
     pub code: String,
 }
 
 /// Ten single-use recovery codes, shown this once (the server keeps only digests).
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
@@ -187,7 +194,7 @@ pub struct RecoveryCodes {
 
 /// `GET /api/me/mfa`: whether the second factor is on, and how many recovery codes are
 /// left.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaStatus {
     pub totp_enabled: bool,
@@ -196,7 +203,7 @@ pub struct MfaStatus {
 
 /// `POST /api/auth/mfa/verify`: the second step of a sign-in, with either an authenticator
 /// code or a recovery code.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaVerifyRequest {
     pub mfa_token: String,
@@ -210,23 +217,23 @@ pub struct MfaVerifyRequest {
 /// start answers (for `PublicKeyCredential.parseCreationOptionsFromJSON` or
 /// `parseRequestOptionsFromJSON`, from its `publicKey`), and the credential its finish takes
 /// (`PublicKeyCredential.toJSON()`).
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", schema(value_type = Object))]
+#[cfg_attr(feature = "openapi", schema(value_type = Object))]
 #[serde(transparent)]
 pub struct WebAuthnJson(pub serde_json::Value);
 
 /// `POST /api/me/passkeys/register/start`: the new passkey's name (default "Passkey").
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyRegistrationStart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(max_length = 60))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 60))]
     pub name: Option<String>,
 }
 
 /// One of the person's passkeys.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyInfo {
     pub id: String,
@@ -239,24 +246,24 @@ pub struct PasskeyInfo {
 }
 
 /// `POST /api/auth/password/forgot`.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgotPasswordRequest {
-    #[cfg_attr(feature = "ssr", schema(format = Email))]
+    #[cfg_attr(feature = "openapi", schema(format = Email))]
     pub email: String,
 }
 
 /// `POST /api/auth/password/reset`: the token from the emailed link and the new password.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetPasswordRequest {
     pub token: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
 /// A person as admins see them.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUser {
     #[serde(flatten)]
@@ -265,7 +272,7 @@ pub struct AdminUser {
 }
 
 /// `GET /api/admin/users`: one page of people.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPage {
     pub users: Vec<AdminUser>,
@@ -275,17 +282,17 @@ pub struct UserPage {
 }
 
 /// `GET /api/admin/users?page&per_page&q`. Absent values take the server's defaults.
-#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserListQuery {
     /// From 1 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", param(minimum = 1))]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u32>,
     /// 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
     /// Searched for in emails and names, ignoring case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,22 +300,22 @@ pub struct UserListQuery {
 }
 
 /// `GET /api/admin/audit?page&per_page`. Absent values take the server's defaults.
-#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditQuery {
     /// From 1 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", param(minimum = 1))]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u32>,
     /// 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
 }
 
 /// `PATCH /api/admin/users/{id}`: what to change.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,7 +325,7 @@ pub struct UpdateUserRequest {
 }
 
 /// One security event, as `GET /api/admin/audit` lists it.
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub id: String,

@@ -1,0 +1,20 @@
+//! The server-rendered pages, handed in from outside. This library does not depend on
+//! `app`: the binary (`server/bin`) and the tests build a [`Pages`] from it. So a change
+//! in a page rebuilds `app` and the small binary, not this whole library, which keeps
+//! `cargo leptos watch` quick.
+
+use api::ProviderInfo;
+use leptos::{config::LeptosOptions, prelude::AnyView};
+use leptos_axum::AxumRouteListing;
+
+/// What the server needs of `app` to render its pages.
+#[derive(Clone)]
+pub struct Pages {
+    /// The app's routes: `leptos_axum::generate_route_list(app::App)`.
+    pub routes: Vec<AxumRouteListing>,
+    /// The whole HTML document around the app (`app::shell`), its type erased.
+    pub shell: fn(LeptosOptions) -> AnyView,
+    /// Makes the configured identity providers known to the page being rendered, in the
+    /// context the pages read them from.
+    pub provide_providers: fn(Vec<ProviderInfo>),
+}
