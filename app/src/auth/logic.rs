@@ -183,6 +183,11 @@ pub fn refresh_due(obtained_ms: f64, expires_in_secs: u64, now_ms: f64) -> bool 
     now_ms - obtained_ms >= expires_in_secs as f64 * 1000.0 * 0.75
 }
 
+/// True on the login page, which the router serves at `/login` and `/login/` alike.
+pub fn is_login_page(path: &str) -> bool {
+    path == "/login" || path == "/login/"
+}
+
 /// The login page coming back to `next_path` (percent-encoded, its slashes kept readable).
 pub fn login_url(next_path: &str) -> String {
     format!(
@@ -396,6 +401,17 @@ mod tests {
         assert!(proactive_delay_ms(900, -3.0) >= 675_000);
         assert!(!refresh_due(0.0, 100, 74_999.0));
         assert!(refresh_due(0.0, 100, 75_000.0));
+    }
+
+    #[test]
+    fn the_login_page_is_known_by_both_its_paths() {
+        assert!(is_login_page("/login"));
+        // Comparing with "/login" alone sent a person on `/login/` whose call failed to
+        // `/login?next=/login/`.
+        assert!(is_login_page("/login/"));
+        assert!(!is_login_page("/login/x"));
+        assert!(!is_login_page("/logins"));
+        assert!(!is_login_page("/account"));
     }
 
     #[test]

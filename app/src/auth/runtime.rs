@@ -664,7 +664,7 @@ mod browser {
         let location = window().location();
         // Already there: a page's own guard (or another failed call) got there first, and
         // its `next` is the page the person was on.
-        if location.pathname().is_ok_and(|p| p == "/login") {
+        if location.pathname().is_ok_and(|p| logic::is_login_page(&p)) {
             return;
         }
         let here = format!(
