@@ -1,4 +1,3 @@
-#![recursion_limit = "256"]
 //! The axum server: server-side rendering, the HTTP API and the database.
 //! `Application::build` is what the binary (`server/bin`) runs and what the integration
 //! tests start; both hand it the app's pages (`pages::Pages`), as this library does not

@@ -2,13 +2,13 @@
 //! pages handed to it. It is all that depends on both, so after a change in `app` only `app`
 //! and this file are compiled again before the link.
 
+mod pages;
+
 use server::{
     cli::{self, Command},
     clock::{Clock, SystemClock},
     config::Settings,
-    leptos_options,
-    pages::Pages,
-    shutdown_signal, telemetry, Application,
+    leptos_options, shutdown_signal, telemetry, Application,
 };
 use std::{
     io::{IsTerminal, Read},
@@ -204,18 +204,14 @@ fn read_password() -> Option<String> {
 async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.rust_log, settings.log_format);
     let options = leptos_options(&settings);
-    let pages = Pages {
-        routes: leptos_axum::generate_route_list(app::App),
-        shell: app::any_shell,
-        provide_providers: app::provide_providers,
-    };
-    let app = match Application::build(settings, options, pages, Arc::new(SystemClock)).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
-            return ExitCode::FAILURE;
-        }
-    };
+    let app =
+        match Application::build(settings, options, pages::pages(), Arc::new(SystemClock)).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!(error = %e, "start-up failed");
+                return ExitCode::FAILURE;
+            }
+        };
     let shutdown = shutdown_signal();
     tracing::info!(addr = %app.local_addr(), "listening");
     if let Some(addr) = app.metrics_addr() {

@@ -329,16 +329,10 @@ async fn spawn(
     let options = server::leptos_options(&settings);
     let database_url = vars["DATABASE_URL"].clone();
     let secret_file = PathBuf::from(&vars["AUTH_SECRET_FILE"]);
-    // The app's pages, as the binary serves them (server/bin/src/main.rs).
-    let pages = server::pages::Pages {
-        routes: leptos_axum::generate_route_list(app::App),
-        shell: app::any_shell,
-        provide_providers: app::provide_providers,
-    };
     let app = Application::build_with_reference(
         settings,
         options,
-        pages,
+        crate::app_pages::pages(),
         Arc::new(clock.clone()),
         Arc::new(OffClock(clock_off_by)),
     )

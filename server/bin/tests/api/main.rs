@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+// The binary's own definition of the app's pages, so the tests serve what it serves.
+#[path = "../../src/pages.rs"]
+mod app_pages;
 mod audit_retention;
 mod binary;
 mod errors;
