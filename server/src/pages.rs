@@ -1,8 +1,7 @@
 //! The server-rendered pages, handed in from outside. This library does not depend on
 //! `app`: the binary (`server/bin/src/pages.rs`, which the tests use too) builds a
-//! [`Pages`] from it. So a change
-//! in a page rebuilds `app` and the small binary, not this whole library, which keeps
-//! `cargo leptos watch` quick.
+//! [`Pages`] from it. So a change in a page rebuilds `app` and the small binary, not this
+//! whole library, which keeps `cargo leptos watch` quick.
 
 use api::ProviderInfo;
 use leptos::{config::LeptosOptions, prelude::AnyView};

@@ -1,6 +1,6 @@
 //! The executable `server`: the command line over the `server` library, with the app's
-//! pages handed to it. It is all that depends on both, so after a change in `app` only `app`
-//! and this file are compiled again before the link.
+//! pages handed to it. This crate (and its tests) alone depends on both, so after a change
+//! in `app` only `app` and this crate are compiled again before the link.
 
 mod pages;
 
