@@ -171,22 +171,26 @@ fn fault_tests() -> Result<(), String> {
     Ok(())
 }
 
+/// The server side's packages, the workspace's default members: the API's types, the app,
+/// the server's library and its executable (with the integration tests).
+const SERVER_SIDE: [&str; 8] = [
+    "--package",
+    "api",
+    "--package",
+    "app",
+    "--package",
+    "server",
+    "--package",
+    "server-bin",
+];
+
 fn test(steps: &mut Steps) -> Result<(), String> {
     setup::all(steps)?;
     steps.run("rustfmt check", || {
         run(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
     steps.run("clippy, server side (ssr)", || {
-        run(cargo().args([
-            "clippy",
-            "--package",
-            "api",
-            "--package",
-            "app",
-            "--package",
-            "server",
-            "--package",
-            "server-bin",
+        run(cargo().arg("clippy").args(SERVER_SIDE).args([
             "--package",
             "xtask",
             "--all-targets",
@@ -210,17 +214,7 @@ fn test(steps: &mut Steps) -> Result<(), String> {
         ]))
     })?;
     steps.run("unit and integration tests (SQLite)", || {
-        run(cargo().args([
-            "test",
-            "--package",
-            "api",
-            "--package",
-            "app",
-            "--package",
-            "server",
-            "--package",
-            "server-bin",
-        ]))
+        run(cargo().arg("test").args(SERVER_SIDE))
     })?;
     postgres_tests(steps, &[])?;
     steps.run(FAULTS_STEP, fault_tests)?;
