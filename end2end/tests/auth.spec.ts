@@ -69,6 +69,42 @@ test('after expiry, concurrent calls share one refresh and the page still shows 
   await page.clock.resume();
 });
 
+test('a 401 that arrives after the refresh it needed is retried without another refresh', async ({ page }) => {
+  await page.clock.install();
+  await register(page, uniqueEmail());
+  // As above: the page's timers frozen while the 2 s access token (plus leeway) expires.
+  await page.clock.pauseAt(Date.now() + 100);
+  await page.getByRole('banner').getByRole('link', { name: 'JWT auth' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await page.waitForTimeout(8_000);
+
+  // The passkeys list's 401 (for the expired token) is held back until the refresh the
+  // other calls started has answered and the page has taken its token: a late answer, as
+  // on a slow network or a busy tab. The call must then retry with the token it now holds.
+  let refreshed!: () => void;
+  const refreshAnswered = new Promise<void>((resolve) => (refreshed = resolve));
+  const refreshes: string[] = [];
+  let heldBack = 0;
+  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
+  page.on('response', (r) => r.url().endsWith('/api/auth/refresh') && r.status() === 200 && refreshed());
+  await page.route('**/api/me/passkeys', async (route) => {
+    const response = await route.fetch();
+    if (response.status() === 401) {
+      heldBack += 1;
+      await refreshAnswered;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    await route.fulfill({ response });
+  });
+  await page.getByRole('banner').getByRole('link', { name: 'Ada Lovelace' }).click();
+  await expect(page.getByTestId('account-name')).toHaveText('Ada Lovelace');
+  // The list answered (empty), not an error.
+  await expect(page.getByTestId('passkeys')).toBeAttached();
+  expect(heldBack).toBe(1);
+  expect(refreshes).toEqual(['POST']);
+  await page.clock.resume();
+});
+
 test('a deleted refresh cookie leads to the login page', async ({ page, context }) => {
   await register(page, uniqueEmail());
   await context.clearCookies();

@@ -839,6 +839,15 @@ mod browser {
         })
     }
 
+    /// True when this tab holds another access token than `sent`, the one a call went with.
+    fn renewed_since(auth: Auth, sent: Option<&str>) -> bool {
+        auth.inner.with_value(|i| {
+            i.token
+                .as_ref()
+                .is_some_and(|held| Some(held.value.as_str()) != sent)
+        })
+    }
+
     /// One call with the access token, refreshing once on an expired or invalid token:
     /// the answer's body, `None` when it has none.
     async fn exchange(
@@ -859,7 +868,7 @@ mod browser {
                 .inner
                 .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
             let mut builder = request(method, url);
-            if let Some(token) = token {
+            if let Some(token) = &token {
                 builder = builder.header("Authorization", &format!("Bearer {token}"));
             }
             let sent = match &body {
@@ -894,6 +903,10 @@ mod browser {
                     sign_out_and_redirect(auth);
                     return Err(ApiFailure::SignedOut);
                 }
+                // The token was renewed after this call was sent: a refresh that other calls
+                // started ended before this answer (for the old token) came in. Retry with
+                // the new token rather than refresh again.
+                Next::RefreshThenRetry if renewed_since(auth, token.as_deref()) => retried = true,
                 Next::RefreshThenRetry => match auth.refresh().await {
                     RefreshOutcome::Renewed => retried = true,
                     RefreshOutcome::Ended => {
