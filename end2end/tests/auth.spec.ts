@@ -78,21 +78,23 @@ test('a 401 that arrives after the refresh it needed is retried without another 
   await expect(page).toHaveURL(/\/$/);
   await page.waitForTimeout(8_000);
 
-  // The passkeys list's 401 (for the expired token) is held back until the refresh the
-  // other calls started has answered and the page has taken its token: a late answer, as
-  // on a slow network or a busy tab. The call must then retry with the token it now holds.
-  let refreshed!: () => void;
-  const refreshAnswered = new Promise<void>((resolve) => (refreshed = resolve));
+  // The passkeys list's 401 (for the expired token) is held back until the page has taken
+  // the token of the refresh the other calls started (a retried /api/me answering 200 is
+  // sent only then): a late answer, as on a slow network or a busy tab. The call must then
+  // be sent again with the token the page now holds.
+  let renewed!: () => void;
+  const tokenTaken = new Promise<void>((resolve) => (renewed = resolve));
   const refreshes: string[] = [];
+  const passkeyTokens: string[] = [];
   let heldBack = 0;
   page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
-  page.on('response', (r) => r.url().endsWith('/api/auth/refresh') && r.status() === 200 && refreshed());
+  page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 200 && renewed());
   await page.route('**/api/me/passkeys', async (route) => {
+    passkeyTokens.push(route.request().headers()['authorization'] ?? '');
     const response = await route.fetch();
     if (response.status() === 401) {
       heldBack += 1;
-      await refreshAnswered;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await tokenTaken;
     }
     await route.fulfill({ response });
   });
@@ -101,6 +103,9 @@ test('a 401 that arrives after the refresh it needed is retried without another 
   // The list answered (empty), not an error.
   await expect(page.getByTestId('passkeys')).toBeAttached();
   expect(heldBack).toBe(1);
+  // Sent twice: with the expired token, then with the new one.
+  expect(passkeyTokens).toHaveLength(2);
+  expect(passkeyTokens[1]).not.toEqual(passkeyTokens[0]);
   expect(refreshes).toEqual(['POST']);
   await page.clock.resume();
 });

@@ -9,7 +9,9 @@ use crate::api::{encode::percent_encode, ErrorCode};
 pub enum Next {
     /// Hand the answer to the caller (success, or an error that refreshing cannot fix).
     Deliver,
-    /// Refresh the access token (once, shared with concurrent calls), then retry once.
+    /// Refresh the access token (once, shared with concurrent calls), then retry once. (The
+    /// runtime first sends the call again without refreshing when the tab already holds a
+    /// newer token than the one refused.)
     RefreshThenRetry,
     /// The session is over: forget the token and send the person to sign in.
     SignOut,

@@ -848,8 +848,9 @@ mod browser {
         })
     }
 
-    /// One call with the access token, refreshing once on an expired or invalid token:
-    /// the answer's body, `None` when it has none.
+    /// One call with the access token, refreshing once on an expired or invalid token
+    /// (first sending it again with a newer token, when the tab took one meanwhile): the
+    /// answer's body, `None` when it has none.
     async fn exchange(
         auth: Auth,
         method: Method,
@@ -857,11 +858,13 @@ mod browser {
         body: Option<String>,
     ) -> Result<Option<String>, ApiFailure> {
         let mut retried = false;
+        // Sent again, once, with a token the tab took after the first send (see below).
+        let mut resent_with_newer = false;
         // The person this call is made for: after a refresh it is retried only for them,
         // never for someone who signed in meanwhile.
         let person = held_person(auth);
         loop {
-            if retried && held_person(auth) != person {
+            if (retried || resent_with_newer) && held_person(auth) != person {
                 return Err(ApiFailure::SignedOut);
             }
             let token = auth
@@ -903,10 +906,16 @@ mod browser {
                     sign_out_and_redirect(auth);
                     return Err(ApiFailure::SignedOut);
                 }
-                // The token was renewed after this call was sent: a refresh that other calls
-                // started ended before this answer (for the old token) came in. Retry with
-                // the new token rather than refresh again.
-                Next::RefreshThenRetry if renewed_since(auth, token.as_deref()) => retried = true,
+                // The tab took another token after this call was sent (a refresh that other
+                // calls started, another tab's, …), so this 401 was for the old one: send it
+                // again with the new token rather than refresh again. Once only, and without
+                // spending the retry: should the new token be refused too, one real refresh
+                // still follows.
+                Next::RefreshThenRetry
+                    if !resent_with_newer && renewed_since(auth, token.as_deref()) =>
+                {
+                    resent_with_newer = true;
+                }
                 Next::RefreshThenRetry => match auth.refresh().await {
                     RefreshOutcome::Renewed => retried = true,
                     RefreshOutcome::Ended => {
