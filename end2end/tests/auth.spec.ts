@@ -1,4 +1,5 @@
 import { test, expect, waitForHydration, uniqueEmail, register, PASSWORD } from './fixtures';
+import type { Page } from '@playwright/test';
 
 test('register lands on the account page with the person’s data', async ({ page }) => {
   const email = uniqueEmail();
@@ -47,15 +48,20 @@ test('no token is readable by script; the cookie is HttpOnly, Secure, Strict', a
   expect(lifetime).toBeLessThanOrEqual(1_209_600 + 5);
 });
 
-test('after expiry, concurrent calls share one refresh and the page still shows its data', async ({ page }) => {
+/** A new person signed in on the home page, whose access token has expired meanwhile. The
+ * page's timers are frozen (as a throttled background tab's), so no proactive refresh
+ * happens while the 2 s access token (plus 5 s of leeway) expires in real time. */
+async function signedInWithExpiredToken(page: Page) {
   await page.clock.install();
   await register(page, uniqueEmail());
-  // Freeze the page's timers (as a throttled background tab's), so no proactive refresh
-  // happens while the 2 s access token (plus 5 s of leeway) expires in real time.
   await page.clock.pauseAt(Date.now() + 100);
   await page.getByRole('banner').getByRole('link', { name: 'JWT auth' }).click();
   await expect(page).toHaveURL(/\/$/);
   await page.waitForTimeout(8_000);
+}
+
+test('after expiry, concurrent calls share one refresh and the page still shows its data', async ({ page }) => {
+  await signedInWithExpiredToken(page);
 
   const refreshes: string[] = [];
   const me401: string[] = [];
@@ -70,13 +76,7 @@ test('after expiry, concurrent calls share one refresh and the page still shows 
 });
 
 test('a 401 that arrives after the refresh it needed is retried without another refresh', async ({ page }) => {
-  await page.clock.install();
-  await register(page, uniqueEmail());
-  // As above: the page's timers frozen while the 2 s access token (plus leeway) expires.
-  await page.clock.pauseAt(Date.now() + 100);
-  await page.getByRole('banner').getByRole('link', { name: 'JWT auth' }).click();
-  await expect(page).toHaveURL(/\/$/);
-  await page.waitForTimeout(8_000);
+  await signedInWithExpiredToken(page);
 
   // The passkeys list's 401 (for the expired token) is held back until the page has taken
   // the token of the refresh the other calls started (a retried /api/me answering 200 is
@@ -107,6 +107,42 @@ test('a 401 that arrives after the refresh it needed is retried without another 
   expect(passkeyTokens).toHaveLength(2);
   expect(passkeyTokens[1]).not.toEqual(passkeyTokens[0]);
   expect(refreshes).toEqual(['POST']);
+  await page.clock.resume();
+});
+
+test('a newer token refused too still gets one real refresh, and the person stays signed in', async ({ page }) => {
+  await signedInWithExpiredToken(page);
+
+  // The passkeys list's late 401 as above; then its resend with the newer token is refused
+  // as well (as a token the server no longer takes would be). One real refresh must follow,
+  // not a sign-out.
+  let renewed!: () => void;
+  const tokenTaken = new Promise<void>((resolve) => (renewed = resolve));
+  const refreshes: string[] = [];
+  const passkeyAnswers: number[] = [];
+  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
+  page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 200 && renewed());
+  await page.route('**/api/me/passkeys', async (route) => {
+    if (passkeyAnswers.length === 1) {
+      passkeyAnswers.push(401);
+      await route.fulfill({
+        status: 401,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'token_invalid', message: 'The access token is not valid.' } }),
+      });
+      return;
+    }
+    const response = await route.fetch();
+    passkeyAnswers.push(response.status());
+    if (passkeyAnswers.length === 1) await tokenTaken;
+    await route.fulfill({ response });
+  });
+  await page.getByRole('banner').getByRole('link', { name: 'Ada Lovelace' }).click();
+  await expect(page.getByTestId('account-name')).toHaveText('Ada Lovelace');
+  await expect(page.getByTestId('passkeys')).toBeAttached();
+  await expect(page).toHaveURL(/\/account$/);
+  expect(passkeyAnswers).toEqual([401, 401, 200]);
+  expect(refreshes).toEqual(['POST', 'POST']);
   await page.clock.resume();
 });
 
