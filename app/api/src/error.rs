@@ -68,6 +68,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code of a wire name (`Unknown` for a name this build does not know), as when
+    /// it is read from JSON.
+    pub fn from_wire(name: &str) -> ErrorCode {
+        use serde::de::{value, IntoDeserializer};
+        let name: value::StrDeserializer<'_, value::Error> = name.into_deserializer();
+        ErrorCode::deserialize(name).unwrap_or(ErrorCode::Unknown)
+    }
+
     /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -217,6 +225,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
     }
 
@@ -225,6 +234,7 @@ mod tests {
         let body: ErrorBody =
             serde_json::from_str(r#"{"error":{"code":"brand_new","message":"x"}}"#).unwrap();
         assert_eq!(body.error.code, ErrorCode::Unknown);
+        assert_eq!(ErrorCode::from_wire("brand_new"), ErrorCode::Unknown);
         assert_eq!(body.error.fields, None);
     }
 

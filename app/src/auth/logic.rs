@@ -2,7 +2,8 @@
 //! what a refresh's answer means, when to refresh, where to go after sign-in. No browser API here, so `cargo test` runs it natively.
 
 pub use crate::api::next::safe_next;
-use crate::api::{encode::percent_encode, ErrorCode};
+use crate::api::{encode::percent_encode, ErrorCode, Session, User};
+use serde::{Deserialize, Serialize};
 
 /// What a call does after an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +104,10 @@ pub struct TokenClaims {
 /// The claims of a JWT's payload, or `None` when it is not one.
 pub fn token_claims(jwt: &str) -> Option<TokenClaims> {
     let payload = jwt.split('.').nth(1)?;
-    serde_json::from_slice(&base64url_decode(payload)?).ok()
+    // Read from text, as every other JSON in the WASM is: reading from bytes would bring
+    // a second copy of the JSON reader.
+    let text = String::from_utf8(base64url_decode(payload)?).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Unpadded base64url (RFC 4648 §5), as JWTs use it.
@@ -196,6 +200,91 @@ pub fn login_url(next_path: &str) -> String {
         "/login?next={}",
         percent_encode(next_path).replace("%2F", "/")
     )
+}
+
+/// What tabs tell each other. The `epoch` of a message is `None` when it comes from a tab
+/// still running the version before epochs existed (a tab opened before a deploy keeps its
+/// code): its sign-outs count as of the current epoch, its sessions are not taken (that
+/// version accepts late refresh answers). Variants a version does not know are dropped.
+///
+/// Read through [`TabWire`], not as the tagged enum it is written as: serde reads a tagged
+/// enum by buffering the whole message into a tree first, code that made up about a
+/// tenth of the main WASM for this one type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "TabWire")]
+pub enum TabMessage {
+    /// A tab obtained a session (a refresh or a sign-in) in sign-in `epoch`: the others
+    /// adopt it.
+    Session {
+        session: Session,
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
+    /// The signed-in person's details changed (a verified email): every tab shows them.
+    Person {
+        user: User,
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
+    /// A tab signed out, or learned that the session of `epoch` ended: every tab forgets it.
+    SignedOut {
+        #[serde(default)]
+        epoch: Option<u64>,
+    },
+    /// A tab that just opened asks whether another holds a live session.
+    Hello,
+    /// A tab's refresh found no server, and it tries again in `retry_in_ms`: the other
+    /// tabs hold their own tries back until then, so the tabs of a browser ask the server
+    /// once a round rather than once each.
+    Unreachable { epoch: u64, retry_in_ms: u32 },
+}
+
+/// Every field any message has, as the JSON of a [`TabMessage`] holds them.
+#[derive(Deserialize)]
+struct TabWire {
+    #[serde(rename = "type")]
+    kind: String,
+    session: Option<Session>,
+    user: Option<User>,
+    epoch: Option<u64>,
+    retry_in_ms: Option<u32>,
+}
+
+impl TryFrom<TabWire> for TabMessage {
+    type Error = &'static str;
+
+    fn try_from(wire: TabWire) -> Result<Self, Self::Error> {
+        let TabWire {
+            kind,
+            session,
+            user,
+            epoch,
+            retry_in_ms,
+        } = wire;
+        Ok(match (kind.as_str(), session, user, retry_in_ms) {
+            ("session", Some(session), ..) => TabMessage::Session { session, epoch },
+            ("person", _, Some(user), _) => TabMessage::Person { user, epoch },
+            ("signed_out", ..) => TabMessage::SignedOut { epoch },
+            ("hello", ..) => TabMessage::Hello,
+            ("unreachable", _, _, Some(retry_in_ms)) => TabMessage::Unreachable {
+                epoch: epoch.ok_or("no epoch")?,
+                retry_in_ms,
+            },
+            _ => return Err("a message this version does not know"),
+        })
+    }
+}
+
+impl TabMessage {
+    /// A message as another tab sent it, or `None` when it is none this version knows.
+    pub fn read(text: &str) -> Option<TabMessage> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The message as it goes to the other tabs.
+    pub fn write(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
 }
 
 #[cfg(test)]
@@ -420,5 +509,99 @@ mod tests {
     fn login_urls_encode_the_path() {
         assert_eq!(login_url("/account"), "/login?next=/account");
         assert_eq!(login_url("/a?b=c&d"), "/login?next=/a%3Fb%3Dc%26d");
+    }
+
+    fn a_person() -> User {
+        User {
+            id: "u1".into(),
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            role: crate::api::Role::User,
+            email_verified: true,
+            created_at: "2026-11-29T12:00:00Z".into(),
+        }
+    }
+
+    const PERSON: &str = r#"{"id":"u1","email":"ada@example.com","name":"Ada","role":"user","email_verified":true,"created_at":"2026-11-29T12:00:00Z"}"#;
+
+    /// Tabs of other versions read these messages: their text is fixed.
+    #[test]
+    fn tab_messages_are_written_as_every_version_reads_them() {
+        let session = Session {
+            user: a_person(),
+            access_token: "t".into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            refresh_token: None,
+        };
+        let cases = [
+            (
+                TabMessage::Session {
+                    session,
+                    epoch: Some(7),
+                },
+                format!(
+                    r#"{{"type":"session","session":{{"user":{PERSON},"access_token":"t","token_type":"Bearer","expires_in":900}},"epoch":7}}"#
+                ),
+            ),
+            (
+                TabMessage::Person {
+                    user: a_person(),
+                    epoch: Some(8),
+                },
+                format!(r#"{{"type":"person","user":{PERSON},"epoch":8}}"#),
+            ),
+            (
+                TabMessage::SignedOut { epoch: Some(9) },
+                r#"{"type":"signed_out","epoch":9}"#.to_string(),
+            ),
+            (TabMessage::Hello, r#"{"type":"hello"}"#.to_string()),
+            (
+                TabMessage::Unreachable {
+                    epoch: 10,
+                    retry_in_ms: 250,
+                },
+                r#"{"type":"unreachable","epoch":10,"retry_in_ms":250}"#.to_string(),
+            ),
+        ];
+        for (message, text) in cases {
+            assert_eq!(message.write().as_deref(), Some(text.as_str()));
+            assert_eq!(TabMessage::read(&text), Some(message));
+        }
+    }
+
+    #[test]
+    fn tab_messages_of_a_version_before_epochs_are_read_without_one() {
+        assert_eq!(
+            TabMessage::read(r#"{"type":"signed_out"}"#),
+            Some(TabMessage::SignedOut { epoch: None })
+        );
+        assert_eq!(
+            TabMessage::read(&format!(r#"{{"user":{PERSON},"type":"person"}}"#)),
+            Some(TabMessage::Person {
+                user: a_person(),
+                epoch: None
+            })
+        );
+        // Fields a version does not know are passed over.
+        assert_eq!(
+            TabMessage::read(r#"{"type":"hello","from":"a newer tab"}"#),
+            Some(TabMessage::Hello)
+        );
+    }
+
+    #[test]
+    fn tab_messages_this_version_does_not_know_are_dropped() {
+        for text in [
+            r#"{"type":"welcome","epoch":1}"#,
+            r#"{"epoch":1}"#,
+            r#"{"type":"unreachable","epoch":1}"#,
+            r#"{"type":"person","epoch":1}"#,
+            r#"{"type":"session","session":{"access_token":"t"},"epoch":1}"#,
+            r#"{"type":7}"#,
+            "not JSON",
+        ] {
+            assert_eq!(TabMessage::read(text), None, "{text}");
+        }
     }
 }

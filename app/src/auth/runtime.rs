@@ -169,17 +169,20 @@ impl Auth {
         {
             use crate::api::{
                 endpoints::{PASSKEY_REGISTER_FINISH, PASSKEY_REGISTER_START},
-                PasskeyRegistrationStart, WebAuthnJson,
+                PasskeyRegistrationStart,
             };
             let start = PasskeyRegistrationStart {
                 name: (!name.trim().is_empty()).then_some(name),
             };
-            let options = self.call(PASSKEY_REGISTER_START, &start).await?;
-            let credential = super::webauthn::create(&options.0)
+            // The options and the credential stay JSON text, for the browser to read and
+            // write (see `webauthn`).
+            let options = browser::call_text(*self, PASSKEY_REGISTER_START, &start).await?;
+            let credential = super::webauthn::create(&options)
                 .await
                 .map_err(ApiFailure::browser)?;
-            self.call(PASSKEY_REGISTER_FINISH, &WebAuthnJson(credential))
-                .await
+            let finish = PASSKEY_REGISTER_FINISH;
+            let added = browser::exchange(*self, finish.method, finish.path, Some(credential));
+            browser::read(added.await?)
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -825,9 +828,31 @@ mod browser {
         request: &Req,
     ) -> Result<Res, ApiFailure> {
         let encoded = target.encode(request).map_err(|_| ApiFailure::Network)?;
-        // No content (204, or 202: accepted, nothing to say): only `()` reads from it.
-        let text = exchange(auth, encoded.method, &encoded.url, encoded.body).await?;
+        read(exchange(auth, encoded.method, &encoded.url, encoded.body).await?)
+    }
+
+    /// An answer's body as the type expected. No content (204, or 202: accepted, nothing
+    /// to say): only `()` reads from it.
+    pub fn read<Res: DeserializeOwned>(text: Option<String>) -> Result<Res, ApiFailure> {
         serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
+    }
+
+    /// A call whose answer is kept as JSON text, unread.
+    pub async fn call_text<E: IntoTarget>(
+        auth: Auth,
+        endpoint: E,
+        request: &E::Req,
+    ) -> Result<String, ApiFailure>
+    where
+        E::Req: Serialize,
+    {
+        let encoded = endpoint
+            .into_target()
+            .encode(request)
+            .map_err(|_| ApiFailure::Network)?;
+        exchange(auth, encoded.method, &encoded.url, encoded.body)
+            .await?
+            .ok_or(ApiFailure::Network)
     }
 
     fn held_person(auth: Auth) -> Option<String> {
@@ -851,7 +876,7 @@ mod browser {
     /// One call with the access token, refreshing once on an expired or invalid token
     /// (first sending it again with a newer token, when the tab took one meanwhile): the
     /// answer's body, `None` when it has none.
-    async fn exchange(
+    pub async fn exchange(
         auth: Auth,
         method: Method,
         url: &str,
@@ -945,7 +970,16 @@ mod browser {
         body: &B,
     ) -> Result<(), ApiFailure> {
         let body = serde_json::to_string(body).map_err(|_| ApiFailure::Network)?;
-        let (method, path) = (endpoint.method, endpoint.path);
+        sign_in_with_text(auth, endpoint.method, endpoint.path, body).await
+    }
+
+    /// [`sign_in`] with its body written already.
+    async fn sign_in_with_text(
+        auth: Auth,
+        method: Method,
+        path: &'static str,
+        body: String,
+    ) -> Result<(), ApiFailure> {
         settle(auth).await;
         tabs::with_lock(move || async move {
             let before = tabs::epoch();
@@ -985,10 +1019,7 @@ mod browser {
     /// Signing in with a passkey: the options (no token needed), the browser's dialog, then
     /// the sign-in itself as [`sign_in`].
     pub async fn passkey_sign_in(auth: Auth) -> Result<(), ApiFailure> {
-        use crate::api::{
-            endpoints::{PASSKEY_SIGN_IN_FINISH, PASSKEY_SIGN_IN_START},
-            WebAuthnJson,
-        };
+        use crate::api::endpoints::{PASSKEY_SIGN_IN_FINISH, PASSKEY_SIGN_IN_START};
         let response = bounded(request(
             PASSKEY_SIGN_IN_START.method,
             PASSKEY_SIGN_IN_START.path,
@@ -999,11 +1030,13 @@ mod browser {
         if !response.ok() {
             return Err(failure(response).await);
         }
-        let options: WebAuthnJson = response.json().await.map_err(|_| ApiFailure::Network)?;
-        let credential = crate::auth::webauthn::assert(&options.0)
+        // The options and the credential stay JSON text (see `webauthn`).
+        let options = response.text().await.map_err(|_| ApiFailure::Network)?;
+        let credential = crate::auth::webauthn::assert(&options)
             .await
             .map_err(ApiFailure::browser)?;
-        sign_in(auth, PASSKEY_SIGN_IN_FINISH, &WebAuthnJson(credential)).await
+        let finish = PASSKEY_SIGN_IN_FINISH;
+        sign_in_with_text(auth, finish.method, finish.path, credential).await
     }
 
     /// Ends the session on the server first; only then is the person shown signed out.

@@ -8,8 +8,7 @@
 //! recognise an answer or a message that belongs to a sign-in that has ended since, and
 //! drop it. Nothing here touches any storage.
 
-use crate::api::Session;
-use serde::{Deserialize, Serialize};
+pub use super::logic::TabMessage;
 use std::{cell::RefCell, future::Future, rc::Rc};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -33,39 +32,6 @@ pub const ANSWER_WAIT_MS: u32 = 7_000;
 /// robbed, so its answer's `Set-Cookie` can never land after the request of the tab that
 /// took the lock (a sign-in's new cookie overwritten by an old session's, or cleared).
 pub const LOCK_WAIT_MS: u32 = ANSWER_WAIT_MS + 1_000;
-
-/// What tabs tell each other. The `epoch` of a message is `None` when it comes from a tab
-/// still running the version before epochs existed (a tab opened before a deploy keeps its
-/// code): its sign-outs count as of the current epoch, its sessions are not taken (that
-/// version accepts late refresh answers). Variants a version does not know are dropped.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum TabMessage {
-    /// A tab obtained a session (a refresh or a sign-in) in sign-in `epoch`: the others
-    /// adopt it.
-    Session {
-        session: Session,
-        #[serde(default)]
-        epoch: Option<u64>,
-    },
-    /// The signed-in person's details changed (a verified email): every tab shows them.
-    Person {
-        user: crate::api::User,
-        #[serde(default)]
-        epoch: Option<u64>,
-    },
-    /// A tab signed out, or learned that the session of `epoch` ended: every tab forgets it.
-    SignedOut {
-        #[serde(default)]
-        epoch: Option<u64>,
-    },
-    /// A tab that just opened asks whether another holds a live session.
-    Hello,
-    /// A tab's refresh found no server, and it tries again in `retry_in_ms`: the other
-    /// tabs hold their own tries back until then, so the tabs of a browser ask the server
-    /// once a round rather than once each.
-    Unreachable { epoch: u64, retry_in_ms: u32 },
-}
 
 thread_local! {
     static EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -117,7 +83,7 @@ impl Channel {
                 if let Some(message) = event
                     .data()
                     .as_string()
-                    .and_then(|text| serde_json::from_str::<TabMessage>(&text).ok())
+                    .and_then(|text| TabMessage::read(&text))
                 {
                     on_message(message);
                 }
@@ -130,7 +96,7 @@ impl Channel {
     }
 
     pub fn post(&self, message: &TabMessage) {
-        if let Ok(text) = serde_json::to_string(message) {
+        if let Some(text) = message.write() {
             let _ = self.0.post_message(&JsValue::from_str(&text));
         }
     }
@@ -202,8 +168,8 @@ pub async fn other_tabs() -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Holding {
     Free,
-    /// Held, by the names of the grants held (sorted): the holding's, and those of robbed
-    /// holdings of frozen tabs, which keep theirs until they run again.
+    /// Held, by the names of the grants held (in the browser's order): the holding's, and
+    /// those of robbed holdings of frozen tabs, which keep theirs until they run again.
     Granted(Vec<String>),
     /// Held, without a grant (yet): just taken, or by a tab of a version without grants.
     Ungranted,
@@ -215,12 +181,11 @@ async fn current_holding() -> Holding {
     let Some(names) = held_locks().await else {
         return Holding::Unknown;
     };
-    let mut grants: Vec<String> = names
+    let grants: Vec<String> = names
         .iter()
         .filter(|name| name.starts_with(GRANT))
         .cloned()
         .collect();
-    grants.sort();
     if !grants.is_empty() {
         Holding::Granted(grants)
     } else if names.iter().any(|name| name == LOCK) {
@@ -234,7 +199,7 @@ async fn current_holding() -> Holding {
 /// one holding may have lasted all along (then it is frozen or hung, and is robbed).
 fn held_all_along(before: &Holding, now: &Holding) -> bool {
     match (before, now) {
-        (Holding::Granted(a), Holding::Granted(b)) => a == b,
+        (Holding::Granted(a), Holding::Granted(b)) => same_names(a, b),
         (Holding::Ungranted, Holding::Ungranted)
         | (Holding::Unknown, _)
         | (_, Holding::Unknown) => true,
@@ -242,12 +207,20 @@ fn held_all_along(before: &Holding, now: &Holding) -> bool {
     }
 }
 
+/// Whether two lists of lock names hold the same names (each name is unique), in any
+/// order: the browser's order of held locks is not specified. (Compared without sorting,
+/// which would bring a sort's code into the WASM for lists of one or two names.)
+fn same_names(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|name| b.contains(name))
+}
+
 /// Takes a lock under a name no one else uses, for as long as `held` is not resolved.
 fn take_grant(held: futures::channel::oneshot::Receiver<()>) {
     let Some((locks, request)) = lock_method("request") else {
         return;
     };
-    let name = format!("{GRANT}{}", js_sys::Math::random());
+    // A whole number: formatting a float would bring Rust's float printing into the WASM.
+    let name = format!("{GRANT}{}", (js_sys::Math::random() * 9e15) as u64);
     let hold = Closure::once_into_js(move |_lock: JsValue| {
         wasm_bindgen_futures::future_to_promise(async move {
             let _ = held.await;

@@ -2,7 +2,8 @@
 //! `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`), the
 //! authenticator's answer comes out as JSON (`PublicKeyCredential.toJSON()`), both in the
 //! shapes webauthn-rs reads and writes. Called through `js_sys::Reflect`: these static
-//! methods are newer than web-sys's bindings.
+//! methods are newer than web-sys's bindings. Both stay JSON text on the Rust side: the
+//! browser parses and writes them, and Rust never looks inside.
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
@@ -35,17 +36,14 @@ fn method(target: &JsValue, name: &str) -> Result<Function, String> {
 
 /// Runs `navigator.credentials.<call>` (`create` or `get`) with the server's options (their
 /// `publicKey`, parsed by `parser`), and returns the credential as JSON.
-async fn ceremony(
-    options: &serde_json::Value,
-    parser: &str,
-    call: &str,
-) -> Result<serde_json::Value, String> {
+async fn ceremony(options: &str, parser: &str, call: &str) -> Result<String, String> {
     let unsupported = || "This browser does not support passkeys.".to_string();
     let class = get(&js_sys::global(), "PublicKeyCredential")?;
     if class.is_undefined() {
         return Err(unsupported());
     }
-    let json = JSON::parse(&options["publicKey"].to_string()).map_err(|_| unsupported())?;
+    let options = JSON::parse(options).map_err(|_| unsupported())?;
+    let json = Reflect::get(&options, &"publicKey".into()).map_err(|_| unsupported())?;
     let public_key = method(&class, parser)?
         .call1(&class, &json)
         .map_err(failed)?;
@@ -65,16 +63,15 @@ async fn ceremony(
     let json = method(&credential, "toJSON")?
         .call0(&credential)
         .map_err(failed)?;
-    let text: String = JSON::stringify(&json).map_err(|_| unsupported())?.into();
-    serde_json::from_str(&text).map_err(|_| unsupported())
+    Ok(JSON::stringify(&json).map_err(|_| unsupported())?.into())
 }
 
 /// A new passkey, from the server's creation options.
-pub async fn create(options: &serde_json::Value) -> Result<serde_json::Value, String> {
+pub async fn create(options: &str) -> Result<String, String> {
     ceremony(options, "parseCreationOptionsFromJSON", "create").await
 }
 
 /// A passkey's signed answer, from the server's request options.
-pub async fn assert(options: &serde_json::Value) -> Result<serde_json::Value, String> {
+pub async fn assert(options: &str) -> Result<String, String> {
     ceremony(options, "parseRequestOptionsFromJSON", "get").await
 }

@@ -74,8 +74,7 @@ pub fn ProviderError() -> impl IntoView {
     let query = use_location().query;
     move || {
         query.with(|q| q.get("error")).map(|code| {
-            let code: ErrorCode = serde_json::from_value(serde_json::Value::String(code))
-                .unwrap_or(ErrorCode::Unknown);
+            let code = ErrorCode::from_wire(&code);
             view! { <p class="form-error" role="alert">{oidc_error_text(code)}</p> }
         })
     }
