@@ -262,13 +262,43 @@ pub struct ResetPasswordRequest {
     pub password: String,
 }
 
-/// A person as admins see them.
+/// A person as admins see them: the person's fields, and `active`, side by side.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AdminUserWire")]
 pub struct AdminUser {
     #[serde(flatten)]
     pub user: User,
     pub active: bool,
+}
+
+/// [`AdminUser`] as it is read. serde reads a flattened struct by buffering the whole
+/// object first, code the browser's WASM otherwise does without.
+#[derive(Deserialize)]
+struct AdminUserWire {
+    id: String,
+    email: String,
+    name: String,
+    role: Role,
+    email_verified: bool,
+    created_at: String,
+    active: bool,
+}
+
+impl From<AdminUserWire> for AdminUser {
+    fn from(wire: AdminUserWire) -> AdminUser {
+        AdminUser {
+            user: User {
+                id: wire.id,
+                email: wire.email,
+                name: wire.name,
+                role: wire.role,
+                email_verified: wire.email_verified,
+                created_at: wire.created_at,
+            },
+            active: wire.active,
+        }
+    }
 }
 
 /// `GET /api/admin/users`: one page of people.
@@ -342,4 +372,30 @@ pub struct AuditEntry {
     pub subject_email: Option<String>,
     pub ip: Option<String>,
     pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_users_are_read_as_they_are_written() {
+        let admin_user = AdminUser {
+            user: User {
+                id: "u1".into(),
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                role: Role::Admin,
+                email_verified: false,
+                created_at: "2026-11-29T12:00:00Z".into(),
+            },
+            active: true,
+        };
+        let json = serde_json::to_string(&admin_user).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"u1","email":"ada@example.com","name":"Ada","role":"admin","email_verified":false,"created_at":"2026-11-29T12:00:00Z","active":true}"#
+        );
+        assert_eq!(serde_json::from_str::<AdminUser>(&json).unwrap(), admin_user);
+    }
 }

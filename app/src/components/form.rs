@@ -7,7 +7,7 @@ use crate::{
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 use leptos_router::hooks::{use_location, use_navigate};
-use std::{collections::BTreeMap, future::Future};
+use std::{collections::BTreeMap, future::Future, pin::Pin, rc::Rc};
 
 /// What a sign-in form shows: pending, field errors, the form's error.
 #[derive(Clone, Copy)]
@@ -134,6 +134,22 @@ fn sign_in_with<Fut>(
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
 {
+    signing_in(
+        form,
+        Rc::new(move || Box::pin(send())),
+        Rc::new(second_factor),
+    )
+}
+
+/// A sign-in's request, its type erased: the code that sends it and shows its answer is
+/// then compiled once for every form rather than once per form.
+type SignIn = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), ApiFailure>>>>>;
+
+fn signing_in(
+    form: FormState,
+    send: SignIn,
+    second_factor: Rc<dyn Fn(String)>,
+) -> impl Fn() + 'static {
     let query = use_location().query;
     let navigate = use_navigate();
     move || {
@@ -142,6 +158,7 @@ where
         }
         let next = safe_next(query.get_untracked().get("next").as_deref());
         let navigate = navigate.clone();
+        let second_factor = second_factor.clone();
         let request = send();
         spawn_local(async move {
             match request.await {

@@ -20,7 +20,7 @@
 //! makes the WASM larger).
 
 use leptos::{either::EitherOf3, prelude::*};
-use std::future::Future;
+use std::{future::Future, pin::Pin, sync::Arc};
 
 /// What a part's chunk could not be fetched gives instead of its view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,11 @@ impl From<leptos::wasm_split::SplitLoaderError> for ChunkUnavailable {
 
 /// A part's view, once its chunk is there.
 pub type Part = Result<AnyView, ChunkUnavailable>;
+
+/// How a part is loaded, its type erased: the code around the loading (the placeholder,
+/// "Try again", the suspense) is then compiled once for every part rather than once per
+/// part, which made up about a twentieth of the main WASM with six parts.
+type Load = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Part> + Send>> + Send + Sync>;
 
 /// Declares `fn $name` (an `async fn() -> Part` making `$view`) and, with the `split`
 /// feature, `$preload` (an `async fn` fetching its chunk ahead): a WASM chunk of its own
@@ -89,27 +94,41 @@ where
 /// words with "Try again" when the chunk could not be fetched.
 #[cfg(feature = "hydrate")]
 pub fn on_demand<F: Future<Output = Part> + 'static>(load: fn() -> F) -> impl IntoView {
+    shown_when_loaded(erase(load))
+}
+
+#[cfg(feature = "hydrate")]
+fn erase<F: Future<Output = Part> + 'static>(load: fn() -> F) -> Load {
     // The browser has one thread: the chunk's future need not be Send.
-    shown_when_loaded(move || send_wrapper::SendWrapper::new(load()))
+    Arc::new(move || Box::pin(send_wrapper::SendWrapper::new(load())))
 }
 
 /// On the server the guarded part is never rendered (no one is signed in there).
 #[cfg(not(feature = "hydrate"))]
 pub fn on_demand<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> impl IntoView {
-    shown_when_loaded(load)
+    shown_when_loaded(erase(load))
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn erase<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> Load {
+    Arc::new(move || Box::pin(load()))
 }
 
 /// A part of a page the server renders as a placeholder (a public page's form few visitors
 /// use): the page hydrates with the placeholder, then loads the part once it runs.
 #[cfg(feature = "hydrate")]
 pub fn once_running<F: Future<Output = Part> + 'static>(load: fn() -> F) -> impl IntoView {
-    after_hydration(move || on_demand(load))
+    shown_once_running(erase(load))
 }
 
 /// On the server: the placeholder (the part is never loaded there).
 #[cfg(not(feature = "hydrate"))]
 pub fn once_running<F: Future<Output = Part> + Send + 'static>(load: fn() -> F) -> impl IntoView {
-    after_hydration(move || on_demand(load))
+    shown_once_running(erase(load))
+}
+
+fn shown_once_running(load: Load) -> impl IntoView {
+    after_hydration(move || shown_when_loaded(load.clone()))
 }
 
 fn after_hydration<V: IntoView + 'static>(
@@ -137,10 +156,7 @@ enum Shown {
     Unavailable,
 }
 
-fn shown_when_loaded<F>(load: impl Fn() -> F + Copy + Send + Sync + 'static) -> impl IntoView
-where
-    F: Future<Output = Part> + Send + 'static,
-{
+fn shown_when_loaded(load: Load) -> impl IntoView {
     let shown = RwSignal::new(Shown::Waiting);
     // Each "Try again" begins a new load; a failed fetch is not remembered. While it runs
     // the message and the button stay (the button keeps the focus), the button saying so.
@@ -169,6 +185,7 @@ where
     };
     let content = move || {
         attempt.track();
+        let load = load.clone();
         Suspend::new(async move {
             let part = load().await;
             retrying.set(false);
