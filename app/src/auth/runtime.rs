@@ -703,17 +703,22 @@ mod browser {
     /// One refresh across the tabs: under the Web Lock, and not at all when what happened
     /// while this one waited for the lock makes it pointless.
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
-        let started = now_ms();
+        // What this tab holds as it starts waiting: another token held once it has the lock
+        // arrived meanwhile. (Told by the token itself, not by the time it came: a clock
+        // that stands still or steps back, or a token taken within the same millisecond,
+        // would hide it, and the cookie would be rotated again for nothing.)
+        let held = auth
+            .inner
+            .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
         let forgotten = auth.inner.with_value(|i| i.forgotten);
         let outcome = tabs::with_lock(move || async move {
-            let (renewed_meanwhile, forgotten_meanwhile, others_retry_at) =
-                auth.inner.with_value(|i| {
-                    (
-                        i.token.as_ref().is_some_and(|t| t.obtained_ms > started),
-                        i.forgotten != forgotten,
-                        if i.urgent { 0.0 } else { i.others_retry_at_ms },
-                    )
-                });
+            let renewed_meanwhile = renewed_since(auth, held.as_deref());
+            let (forgotten_meanwhile, others_retry_at) = auth.inner.with_value(|i| {
+                (
+                    i.forgotten != forgotten,
+                    if i.urgent { 0.0 } else { i.others_retry_at_ms },
+                )
+            });
             if renewed_meanwhile {
                 // Another tab refreshed, or someone signed in: the session arrived meanwhile.
                 RefreshOutcome::Renewed
