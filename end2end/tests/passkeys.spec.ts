@@ -150,3 +150,15 @@ test('a device without a passkey here says so and leaves the page usable', async
   await expect(page.getByRole('alert')).toHaveText('The passkey request was cancelled or timed out.');
   await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
 });
+
+test('passkey options that are not JSON are a server problem, not the browser’s', async ({ page }) => {
+  // A proxy's maintenance page, answered 200 where the options should be.
+  await page.route('**/api/auth/passkey/start', (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<html>Back soon</html>' }),
+  );
+  await passkeySignIn(page);
+  await expect(page.getByRole('alert')).toHaveText(
+    'The server could not be reached. Check your connection and try again.',
+  );
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
+});

@@ -1,5 +1,6 @@
 //! The decisions of the browser auth runtime, as plain Rust: what to do with an answer,
-//! what a refresh's answer means, when to refresh, where to go after sign-in. No browser API here, so `cargo test` runs it natively.
+//! what a refresh's answer means, when to refresh, where to go after sign-in; and what
+//! tabs tell each other, as they write it. No browser API here, so `cargo test` runs it natively.
 
 pub use crate::api::next::safe_next;
 use crate::api::{encode::percent_encode, ErrorCode, Session, User};
@@ -139,6 +140,15 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether a refresh that waited for the lock finds the session renewed meanwhile (another
+/// tab refreshed, or someone signed in), or whether a call's 401 was for a token the tab no
+/// longer holds: the tab holds another token than `before`. Told by the token itself, not by
+/// the time it came: a page clock that stands still or steps back, or a token taken within
+/// the same millisecond, would hide it.
+pub fn renewed_since(before: Option<&str>, now: Option<&str>) -> bool {
+    now.is_some_and(|now| Some(now) != before)
+}
+
 /// The longest access-token lifetime another tab may hand us (a day): anything longer is
 /// not from this server.
 pub const MAX_SHARED_EXPIRES_IN: u64 = 24 * 60 * 60;
@@ -239,7 +249,9 @@ pub enum TabMessage {
     Unreachable { epoch: u64, retry_in_ms: u32 },
 }
 
-/// Every field any message has, as the JSON of a [`TabMessage`] holds them.
+/// Every field any message has, as the JSON of a [`TabMessage`] holds them. These names keep
+/// these types in every message of every version: a message with one of them in another
+/// shape is dropped whole, whatever its type.
 #[derive(Deserialize)]
 struct TabWire {
     #[serde(rename = "type")]
@@ -509,6 +521,18 @@ mod tests {
     fn login_urls_encode_the_path() {
         assert_eq!(login_url("/account"), "/login?next=/account");
         assert_eq!(login_url("/a?b=c&d"), "/login?next=/a%3Fb%3Dc%26d");
+    }
+
+    #[test]
+    fn a_session_is_renewed_when_another_token_is_held_whenever_it_came() {
+        // Another tab's token, or a sign-in's, taken while this tab waited.
+        assert!(renewed_since(Some("old"), Some("new")));
+        assert!(renewed_since(None, Some("new")));
+        // Still the token held before, even adopted again: nothing new.
+        assert!(!renewed_since(Some("old"), Some("old")));
+        // Signed out meanwhile: nothing to use.
+        assert!(!renewed_since(Some("old"), None));
+        assert!(!renewed_since(None, None));
     }
 
     fn a_person() -> User {

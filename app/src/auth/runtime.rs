@@ -174,15 +174,13 @@ impl Auth {
             let start = PasskeyRegistrationStart {
                 name: (!name.trim().is_empty()).then_some(name),
             };
-            // The options and the credential stay JSON text, for the browser to read and
-            // write (see `webauthn`).
-            let options = browser::call_text(*self, PASSKEY_REGISTER_START, &start).await?;
+            // The options and the credential are JSON the browser reads and writes (see
+            // `webauthn`).
+            let options = browser::webauthn_call(*self, PASSKEY_REGISTER_START, &start).await?;
             let credential = super::webauthn::create(&options)
                 .await
                 .map_err(ApiFailure::browser)?;
-            let finish = PASSKEY_REGISTER_FINISH;
-            let added = browser::exchange(*self, finish.method, finish.path, Some(credential));
-            browser::read(added.await?)
+            browser::call_with_credential(*self, PASSKEY_REGISTER_FINISH, credential).await
         }
         #[cfg(not(feature = "hydrate"))]
         {
@@ -244,7 +242,7 @@ mod browser {
     use crate::{
         api::{
             endpoints::{Endpoint, Method, Target, LOGOUT, REFRESH},
-            ErrorBody, Session,
+            ErrorBody, Session, WebAuthnJson,
         },
         auth::{
             logic::{self, after_answer, after_refresh, Next, TokenClaims},
@@ -255,6 +253,7 @@ mod browser {
     use gloo_net::http::{Request, RequestBuilder, Response};
     use leptos::task::spawn_local;
     use std::time::Duration;
+    use wasm_bindgen::JsValue;
 
     /// Memory only.
     #[derive(Default)]
@@ -704,9 +703,8 @@ mod browser {
     /// while this one waited for the lock makes it pointless.
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
         // What this tab holds as it starts waiting: another token held once it has the lock
-        // arrived meanwhile. (Told by the token itself, not by the time it came: a clock
-        // that stands still or steps back, or a token taken within the same millisecond,
-        // would hide it, and the cookie would be rotated again for nothing.)
+        // arrived meanwhile (`logic::renewed_since`); judged by the time it came, the cookie
+        // was rotated again for nothing under a page clock that stood still.
         let held = auth
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
@@ -838,16 +836,17 @@ mod browser {
 
     /// An answer's body as the type expected. No content (204, or 202: accepted, nothing
     /// to say): only `()` reads from it.
-    pub fn read<Res: DeserializeOwned>(text: Option<String>) -> Result<Res, ApiFailure> {
+    fn read<Res: DeserializeOwned>(text: Option<String>) -> Result<Res, ApiFailure> {
         serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
     }
 
-    /// A call whose answer is kept as JSON text, unread.
-    pub async fn call_text<E: IntoTarget>(
+    /// A call answered with WebAuthn options: parsed by the browser, for the browser (Rust
+    /// never reads them). An answer that is not JSON is the server's failure, as any other.
+    pub async fn webauthn_call<E: IntoTarget<Res = WebAuthnJson>>(
         auth: Auth,
         endpoint: E,
         request: &E::Req,
-    ) -> Result<String, ApiFailure>
+    ) -> Result<JsValue, ApiFailure>
     where
         E::Req: Serialize,
     {
@@ -855,9 +854,21 @@ mod browser {
             .into_target()
             .encode(request)
             .map_err(|_| ApiFailure::Network)?;
-        exchange(auth, encoded.method, &encoded.url, encoded.body)
-            .await?
-            .ok_or(ApiFailure::Network)
+        let text = exchange(auth, encoded.method, &encoded.url, encoded.body).await?;
+        webauthn_json(text.as_deref().unwrap_or_default())
+    }
+
+    fn webauthn_json(text: &str) -> Result<JsValue, ApiFailure> {
+        js_sys::JSON::parse(text).map_err(|_| ApiFailure::Network)
+    }
+
+    /// A call sending a WebAuthn credential, as the browser wrote it.
+    pub async fn call_with_credential<Res: DeserializeOwned>(
+        auth: Auth,
+        endpoint: Endpoint<WebAuthnJson, Res>,
+        credential: String,
+    ) -> Result<Res, ApiFailure> {
+        read(exchange(auth, endpoint.method, endpoint.path, Some(credential)).await?)
     }
 
     fn held_person(auth: Auth) -> Option<String> {
@@ -869,19 +880,18 @@ mod browser {
         })
     }
 
-    /// True when this tab holds another access token than `sent`, the one a call went with.
+    /// True when this tab holds another access token than `sent`: the one a call went with,
+    /// or the one held when a refresh began waiting for the lock.
     fn renewed_since(auth: Auth, sent: Option<&str>) -> bool {
         auth.inner.with_value(|i| {
-            i.token
-                .as_ref()
-                .is_some_and(|held| Some(held.value.as_str()) != sent)
+            logic::renewed_since(sent, i.token.as_ref().map(|held| held.value.as_str()))
         })
     }
 
     /// One call with the access token, refreshing once on an expired or invalid token
     /// (first sending it again with a newer token, when the tab took one meanwhile): the
     /// answer's body, `None` when it has none.
-    pub async fn exchange(
+    async fn exchange(
         auth: Auth,
         method: Method,
         url: &str,
@@ -1035,12 +1045,14 @@ mod browser {
         if !response.ok() {
             return Err(failure(response).await);
         }
-        // The options and the credential stay JSON text (see `webauthn`).
+        // The options and the credential are JSON the browser reads and writes (see
+        // `webauthn`).
         let options = response.text().await.map_err(|_| ApiFailure::Network)?;
+        let options = webauthn_json(&options)?;
         let credential = crate::auth::webauthn::assert(&options)
             .await
             .map_err(ApiFailure::browser)?;
-        let finish = PASSKEY_SIGN_IN_FINISH;
+        let finish: Endpoint<WebAuthnJson, Session> = PASSKEY_SIGN_IN_FINISH;
         sign_in_with_text(auth, finish.method, finish.path, credential).await
     }
 

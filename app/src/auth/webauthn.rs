@@ -2,8 +2,8 @@
 //! `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`), the
 //! authenticator's answer comes out as JSON (`PublicKeyCredential.toJSON()`), both in the
 //! shapes webauthn-rs reads and writes. Called through `js_sys::Reflect`: these static
-//! methods are newer than web-sys's bindings. Both stay JSON text on the Rust side: the
-//! browser parses and writes them, and Rust never looks inside.
+//! methods are newer than web-sys's bindings. The browser parses the options and writes the
+//! credential: Rust never looks inside either.
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
@@ -36,14 +36,13 @@ fn method(target: &JsValue, name: &str) -> Result<Function, String> {
 
 /// Runs `navigator.credentials.<call>` (`create` or `get`) with the server's options (their
 /// `publicKey`, parsed by `parser`), and returns the credential as JSON.
-async fn ceremony(options: &str, parser: &str, call: &str) -> Result<String, String> {
+async fn ceremony(options: &JsValue, parser: &str, call: &str) -> Result<String, String> {
     let unsupported = || "This browser does not support passkeys.".to_string();
     let class = get(&js_sys::global(), "PublicKeyCredential")?;
     if class.is_undefined() {
         return Err(unsupported());
     }
-    let options = JSON::parse(options).map_err(|_| unsupported())?;
-    let json = Reflect::get(&options, &"publicKey".into()).map_err(|_| unsupported())?;
+    let json = Reflect::get(options, &"publicKey".into()).map_err(|_| unsupported())?;
     let public_key = method(&class, parser)?
         .call1(&class, &json)
         .map_err(failed)?;
@@ -67,11 +66,11 @@ async fn ceremony(options: &str, parser: &str, call: &str) -> Result<String, Str
 }
 
 /// A new passkey, from the server's creation options.
-pub async fn create(options: &str) -> Result<String, String> {
+pub async fn create(options: &JsValue) -> Result<String, String> {
     ceremony(options, "parseCreationOptionsFromJSON", "create").await
 }
 
 /// A passkey's signed answer, from the server's request options.
-pub async fn assert(options: &str) -> Result<String, String> {
+pub async fn assert(options: &JsValue) -> Result<String, String> {
     ceremony(options, "parseRequestOptionsFromJSON", "get").await
 }

@@ -102,7 +102,7 @@ where
 pub fn sign_in_on_submit_or<Fut>(
     form: FormState,
     send: impl Fn() -> Fut + 'static,
-    second_factor: impl Fn(String) + Copy + 'static,
+    second_factor: impl Fn(String) + 'static,
 ) -> impl Fn(SubmitEvent) + 'static
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
@@ -129,7 +129,7 @@ where
 fn sign_in_with<Fut>(
     form: FormState,
     send: impl Fn() -> Fut + 'static,
-    second_factor: impl Fn(String) + Copy + 'static,
+    second_factor: impl Fn(String) + 'static,
 ) -> impl Fn() + 'static
 where
     Fut: Future<Output = Result<(), ApiFailure>> + 'static,
