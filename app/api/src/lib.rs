@@ -396,6 +396,9 @@ mod tests {
             json,
             r#"{"id":"u1","email":"ada@example.com","name":"Ada","role":"admin","email_verified":false,"created_at":"2026-11-29T12:00:00Z","active":true}"#
         );
-        assert_eq!(serde_json::from_str::<AdminUser>(&json).unwrap(), admin_user);
+        assert_eq!(
+            serde_json::from_str::<AdminUser>(&json).unwrap(),
+            admin_user
+        );
     }
 }
