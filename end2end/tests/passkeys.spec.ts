@@ -151,14 +151,34 @@ test('a device without a passkey here says so and leaves the page usable', async
   await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
 });
 
-test('passkey options that are not JSON are a server problem, not the browser’s', async ({ page }) => {
-  // A proxy's maintenance page, answered 200 where the options should be.
-  await page.route('**/api/auth/passkey/start', (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: '<html>Back soon</html>' }),
+for (const [what, body] of [
+  ['not JSON (a proxy’s page answered 200)', '<html>Back soon</html>'],
+  ['JSON without publicKey', '{"error":"maintenance"}'],
+  ['JSON null', 'null'],
+]) {
+  test(`passkey options that are ${what} are a server problem, not the browser’s`, async ({ page }) => {
+    await page.route('**/api/auth/passkey/start', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body }),
+    );
+    await passkeySignIn(page);
+    await expect(page.getByRole('alert')).toHaveText(
+      'The server could not be reached. Check your connection and try again.',
+    );
+    await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
+  });
+}
+
+test('passkey options for a new passkey that are not WebAuthn options are a server problem too', async ({
+  page,
+}) => {
+  await register(page, uniqueEmail());
+  await page.route('**/api/me/passkeys/register/start', (route) =>
+    route.fulfill({ status: 200, contentType: 'application/json', body: '{}' }),
   );
-  await passkeySignIn(page);
-  await expect(page.getByRole('alert')).toHaveText(
+  const section = page.getByRole('region', { name: 'Two-step sign-in' });
+  await section.getByLabel('Passkey name').fill('Laptop');
+  await section.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(section.getByRole('alert')).toHaveText(
     'The server could not be reached. Check your connection and try again.',
   );
-  await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();
 });

@@ -702,9 +702,8 @@ mod browser {
     /// One refresh across the tabs: under the Web Lock, and not at all when what happened
     /// while this one waited for the lock makes it pointless.
     async fn perform_refresh(auth: Auth) -> RefreshOutcome {
-        // What this tab holds as it starts waiting: another token held once it has the lock
-        // arrived meanwhile (`logic::renewed_since`); judged by the time it came, the cookie
-        // was rotated again for nothing under a page clock that stood still.
+        // The token held as the wait begins: another one held once the lock is ours arrived
+        // meanwhile (`logic::renewed_since`). Not judged by the clock, which may stand still.
         let held = auth
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
@@ -840,8 +839,8 @@ mod browser {
         serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|_| ApiFailure::Network)
     }
 
-    /// A call answered with WebAuthn options: parsed by the browser, for the browser (Rust
-    /// never reads them). An answer that is not JSON is the server's failure, as any other.
+    /// A call answered with WebAuthn options: their `publicKey`, parsed by the browser for
+    /// the browser (Rust never reads them); see [`webauthn_json`].
     pub async fn webauthn_call<E: IntoTarget<Res = WebAuthnJson>>(
         auth: Auth,
         endpoint: E,
@@ -858,8 +857,17 @@ mod browser {
         webauthn_json(text.as_deref().unwrap_or_default())
     }
 
+    /// The `publicKey` options of the server's answer. An answer without them (not JSON, or
+    /// a proxy's JSON) is the server's failure, not the browser's.
     fn webauthn_json(text: &str) -> Result<JsValue, ApiFailure> {
-        js_sys::JSON::parse(text).map_err(|_| ApiFailure::Network)
+        let options = js_sys::JSON::parse(text).map_err(|_| ApiFailure::Network)?;
+        if !options.is_object() {
+            return Err(ApiFailure::Network);
+        }
+        js_sys::Reflect::get(&options, &JsValue::from_str("publicKey"))
+            .ok()
+            .filter(JsValue::is_object)
+            .ok_or(ApiFailure::Network)
     }
 
     /// A call sending a WebAuthn credential, as the browser wrote it.

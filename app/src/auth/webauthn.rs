@@ -34,17 +34,17 @@ fn method(target: &JsValue, name: &str) -> Result<Function, String> {
         .map_err(|_| "This browser does not support passkeys.".to_string())
 }
 
-/// Runs `navigator.credentials.<call>` (`create` or `get`) with the server's options (their
-/// `publicKey`, parsed by `parser`), and returns the credential as JSON.
-async fn ceremony(options: &JsValue, parser: &str, call: &str) -> Result<String, String> {
+/// Runs `navigator.credentials.<call>` (`create` or `get`) with the `publicKey` of the
+/// server's options (as JSON, turned into the browser's own by `parser`), and returns the
+/// credential as JSON.
+async fn ceremony(json: &JsValue, parser: &str, call: &str) -> Result<String, String> {
     let unsupported = || "This browser does not support passkeys.".to_string();
     let class = get(&js_sys::global(), "PublicKeyCredential")?;
     if class.is_undefined() {
         return Err(unsupported());
     }
-    let json = Reflect::get(options, &"publicKey".into()).map_err(|_| unsupported())?;
     let public_key = method(&class, parser)?
-        .call1(&class, &json)
+        .call1(&class, json)
         .map_err(failed)?;
     let argument = Object::new();
     Reflect::set(&argument, &"publicKey".into(), &public_key).map_err(|_| unsupported())?;
@@ -65,12 +65,12 @@ async fn ceremony(options: &JsValue, parser: &str, call: &str) -> Result<String,
     Ok(JSON::stringify(&json).map_err(|_| unsupported())?.into())
 }
 
-/// A new passkey, from the server's creation options.
+/// A new passkey, from the `publicKey` of the server's creation options.
 pub async fn create(options: &JsValue) -> Result<String, String> {
     ceremony(options, "parseCreationOptionsFromJSON", "create").await
 }
 
-/// A passkey's signed answer, from the server's request options.
+/// A passkey's signed answer, from the `publicKey` of the server's request options.
 pub async fn assert(options: &JsValue) -> Result<String, String> {
     ceremony(options, "parseRequestOptionsFromJSON", "get").await
 }
