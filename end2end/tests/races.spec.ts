@@ -237,48 +237,6 @@ test('a slow refresh is not repeated by the other tabs: one request for three ta
   expect(during).toBe(1);
 });
 
-test('tabs that waited for a refresh take its token, even with the page clock standing still', async ({
-  page,
-  context,
-}) => {
-  // Every tab's Date.now() stands still; its timers run. (Not Playwright's clock: its timer
-  // handles do not fit the i32 web-sys returns them as, so the runtime's timers would not
-  // be cleared.)
-  await context.addInitScript(() => {
-    const now = Date.now();
-    Date.now = () => now;
-  });
-  await register(page, uniqueEmail());
-  const others = [await context.newPage(), await context.newPage()];
-  for (const other of others) {
-    await other.goto('/account');
-    await expect(other.getByTestId('account-email')).toBeVisible();
-  }
-  // The first refresh's answer is held until every tab has fallen due (tokens last 2 s)
-  // and waits for the lock behind it.
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let seen = 0;
-  await context.route('**/api/auth/refresh', async (route) => {
-    seen += 1;
-    const response = await route.fetch();
-    await gate;
-    await route.fulfill({ response });
-  });
-  await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
-  await page.waitForTimeout(2_500);
-  expect(seen).toBe(1);
-  release();
-  for (const tab of [page, ...others]) {
-    await expect(tab.getByTestId('account-email')).toBeVisible();
-    await expect(header(tab).getByRole('button', { name: 'Log out' })).toBeVisible();
-  }
-  // The waiting tabs take the first tab's session rather than rotate the cookie again
-  // (the next proactive refresh is due 1.5 s after the new token).
-  await page.waitForTimeout(600);
-  expect(seen).toBe(1);
-});
-
 test('a slow refresh in another tab cannot erase a new sign-in with its late answer', async ({ page, context }) => {
   const email = uniqueEmail();
   await register(page, email);

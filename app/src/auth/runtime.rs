@@ -294,10 +294,6 @@ mod browser {
 
     /// How long a new tab waits for another tab's session before refreshing itself.
     const HELLO_WAIT_MS: i32 = 100;
-    /// Longer than a free lock takes to be granted: a wait beyond it means another tab held it.
-    const LOCK_TAKEN_AT_ONCE_MS: f64 = 50.0;
-    /// Time for a message another tab sent just before it let go of the lock to arrive.
-    const MESSAGES_IN_FLIGHT_MS: i32 = 25;
     /// The request, given up (as no answer) after [`tabs::ANSWER_WAIT_MS`].
     fn bounded(builder: RequestBuilder) -> RequestBuilder {
         let signal = web_sys::AbortSignal::timeout_with_u32(tabs::ANSWER_WAIT_MS);
@@ -712,14 +708,7 @@ mod browser {
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
         let forgotten = auth.inner.with_value(|i| i.forgotten);
-        let asked = monotonic_ms();
         let outcome = tabs::with_lock(move || async move {
-            // Another tab held the lock: its message with the new token was sent before it
-            // let go, but the lock can reach this tab first (they travel apart). Messages on
-            // their way are handled before the check, or this tab would refresh once more.
-            if monotonic_ms() - asked > LOCK_TAKEN_AT_ONCE_MS {
-                tabs::sleep(MESSAGES_IN_FLIGHT_MS).await;
-            }
             let renewed_meanwhile = renewed_since(auth, held.as_deref());
             let (forgotten_meanwhile, others_retry_at) = auth.inner.with_value(|i| {
                 (
