@@ -75,6 +75,17 @@ test('after expiry, concurrent calls share one refresh and the page still shows 
   await page.clock.resume();
 });
 
+/** The page's refresh requests, and a promise kept once a retried `/api/me` has answered
+ * 200: the page then holds the token of the refresh. */
+function watchRenewal(page: Page): { refreshes: string[]; tokenTaken: Promise<void> } {
+  const refreshes: string[] = [];
+  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
+  const tokenTaken = new Promise<void>((resolve) =>
+    page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 200 && resolve()),
+  );
+  return { refreshes, tokenTaken };
+}
+
 test('a 401 that arrives after the refresh it needed is retried without another refresh', async ({ page }) => {
   await signedInWithExpiredToken(page);
 
@@ -82,13 +93,9 @@ test('a 401 that arrives after the refresh it needed is retried without another 
   // the token of the refresh the other calls started (a retried /api/me answering 200 is
   // sent only then): a late answer, as on a slow network or a busy tab. The call must then
   // be sent again with the token the page now holds.
-  let renewed!: () => void;
-  const tokenTaken = new Promise<void>((resolve) => (renewed = resolve));
-  const refreshes: string[] = [];
+  const { refreshes, tokenTaken } = watchRenewal(page);
   const passkeyTokens: string[] = [];
   let heldBack = 0;
-  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
-  page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 200 && renewed());
   await page.route('**/api/me/passkeys', async (route) => {
     passkeyTokens.push(route.request().headers()['authorization'] ?? '');
     const response = await route.fetch();
@@ -116,12 +123,8 @@ test('a newer token refused too still gets one real refresh, and the person stay
   // The passkeys list's late 401 as above; then its resend with the newer token is refused
   // as well (as a token the server no longer takes would be). One real refresh must follow,
   // not a sign-out.
-  let renewed!: () => void;
-  const tokenTaken = new Promise<void>((resolve) => (renewed = resolve));
-  const refreshes: string[] = [];
+  const { refreshes, tokenTaken } = watchRenewal(page);
   const passkeyAnswers: number[] = [];
-  page.on('request', (r) => r.url().endsWith('/api/auth/refresh') && refreshes.push(r.method()));
-  page.on('response', (r) => r.url().endsWith('/api/me') && r.status() === 200 && renewed());
   await page.route('**/api/me/passkeys', async (route) => {
     if (passkeyAnswers.length === 1) {
       passkeyAnswers.push(401);
