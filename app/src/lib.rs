@@ -9,7 +9,7 @@ pub mod pages;
 
 use components::header::Header;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags};
 use leptos_router::{
     components::{FlatRoutes, Route, Router},
     path,
@@ -34,12 +34,14 @@ pub struct Hydrated(pub ReadSignal<bool>);
 /// (`HydrationScripts` reads it from context), so no `unsafe-inline` is ever needed.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let providers = use_context::<components::providers::ProviderList>().unwrap_or_default();
+    provide_meta_context();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <title>"JWT auth"</title>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <meta name=components::providers::META_NAME content=providers.to_json()/>
                 // The style's file name carries its hash in a hashed release build.
@@ -69,8 +71,6 @@ pub fn provide_providers(providers: Vec<api::ProviderInfo>) {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
-
     // Effects run only in the browser, after hydration: the attribute tells tests (and
     // curious people) that the page is now live.
     let hydrated = RwSignal::new(false);
@@ -87,7 +87,6 @@ pub fn App() -> impl IntoView {
     // URL when a navigation lands on the same page by another path (`/login` to `/login/`),
     // so pages read the query from `use_location()`, which always follows the address.
     view! {
-        <Title text="JWT auth"/>
         <Router>
             <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
                 <Header/>
