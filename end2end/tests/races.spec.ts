@@ -237,6 +237,54 @@ test('a slow refresh is not repeated by the other tabs: one request for three ta
   expect(during).toBe(1);
 });
 
+test('tabs queued behind a refresh take its token, even when its message comes after the lock', async ({
+  page,
+  context,
+}) => {
+  // Tabs hear each other's messages 50 ms late, while the refresh lock passes at once: the
+  // lock and the message travel apart between tabs, and the lock can come first.
+  await context.addInitScript(() => {
+    const Channel = window.BroadcastChannel;
+    window.BroadcastChannel = class extends Channel {
+      set onmessage(handler: ((event: MessageEvent) => void) | null) {
+        super.onmessage = handler && ((event: MessageEvent) => setTimeout(() => handler.call(this, event), 50));
+      }
+      get onmessage() {
+        return super.onmessage;
+      }
+    };
+  });
+  await register(page, uniqueEmail());
+  const others = [await context.newPage(), await context.newPage()];
+  for (const other of others) {
+    await other.goto('/account');
+    await expect(other.getByTestId('account-email')).toBeVisible();
+  }
+  // The first refresh's answer is held until every tab has fallen due (tokens last 2 s)
+  // and waits for the lock behind it.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let seen = 0;
+  await context.route('**/api/auth/refresh', async (route) => {
+    seen += 1;
+    const response = await route.fetch();
+    await gate;
+    await route.fulfill({ response });
+  });
+  await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
+  await page.waitForTimeout(2_500);
+  expect(seen).toBe(1);
+  release();
+  for (const tab of [page, ...others]) {
+    await expect(tab.getByTestId('account-email')).toBeVisible();
+    await expect(header(tab).getByRole('button', { name: 'Log out' })).toBeVisible();
+  }
+  // The queued tabs wait for the first tab's message and take its session rather than
+  // rotate the cookie again (the next proactive refresh is due 1.5 s after the new token).
+  await page.waitForTimeout(600);
+  expect(seen).toBe(1);
+});
+
 test('a slow refresh in another tab cannot erase a new sign-in with its late answer', async ({ page, context }) => {
   const email = uniqueEmail();
   await register(page, email);

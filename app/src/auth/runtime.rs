@@ -280,6 +280,8 @@ mod browser {
         forgotten: u64,
         /// To the other tabs of this browser.
         channel: Option<tabs::Channel>,
+        /// Told when the next message of another tab has been handled.
+        message_heard: Option<futures::channel::oneshot::Sender<()>>,
     }
 
     struct Token {
@@ -294,9 +296,17 @@ mod browser {
 
     /// How long a new tab waits for another tab's session before refreshing itself.
     const HELLO_WAIT_MS: i32 = 100;
+    /// How long a tab that queued for the refresh lock waits, once it has it, for the news
+    /// of the holding before it (a message follows the lock within milliseconds).
+    const QUEUED_NEWS_WAIT_MS: u32 = 100;
     /// The request, given up (as no answer) after [`tabs::ANSWER_WAIT_MS`].
     fn bounded(builder: RequestBuilder) -> RequestBuilder {
-        let signal = web_sys::AbortSignal::timeout_with_u32(tabs::ANSWER_WAIT_MS);
+        bounded_to(builder, tabs::ANSWER_WAIT_MS)
+    }
+
+    /// The request, given up (as no answer) after `ms`.
+    fn bounded_to(builder: RequestBuilder, ms: u32) -> RequestBuilder {
+        let signal = web_sys::AbortSignal::timeout_with_u32(ms);
         builder.abort_signal(Some(&signal))
     }
 
@@ -315,40 +325,14 @@ mod browser {
     /// After hydration: restore the session from the cookie, and catch up when a sleeping
     /// or hidden tab comes back, or the network returns.
     pub fn start(auth: Auth) {
-        let channel = tabs::Channel::open(move |message| match message {
-            // A session or a person without an epoch comes from a tab of the version before
-            // epochs, which takes late refresh answers: never adopted here.
-            TabMessage::Session {
-                session,
-                epoch: Some(epoch),
-            } => {
-                if tabs::plausible_epoch(epoch) {
-                    offered(auth, session, epoch);
-                }
-            }
-            TabMessage::Person {
-                user,
-                epoch: Some(epoch),
-            } => {
-                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
-                    show_person(auth, user);
-                }
-            }
-            TabMessage::Session { epoch: None, .. } | TabMessage::Person { epoch: None, .. } => {}
-            // Without an epoch (that older version): its sign-outs still reach this tab.
-            TabMessage::SignedOut { epoch } => {
-                let epoch = epoch.unwrap_or_else(tabs::epoch);
-                // A sign-out of an older sign-in says nothing about the current one.
-                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
-                    tabs::saw_epoch(epoch);
-                    forget(auth);
-                }
-            }
-            TabMessage::Hello => share(auth),
-            TabMessage::Unreachable { epoch, retry_in_ms } => {
-                if epoch == tabs::epoch() {
-                    another_failed(auth, retry_in_ms);
-                }
+        let channel = tabs::Channel::open(move |message| {
+            heard(auth, message);
+            let waiting = auth
+                .inner
+                .try_update_value(|i| i.message_heard.take())
+                .flatten();
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(());
             }
         });
         if let Some(channel) = &channel {
@@ -397,6 +381,46 @@ mod browser {
             on_online.remove();
             on_visible.remove();
         });
+    }
+
+    /// A message of another tab.
+    fn heard(auth: Auth, message: TabMessage) {
+        match message {
+            // A session or a person without an epoch comes from a tab of the version before
+            // epochs, which takes late refresh answers: never adopted here.
+            TabMessage::Session {
+                session,
+                epoch: Some(epoch),
+            } => {
+                if tabs::plausible_epoch(epoch) {
+                    offered(auth, session, epoch);
+                }
+            }
+            TabMessage::Person {
+                user,
+                epoch: Some(epoch),
+            } => {
+                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
+                    show_person(auth, user);
+                }
+            }
+            TabMessage::Session { epoch: None, .. } | TabMessage::Person { epoch: None, .. } => {}
+            // Without an epoch (that older version): its sign-outs still reach this tab.
+            TabMessage::SignedOut { epoch } => {
+                let epoch = epoch.unwrap_or_else(tabs::epoch);
+                // A sign-out of an older sign-in says nothing about the current one.
+                if epoch >= tabs::epoch() && tabs::plausible_epoch(epoch) {
+                    tabs::saw_epoch(epoch);
+                    forget(auth);
+                }
+            }
+            TabMessage::Hello => share(auth),
+            TabMessage::Unreachable { epoch, retry_in_ms } => {
+                if epoch == tabs::epoch() {
+                    another_failed(auth, retry_in_ms);
+                }
+            }
+        }
     }
 
     fn tell(auth: Auth, message: TabMessage) {
@@ -708,29 +732,38 @@ mod browser {
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
         let forgotten = auth.inner.with_value(|i| i.forgotten);
-        let outcome = tabs::with_lock(move || async move {
-            let renewed_meanwhile = renewed_since(auth, held.as_deref());
-            let (forgotten_meanwhile, others_retry_at) = auth.inner.with_value(|i| {
-                (
-                    i.forgotten != forgotten,
-                    if i.urgent { 0.0 } else { i.others_retry_at_ms },
-                )
-            });
-            if renewed_meanwhile {
+        let outcome = tabs::with_lock(move |queued| async move {
+            let started = monotonic_ms();
+            let mut news = meanwhile(auth, held.as_deref(), forgotten);
+            if queued {
+                // The holding before this one may have just refreshed (or signed in or out,
+                // or found no server): its message and the lock travel apart between tabs,
+                // and the lock can come first. Wait a moment for news, ended by a message.
+                let until = started + f64::from(QUEUED_NEWS_WAIT_MS);
+                while news.is_none() && monotonic_ms() < until {
+                    next_message(auth, (until - monotonic_ms()).ceil() as i32).await;
+                    news = meanwhile(auth, held.as_deref(), forgotten);
+                }
+            }
+            match news {
                 // Another tab refreshed, or someone signed in: the session arrived meanwhile.
-                RefreshOutcome::Renewed
-            } else if forgotten_meanwhile {
+                Some(Meanwhile::Renewed) => RefreshOutcome::Renewed,
                 // Signed out (here or in another tab): the session this refresh was for is
                 // over. (A sign-in or sign-out that failed changed nothing: refresh.)
-                RefreshOutcome::Superseded
-            } else if monotonic_ms() < others_retry_at {
+                Some(Meanwhile::SignedOut) => RefreshOutcome::Superseded,
                 // Another tab found no server and will try again: its retry speaks for this
                 // tab too.
-                wait_for_other_tab(auth, others_retry_at);
-                RefreshOutcome::Unreachable
-            } else {
-                auth.inner.update_value(|i| i.urgent = false);
-                refresh_request(auth).await
+                Some(Meanwhile::OtherTabRetriesAt(at)) => {
+                    wait_for_other_tab(auth, at);
+                    RefreshOutcome::Unreachable
+                }
+                None => {
+                    auth.inner.update_value(|i| i.urgent = false);
+                    // The wait for news counts against the request's time: the lock is
+                    // held no longer than any request may take (`tabs::LOCK_WAIT_MS`).
+                    let waited = (monotonic_ms() - started).max(0.0) as u32;
+                    refresh_request(auth, tabs::ANSWER_WAIT_MS.saturating_sub(waited)).await
+                }
             }
         })
         .await;
@@ -739,10 +772,44 @@ mod browser {
         outcome
     }
 
-    async fn refresh_request(auth: Auth) -> RefreshOutcome {
+    /// What, since a refresh began waiting for the lock (holding the token `held`, having
+    /// forgotten a session `forgotten` times), makes it pointless.
+    enum Meanwhile {
+        Renewed,
+        SignedOut,
+        /// Another tab found no server, and retries at this time (`monotonic_ms`).
+        OtherTabRetriesAt(f64),
+    }
+
+    fn meanwhile(auth: Auth, held: Option<&str>, forgotten: u64) -> Option<Meanwhile> {
+        if renewed_since(auth, held) {
+            return Some(Meanwhile::Renewed);
+        }
+        auth.inner.with_value(|i| {
+            let others_retry_at = if i.urgent { 0.0 } else { i.others_retry_at_ms };
+            if i.forgotten != forgotten {
+                Some(Meanwhile::SignedOut)
+            } else if monotonic_ms() < others_retry_at {
+                Some(Meanwhile::OtherTabRetriesAt(others_retry_at))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Resolves when the next message of another tab has been handled, or after `ms`.
+    async fn next_message(auth: Auth, ms: i32) {
+        let (heard, message) = futures::channel::oneshot::channel::<()>();
+        auth.inner.update_value(|i| i.message_heard = Some(heard));
+        futures::future::select(message, Box::pin(tabs::sleep(ms))).await;
+        auth.inner.update_value(|i| i.message_heard = None);
+    }
+
+    /// The refresh itself, given up (as no answer) after `answer_wait_ms`.
+    async fn refresh_request(auth: Auth, answer_wait_ms: u32) -> RefreshOutcome {
         let epoch = tabs::epoch();
         // The cookie goes along by itself; nothing else is sent.
-        let response = bounded(request(REFRESH.method, REFRESH.path))
+        let response = bounded_to(request(REFRESH.method, REFRESH.path), answer_wait_ms)
             .send()
             .await
             .ok();
@@ -1004,7 +1071,7 @@ mod browser {
         body: String,
     ) -> Result<(), ApiFailure> {
         settle(auth).await;
-        tabs::with_lock(move || async move {
+        tabs::with_lock(move |_| async move {
             let before = tabs::epoch();
             let epoch = tabs::next_epoch();
             let outcome = async {
@@ -1068,7 +1135,7 @@ mod browser {
     /// Under the refresh lock, after this tab's refresh in flight, as a new epoch.
     pub async fn logout(auth: Auth) -> Result<(), ApiFailure> {
         settle(auth).await;
-        tabs::with_lock(move || async move {
+        tabs::with_lock(move |_| async move {
             let before = tabs::epoch();
             let epoch = tabs::next_epoch();
             let answer = bounded(request(LOGOUT.method, LOGOUT.path)).send().await;

@@ -251,18 +251,24 @@ pub async fn sleep(ms: i32) {
 /// `work` runs once at most. When another tab steals the lock from us while `work` runs,
 /// our request's promise rejects (`AbortError`) but `work` goes on: we wait for its result
 /// rather than take the lock back and run it a second time.
-pub async fn with_lock<T, Fut>(work: impl FnOnce() -> Fut + 'static) -> T
+///
+/// `work` is told whether this tab queued for the lock: another holding had it when this
+/// tab asked (or kept it past a wait). What that holding did may not have reached this tab
+/// yet: its messages and the lock travel apart between tabs, and the lock can come first.
+pub async fn with_lock<T, Fut>(work: impl FnOnce(bool) -> Fut + 'static) -> T
 where
     T: 'static,
     Fut: Future<Output = T> + 'static,
 {
     let Some((locks, request)) = lock_method("request") else {
-        return work().await;
+        return work(false).await;
     };
     let work: Rc<RefCell<Option<_>>> = Rc::new(RefCell::new(Some(work)));
     let (done, result) = futures::channel::oneshot::channel::<T>();
     let done = Rc::new(RefCell::new(Some(done)));
     let mut holding_before = current_holding().await;
+    // Where the browser cannot list locks, this tab cannot tell: not counted as queued.
+    let mut queued = matches!(holding_before, Holding::Granted(_) | Holding::Ungranted);
     let mut steal = false;
     loop {
         let options = js_sys::Object::new();
@@ -283,7 +289,7 @@ where
                 };
                 let (release, held) = futures::channel::oneshot::channel::<()>();
                 take_grant(held);
-                let value = work().await;
+                let value = work(queued).await;
                 let _ = release.send(());
                 if let Some(done) = done.borrow_mut().take() {
                     let _ = done.send(value);
@@ -305,11 +311,12 @@ where
         let holding_now = current_holding().await;
         steal = held_all_along(&holding_before, &holding_now);
         holding_before = holding_now;
+        queued = true;
     }
     let pending = work.borrow_mut().take();
     match pending {
         // The lock could not be asked for at all: run unlocked.
-        Some(work) => work().await,
+        Some(work) => work(false).await,
         None => match result.await {
             Ok(value) => value,
             // The work was dropped unfinished (the page is going away): nothing to return
