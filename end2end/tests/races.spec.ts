@@ -203,7 +203,7 @@ test('a refresh that is never answered does not hold "Log out" for ever', async 
   });
   await expect.poll(() => asked, { timeout: 5_000 }).toBeGreaterThan(0);
   await header(page).getByRole('button', { name: 'Log out' }).click();
-  // The runtime gives a request up after 8 s; the sign-out then goes through.
+  // The runtime gives a request up after 7 s; the sign-out then goes through.
   await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible({ timeout: 20_000 });
 });
 
@@ -409,9 +409,9 @@ test('tabs that cannot reach the server retry as one, and all come back', async 
     await expect(tab.getByTestId('account-email')).toHaveText(email);
   }
   // One request a round (the first, then retries after at most 1, 2 and 4 s, at least half
-  // of that each: at most five in 8 s, two more allowed for a message that crosses a
-  // waiting tab's grant of the lock), where three tabs retrying each on its own would send
-  // about twelve.
+  // of that each: at most five in 8 s, two more allowed for a tab that retries before
+  // another tab's "unreachable" message reaches it), where three tabs retrying each on its
+  // own would send about twelve.
   expect(during).toBeLessThanOrEqual(7);
 });
 

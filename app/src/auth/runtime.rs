@@ -299,6 +299,8 @@ mod browser {
     /// How long a tab that queued for the refresh lock waits, once it has it, for the news
     /// of the holding before it (a message follows the lock within milliseconds).
     const QUEUED_NEWS_WAIT_MS: u32 = 100;
+    /// A refresh with less time left than this for its answer is not sent.
+    const MIN_ANSWER_WAIT_MS: u32 = 1_000;
     /// The request, given up (as no answer) after [`tabs::ANSWER_WAIT_MS`].
     fn bounded(builder: RequestBuilder) -> RequestBuilder {
         bounded_to(builder, tabs::ANSWER_WAIT_MS)
@@ -735,10 +737,14 @@ mod browser {
         let outcome = tabs::with_lock(move |queued| async move {
             let started = monotonic_ms();
             let mut news = meanwhile(auth, held.as_deref(), forgotten);
-            if queued {
+            // A retry of a refresh the server may have carried out goes at once (the grace
+            // window is running).
+            let urgent = auth.inner.with_value(|i| i.urgent);
+            if queued && !urgent {
                 // The holding before this one may have just refreshed (or signed in or out,
                 // or found no server): its message and the lock travel apart between tabs,
-                // and the lock can come first. Wait a moment for news, ended by a message.
+                // and the lock can come first. Wait a moment for news; each message handled
+                // meanwhile ends a wait, and this tab looks again.
                 let until = started + f64::from(QUEUED_NEWS_WAIT_MS);
                 while news.is_none() && monotonic_ms() < until {
                     next_message(auth, (until - monotonic_ms()).ceil() as i32).await;
@@ -758,11 +764,19 @@ mod browser {
                     RefreshOutcome::Unreachable
                 }
                 None => {
-                    auth.inner.update_value(|i| i.urgent = false);
                     // The wait for news counts against the request's time: the lock is
-                    // held no longer than any request may take (`tabs::LOCK_WAIT_MS`).
+                    // held no longer than a request may take (`tabs::ANSWER_WAIT_MS`),
+                    // which keeps the other tabs from taking it meanwhile.
                     let waited = (monotonic_ms() - started).max(0.0) as u32;
-                    refresh_request(auth, tabs::ANSWER_WAIT_MS.saturating_sub(waited)).await
+                    let left = tabs::ANSWER_WAIT_MS.saturating_sub(waited);
+                    if left < MIN_ANSWER_WAIT_MS {
+                        // The tab was frozen while it waited (the other tabs may have taken
+                        // the lock since): not sent; retried later, as if unanswered.
+                        retry_later(auth, None, false);
+                        return RefreshOutcome::Unreachable;
+                    }
+                    auth.inner.update_value(|i| i.urgent = false);
+                    refresh_request(auth, left).await
                 }
             }
         })
@@ -797,7 +811,9 @@ mod browser {
         })
     }
 
-    /// Resolves when the next message of another tab has been handled, or after `ms`.
+    /// Resolves when the next message of another tab has been handled, or after `ms`. One
+    /// waiter at a time (the refresh in flight, which is one per tab): a second would take
+    /// the first one's place.
     async fn next_message(auth: Auth, ms: i32) {
         let (heard, message) = futures::channel::oneshot::channel::<()>();
         auth.inner.update_value(|i| i.message_heard = Some(heard));

@@ -164,6 +164,17 @@ pub async fn other_tabs() -> usize {
     tabs.saturating_sub(1)
 }
 
+/// How [`with_lock`] asks for the lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Only if it is free now.
+    IfFree,
+    /// Waiting for it, [`LOCK_WAIT_MS`] at most.
+    Wait,
+    /// Taking it from its holder.
+    Steal,
+}
+
 /// Who holds the refresh lock now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Holding {
@@ -252,9 +263,10 @@ pub async fn sleep(ms: i32) {
 /// our request's promise rejects (`AbortError`) but `work` goes on: we wait for its result
 /// rather than take the lock back and run it a second time.
 ///
-/// `work` is told whether this tab queued for the lock: another holding had it when this
-/// tab asked (or kept it past a wait). What that holding did may not have reached this tab
-/// yet: its messages and the lock travel apart between tabs, and the lock can come first.
+/// `work` is told whether this tab queued for the lock (it was not free when asked, as the
+/// browser decides; not after a steal): what the holding before did may not have reached
+/// this tab yet, since its messages and the lock travel apart between tabs, and the lock
+/// can come first.
 pub async fn with_lock<T, Fut>(work: impl FnOnce(bool) -> Fut + 'static) -> T
 where
     T: 'static,
@@ -266,24 +278,31 @@ where
     let work: Rc<RefCell<Option<_>>> = Rc::new(RefCell::new(Some(work)));
     let (done, result) = futures::channel::oneshot::channel::<T>();
     let done = Rc::new(RefCell::new(Some(done)));
-    let mut holding_before = current_holding().await;
-    // Where the browser cannot list locks, this tab cannot tell: not counted as queued.
-    let mut queued = matches!(holding_before, Holding::Granted(_) | Holding::Ungranted);
-    let mut steal = false;
+    // First only if the lock is free (the browser decides at once), so that a tab knows
+    // whether it queued; then a wait, and maybe a steal.
+    let mut ask = Ask::IfFree;
+    let mut holding_before = Holding::Free;
     loop {
         let options = js_sys::Object::new();
-        let (key, value): (&str, JsValue) = if steal {
-            ("steal", JsValue::TRUE)
-        } else {
-            (
+        let (key, value): (&str, JsValue) = match ask {
+            Ask::IfFree => ("ifAvailable", JsValue::TRUE),
+            Ask::Wait => (
                 "signal",
                 web_sys::AbortSignal::timeout_with_u32(LOCK_WAIT_MS).into(),
-            )
+            ),
+            Ask::Steal => ("steal", JsValue::TRUE),
         };
         let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &value);
+        // Queued: the lock was not free. Not after a steal: the holding robbed is frozen or
+        // gone, and has no news to send.
+        let queued = ask == Ask::Wait;
         let (slot, done) = (work.clone(), done.clone());
-        let callback = Closure::once_into_js(move |_lock: JsValue| -> js_sys::Promise {
+        let callback = Closure::once_into_js(move |lock: JsValue| -> js_sys::Promise {
             wasm_bindgen_futures::future_to_promise(async move {
+                // `null`: the lock was not free (asked only if it was).
+                if lock.is_null() {
+                    return Ok(JsValue::UNDEFINED);
+                }
                 let Some(work) = slot.borrow_mut().take() else {
                     return Ok(JsValue::UNDEFINED);
                 };
@@ -304,14 +323,23 @@ where
         let _ = JsFuture::from(js_sys::Promise::from(promise)).await;
         // Started (and maybe robbed of the lock since): its result comes, whatever the
         // promise said.
-        if work.borrow().is_none() || steal {
+        if work.borrow().is_none() || ask == Ask::Steal {
             break;
         }
-        // The wait timed out: steal next only when one holding lasted all along.
         let holding_now = current_holding().await;
-        steal = held_all_along(&holding_before, &holding_now);
+        ask = match ask {
+            // Not free: wait, from the holding there is now.
+            Ask::IfFree => Ask::Wait,
+            // The wait timed out: steal next only when one holding lasted all along.
+            Ask::Wait | Ask::Steal => {
+                if held_all_along(&holding_before, &holding_now) {
+                    Ask::Steal
+                } else {
+                    Ask::Wait
+                }
+            }
+        };
         holding_before = holding_now;
-        queued = true;
     }
     let pending = work.borrow_mut().take();
     match pending {
