@@ -1,4 +1,4 @@
-import type { Page, Route } from '@playwright/test';
+import type { BrowserContext, Page, Route } from '@playwright/test';
 import { test, expect, register, uniqueEmail, waitForHydration, PASSWORD } from './fixtures';
 
 /** Holds the answers of `pattern` until `release()`: the request reaches the server at once. */
@@ -207,16 +207,17 @@ test('a refresh that is never answered does not hold "Log out" for ever', async 
   await expect(header(page).getByRole('link', { name: 'Log in' })).toBeVisible({ timeout: 20_000 });
 });
 
-test('a slow refresh is not repeated by the other tabs: one request for three tabs', async ({ page, context }) => {
+/**
+ * Three tabs of one person, then every refresh answer held until `releaseAndWait()`, which
+ * then waits until every tab shows the person signed in; `seen()` counts the refreshes.
+ */
+async function threeTabsRefreshHeld(page: Page, context: BrowserContext) {
   await register(page, uniqueEmail());
-  const others = [await context.newPage(), await context.newPage()];
-  for (const other of others) {
+  const tabs = [page, await context.newPage(), await context.newPage()];
+  for (const other of tabs.slice(1)) {
     await other.goto('/account');
     await expect(other.getByTestId('account-email')).toBeVisible();
   }
-  // Every refresh answer is held 5.5 s: the first tab keeps the lock with its request out,
-  // and the others, due for their own refresh meanwhile, wait for it rather than take the
-  // lock and ask again.
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let seen = 0;
@@ -227,13 +228,26 @@ test('a slow refresh is not repeated by the other tabs: one request for three ta
     await route.fulfill({ response });
   });
   await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
+  return {
+    seen: () => seen,
+    releaseAndWait: async () => {
+      release();
+      for (const tab of tabs) {
+        await expect(tab.getByTestId('account-email')).toBeVisible();
+        await expect(header(tab).getByRole('button', { name: 'Log out' })).toBeVisible();
+      }
+    },
+  };
+}
+
+test('a slow refresh is not repeated by the other tabs: one request for three tabs', async ({ page, context }) => {
+  const held = await threeTabsRefreshHeld(page, context);
+  // Every refresh answer is held 5.5 s: the first tab keeps the lock with its request out,
+  // and the others, due for their own refresh meanwhile, wait for it rather than take the
+  // lock and ask again.
   await page.waitForTimeout(5_500);
-  const during = seen;
-  release();
-  for (const tab of [page, ...others]) {
-    await expect(tab.getByTestId('account-email')).toBeVisible();
-    await expect(header(tab).getByRole('button', { name: 'Log out' })).toBeVisible();
-  }
+  const during = held.seen();
+  await held.releaseAndWait();
   expect(during).toBe(1);
 });
 
@@ -254,35 +268,16 @@ test('tabs queued behind a refresh take its token, even when its message comes a
       }
     };
   });
-  await register(page, uniqueEmail());
-  const others = [await context.newPage(), await context.newPage()];
-  for (const other of others) {
-    await other.goto('/account');
-    await expect(other.getByTestId('account-email')).toBeVisible();
-  }
+  const held = await threeTabsRefreshHeld(page, context);
   // The first refresh's answer is held until every tab has fallen due (tokens last 2 s)
   // and waits for the lock behind it.
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let seen = 0;
-  await context.route('**/api/auth/refresh', async (route) => {
-    seen += 1;
-    const response = await route.fetch();
-    await gate;
-    await route.fulfill({ response });
-  });
-  await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
   await page.waitForTimeout(2_500);
-  expect(seen).toBe(1);
-  release();
-  for (const tab of [page, ...others]) {
-    await expect(tab.getByTestId('account-email')).toBeVisible();
-    await expect(header(tab).getByRole('button', { name: 'Log out' })).toBeVisible();
-  }
+  expect(held.seen()).toBe(1);
+  await held.releaseAndWait();
   // The queued tabs wait for the first tab's message and take its session rather than
   // rotate the cookie again (the next proactive refresh is due 1.5 s after the new token).
   await page.waitForTimeout(600);
-  expect(seen).toBe(1);
+  expect(held.seen()).toBe(1);
 });
 
 test('a slow refresh in another tab cannot erase a new sign-in with its late answer', async ({ page, context }) => {
