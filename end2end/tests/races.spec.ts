@@ -220,17 +220,22 @@ async function threeTabsRefreshHeld(page: Page, context: BrowserContext) {
   }
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
-  let seen = 0;
+  const asked: number[] = [];
+  let releasedAt = 0;
   await context.route('**/api/auth/refresh', async (route) => {
-    seen += 1;
+    asked.push(Date.now());
     const response = await route.fetch();
     await gate;
     await route.fulfill({ response });
   });
-  await expect.poll(() => seen, { timeout: 5_000 }).toBeGreaterThan(0);
+  await expect.poll(() => asked.length, { timeout: 5_000 }).toBeGreaterThan(0);
   return {
-    seen: () => seen,
+    seen: () => asked.length,
+    /** The refreshes asked for before `ms` after the release. */
+    seenWithin: (ms: number) => asked.filter((at) => at < releasedAt + ms).length,
+    releasedAt: () => releasedAt,
     releaseAndWait: async () => {
+      releasedAt = Date.now();
       release();
       for (const tab of tabs) {
         await expect(tab.getByTestId('account-email')).toBeVisible();
@@ -259,9 +264,17 @@ test('tabs queued behind a refresh take its token, even when its message comes a
   // lock and the message travel apart between tabs, and the lock can come first.
   await context.addInitScript(() => {
     const Channel = window.BroadcastChannel;
+    const late = window as unknown as { lateMessages: number };
+    late.lateMessages = 0;
     window.BroadcastChannel = class extends Channel {
       set onmessage(handler: ((event: MessageEvent) => void) | null) {
-        super.onmessage = handler && ((event: MessageEvent) => setTimeout(() => handler.call(this, event), 50));
+        super.onmessage =
+          handler &&
+          ((event: MessageEvent) =>
+            setTimeout(() => {
+              late.lateMessages += 1;
+              handler.call(this, event);
+            }, 50));
       }
       get onmessage() {
         return super.onmessage;
@@ -275,9 +288,14 @@ test('tabs queued behind a refresh take its token, even when its message comes a
   expect(held.seen()).toBe(1);
   await held.releaseAndWait();
   // The queued tabs wait for the first tab's message and take its session rather than
-  // rotate the cookie again (the next proactive refresh is due 1.5 s after the new token).
-  await page.waitForTimeout(600);
-  expect(held.seen()).toBe(1);
+  // rotate the cookie again: no other refresh within a second of the release (the next
+  // proactive refresh is due 1.5 s after the new token).
+  await page.waitForTimeout(Math.max(0, held.releasedAt() + 1_000 - Date.now()));
+  expect(held.seenWithin(1_000)).toBe(1);
+  // The messages did come late: the runtime reads them through `onmessage`.
+  for (const tab of context.pages()) {
+    expect(await tab.evaluate(() => (window as unknown as { lateMessages: number }).lateMessages)).toBeGreaterThan(0);
+  }
 });
 
 test('a slow refresh in another tab cannot erase a new sign-in with its late answer', async ({ page, context }) => {
@@ -609,6 +627,44 @@ test('a sign-out retry never signs out someone who signed in meanwhile', async (
   await expect(header(second).getByRole('link', { name: 'Bob Example' })).toBeVisible();
   await second.reload();
   await expect(second.getByTestId('account-email')).toHaveText(bob);
+});
+
+test('a sign-out retry queued behind another tab’s sign-in does not sign out the person who signed in', async ({
+  page,
+  context,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(/net::ERR_FAILED.*\/api\/auth\/logout/);
+  const { bob } = await bobThenAda(page);
+  const signIn = await context.newPage();
+  await loginFilled(signIn, bob);
+  // Bob's sign-in holds the lock 3 s: its answer is held.
+  await signIn.route('**/api/auth/login', async (route) => {
+    const response = await route.fetch();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await route.fulfill({ response });
+  });
+  // Ada's first sign-out fails at once; its retry, a second later, queues behind Bob's
+  // sign-in.
+  let sent = 0;
+  await page.route('**/api/auth/logout', async (route) => {
+    sent += 1;
+    if (sent === 1) {
+      await route.abort('failed');
+    } else {
+      await route.continue();
+    }
+  });
+  await header(page).getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('alert')).toContainText('Retrying');
+  await signIn.getByRole('button', { name: 'Log in' }).click();
+  await expect(signIn.getByTestId('account-email')).toHaveText(bob, { timeout: 10_000 });
+  await expect(header(page).getByRole('link', { name: 'Bob Example' })).toBeVisible();
+  // The retry was for Ada's session, which is over: it is not sent with Bob's cookie.
+  await page.waitForTimeout(1_000);
+  expect(sent).toBe(1);
+  await signIn.reload();
+  await expect(signIn.getByTestId('account-email')).toHaveText(bob);
 });
 
 test('forged "server unreachable" messages hold a tab back 30 s at most, and not once the network returns', async ({

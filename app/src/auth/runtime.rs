@@ -734,53 +734,51 @@ mod browser {
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
         let forgotten = auth.inner.with_value(|i| i.forgotten);
-        let outcome = tabs::with_lock(move |queued| async move {
-            let started = monotonic_ms();
-            let mut news = meanwhile(auth, held.as_deref(), forgotten);
-            // A retry of a refresh the server may have carried out goes at once (the grace
-            // window is running).
-            let urgent = auth.inner.with_value(|i| i.urgent);
-            if queued && !urgent {
-                // The holding before this one may have just refreshed (or signed in or out,
-                // or found no server): its message and the lock travel apart between tabs,
-                // and the lock can come first. Wait a moment for news; each message handled
-                // meanwhile ends a wait, and this tab looks again.
-                let until = started + f64::from(QUEUED_NEWS_WAIT_MS);
-                while news.is_none() && monotonic_ms() < until {
-                    next_message(auth, (until - monotonic_ms()).ceil() as i32).await;
-                    news = meanwhile(auth, held.as_deref(), forgotten);
-                }
-            }
-            match news {
-                // Another tab refreshed, or someone signed in: the session arrived meanwhile.
-                Some(Meanwhile::Renewed) => RefreshOutcome::Renewed,
-                // Signed out (here or in another tab): the session this refresh was for is
-                // over. (A sign-in or sign-out that failed changed nothing: refresh.)
-                Some(Meanwhile::SignedOut) => RefreshOutcome::Superseded,
-                // Another tab found no server and will try again: its retry speaks for this
-                // tab too.
-                Some(Meanwhile::OtherTabRetriesAt(at)) => {
-                    wait_for_other_tab(auth, at);
-                    RefreshOutcome::Unreachable
-                }
-                None => {
-                    // The wait for news counts against the request's time: the lock is
-                    // held no longer than a request may take (`tabs::ANSWER_WAIT_MS`),
-                    // which keeps the other tabs from taking it meanwhile.
-                    let waited = (monotonic_ms() - started).max(0.0) as u32;
-                    let left = tabs::ANSWER_WAIT_MS.saturating_sub(waited);
-                    if left < MIN_ANSWER_WAIT_MS {
-                        // The tab was frozen while it waited (the other tabs may have taken
-                        // the lock since): not sent; retried later, as if unanswered.
-                        retry_later(auth, None, false);
-                        return RefreshOutcome::Unreachable;
+        let outcome = loop {
+            let held = held.clone();
+            let attempt = tabs::with_lock(move |queued| async move {
+                let started = monotonic_ms();
+                // A retry of a refresh the server may have carried out goes at once (the
+                // grace window is running).
+                let urgent = auth.inner.with_value(|i| i.urgent);
+                let news = news_of_the_holding_before(auth, queued && !urgent, || {
+                    meanwhile(auth, held.as_deref(), forgotten)
+                })
+                .await;
+                Some(match news {
+                    // Another tab refreshed, or someone signed in: the session arrived
+                    // meanwhile.
+                    Some(Meanwhile::Renewed) => RefreshOutcome::Renewed,
+                    // Signed out (here or in another tab): the session this refresh was for
+                    // is over. (A sign-in or sign-out that failed changed nothing: refresh.)
+                    Some(Meanwhile::SignedOut) => RefreshOutcome::Superseded,
+                    // Another tab found no server and will try again: its retry speaks for
+                    // this tab too.
+                    Some(Meanwhile::OtherTabRetriesAt(at)) => {
+                        wait_for_other_tab(auth, at);
+                        RefreshOutcome::Unreachable
                     }
-                    auth.inner.update_value(|i| i.urgent = false);
-                    refresh_request(auth, left).await
-                }
+                    None => {
+                        // The wait for news counts against the request's time: the lock is
+                        // held no longer than a request may take (`tabs::ANSWER_WAIT_MS`),
+                        // which keeps the other tabs from taking it meanwhile.
+                        let waited = (monotonic_ms() - started).max(0.0) as u32;
+                        let left = tabs::ANSWER_WAIT_MS.saturating_sub(waited);
+                        if left < MIN_ANSWER_WAIT_MS {
+                            // The tab was frozen while it waited, and the other tabs may have
+                            // taken the lock since: nothing sent, the lock asked for again.
+                            return None;
+                        }
+                        auth.inner.update_value(|i| i.urgent = false);
+                        refresh_request(auth, left).await
+                    }
+                })
+            })
+            .await;
+            if let Some(outcome) = attempt {
+                break outcome;
             }
-        })
-        .await;
+        };
         // The flight is over; the next caller starts a new one.
         auth.inner.update_value(|i| i.flight = None);
         outcome
@@ -811,9 +809,30 @@ mod browser {
         })
     }
 
+    /// `news()`, for work under the lock. When this tab queued for the lock, the holding
+    /// before it may have just refreshed, signed in or out, or found no server, and its
+    /// message may not be here yet: the message and the lock travel apart between tabs, and
+    /// the lock can come first. So it waits up to [`QUEUED_NEWS_WAIT_MS`] for `news()` to
+    /// be some, looking again after each message of another tab handled meanwhile.
+    async fn news_of_the_holding_before<T>(
+        auth: Auth,
+        queued: bool,
+        news: impl Fn() -> Option<T>,
+    ) -> Option<T> {
+        let mut found = news();
+        if queued {
+            let until = monotonic_ms() + f64::from(QUEUED_NEWS_WAIT_MS);
+            while found.is_none() && monotonic_ms() < until {
+                next_message(auth, (until - monotonic_ms()).ceil() as i32).await;
+                found = news();
+            }
+        }
+        found
+    }
+
     /// Resolves when the next message of another tab has been handled, or after `ms`. One
-    /// waiter at a time (the refresh in flight, which is one per tab): a second would take
-    /// the first one's place.
+    /// waiter at a time (only work under the refresh lock waits, and the lock has one
+    /// holder): a second would take the first one's place.
     async fn next_message(auth: Auth, ms: i32) {
         let (heard, message) = futures::channel::oneshot::channel::<()>();
         auth.inner.update_value(|i| i.message_heard = Some(heard));
@@ -1148,10 +1167,21 @@ mod browser {
     }
 
     /// Ends the session on the server first; only then is the person shown signed out.
-    /// Under the refresh lock, after this tab's refresh in flight, as a new epoch.
+    /// Under the refresh lock, after this tab's refresh in flight, as a new epoch. Not sent
+    /// (`ApiFailure::SignedOut`) when another sign-in or sign-out began while it waited.
     pub async fn logout(auth: Auth) -> Result<(), ApiFailure> {
+        // The sign-in this sign-out is for: once another sign-in or sign-out began (in any
+        // tab) while it waited, its session is over, and the cookie may be someone else's.
+        let signed_in = tabs::epoch();
         settle(auth).await;
-        tabs::with_lock(move |_| async move {
+        tabs::with_lock(move |queued| async move {
+            let moved_on = news_of_the_holding_before(auth, queued, || {
+                (tabs::epoch() != signed_in).then_some(())
+            })
+            .await;
+            if moved_on.is_some() {
+                return Err(ApiFailure::SignedOut);
+            }
             let before = tabs::epoch();
             let epoch = tabs::next_epoch();
             let answer = bounded(request(LOGOUT.method, LOGOUT.path)).send().await;

@@ -327,17 +327,12 @@ where
             break;
         }
         let holding_now = current_holding().await;
-        ask = match ask {
-            // Not free: wait, from the holding there is now.
-            Ask::IfFree => Ask::Wait,
-            // The wait timed out: steal next only when one holding lasted all along.
-            Ask::Wait | Ask::Steal => {
-                if held_all_along(&holding_before, &holding_now) {
-                    Ask::Steal
-                } else {
-                    Ask::Wait
-                }
-            }
+        // Not free: wait, from the holding there is now. A wait that timed out: steal next
+        // only when one holding lasted all along. (A steal always ends the loop.)
+        ask = if ask == Ask::Wait && held_all_along(&holding_before, &holding_now) {
+            Ask::Steal
+        } else {
+            Ask::Wait
         };
         holding_before = holding_now;
     }
