@@ -639,7 +639,9 @@ test('a sign-out retry queued behind another tab’s sign-in does not sign out t
   const signIn = await context.newPage();
   await loginFilled(signIn, bob);
   // Bob's sign-in holds the lock 3 s: its answer is held.
+  let loginAt = 0;
   await signIn.route('**/api/auth/login', async (route) => {
+    loginAt = Date.now();
     const response = await route.fetch();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     await route.fulfill({ response });
@@ -647,18 +649,21 @@ test('a sign-out retry queued behind another tab’s sign-in does not sign out t
   // Ada's first sign-out fails at once; its retry, a second later, queues behind Bob's
   // sign-in.
   let sent = 0;
+  let failedAt = 0;
   await page.route('**/api/auth/logout', async (route) => {
     sent += 1;
     if (sent === 1) {
+      failedAt = Date.now();
       await route.abort('failed');
     } else {
       await route.continue();
     }
   });
   await header(page).getByRole('button', { name: 'Log out' }).click();
-  await expect(page.getByRole('alert')).toContainText('Retrying');
   await signIn.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toContainText('Retrying');
   await expect(signIn.getByTestId('account-email')).toHaveText(bob, { timeout: 10_000 });
+  expect(loginAt - failedAt, 'Bob’s sign-in held the lock before the retry was due').toBeLessThan(900);
   await expect(header(page).getByRole('link', { name: 'Bob Example' })).toBeVisible();
   // The retry was for Ada's session, which is over: it is not sent with Bob's cookie.
   await page.waitForTimeout(1_000);

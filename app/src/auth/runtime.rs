@@ -36,7 +36,8 @@ pub enum ApiFailure {
     SecondFactor { mfa_token: String },
     /// No answer, or one that is not the API's shape.
     Network,
-    /// The session ended during the call; the person is on the way to the login page.
+    /// The session ended during the call; the person is on the way to the login page. (For
+    /// a sign-out: its session ended or was replaced before it was sent; nothing was sent.)
     SignedOut,
 }
 
@@ -202,7 +203,9 @@ impl Auth {
 
     /// Ends the session on the server, then forgets the token here and in every tab. When
     /// the server could not end it (no answer, or its trouble), the person stays signed in
-    /// and the failure says so: a reload would sign them in again.
+    /// and the failure says so: a reload would sign them in again. `ApiFailure::SignedOut`:
+    /// not sent, since the session it was for ended or was replaced (another person, or
+    /// another sign-in) while it waited; the cookie may be another sign-in's.
     pub async fn logout(&self) -> Result<(), ApiFailure> {
         #[cfg(feature = "hydrate")]
         {
@@ -281,7 +284,9 @@ mod browser {
         /// To the other tabs of this browser.
         channel: Option<tabs::Channel>,
         /// Told when the next message of another tab has been handled.
-        message_heard: Option<futures::channel::oneshot::Sender<()>>,
+        message_heard: Option<(u64, futures::channel::oneshot::Sender<()>)>,
+        /// How many waits for a message began: tells one waiter from the next.
+        message_waits: u64,
     }
 
     struct Token {
@@ -331,7 +336,7 @@ mod browser {
             heard(auth, message);
             let waiting = auth
                 .inner
-                .try_update_value(|i| i.message_heard.take())
+                .try_update_value(|i| i.message_heard.take().map(|(_, waiting)| waiting))
                 .flatten();
             if let Some(waiting) = waiting {
                 let _ = waiting.send(());
@@ -831,13 +836,28 @@ mod browser {
     }
 
     /// Resolves when the next message of another tab has been handled, or after `ms`. One
-    /// waiter at a time (only work under the refresh lock waits, and the lock has one
-    /// holder): a second would take the first one's place.
+    /// waiter at a time (only work under the refresh lock waits): a second (the work of a
+    /// robbed holding, run again) takes the first one's place, which then only stops waiting
+    /// early.
     async fn next_message(auth: Auth, ms: i32) {
         let (heard, message) = futures::channel::oneshot::channel::<()>();
-        auth.inner.update_value(|i| i.message_heard = Some(heard));
+        let mine = auth
+            .inner
+            .try_update_value(|i| {
+                i.message_waits += 1;
+                i.message_heard = Some((i.message_waits, heard));
+                i.message_waits
+            })
+            .unwrap_or_default();
         futures::future::select(message, Box::pin(tabs::sleep(ms))).await;
-        auth.inner.update_value(|i| i.message_heard = None);
+        auth.inner.update_value(|i| {
+            if i.message_heard
+                .as_ref()
+                .is_some_and(|(waiter, _)| *waiter == mine)
+            {
+                i.message_heard = None;
+            }
+        });
     }
 
     /// The refresh itself, given up (as no answer) after `answer_wait_ms`.
@@ -1166,25 +1186,67 @@ mod browser {
         sign_in_with_text(auth, finish.method, finish.path, credential).await
     }
 
+    /// The sign-in a sign-out is for, as this tab knows it.
+    #[derive(Clone, PartialEq, Eq)]
+    struct SignIn {
+        /// The person shown.
+        person: Option<String>,
+        /// The epoch of the token held (0: restored by this tab's own refresh, before it
+        /// heard of any sign-in; it takes an epoch with the first session another tab sends).
+        epoch: Option<u64>,
+        /// How many times this tab forgot its session.
+        forgotten: u64,
+    }
+
+    fn sign_in_now(auth: Auth) -> SignIn {
+        let person = match auth.state.get_untracked() {
+            AuthState::SignedIn(user) => Some(user.id),
+            _ => None,
+        };
+        auth.inner.with_value(|i| SignIn {
+            person,
+            epoch: i.token.as_ref().map(|t| t.epoch),
+            forgotten: i.forgotten,
+        })
+    }
+
+    /// Whether the sign-in `of` is over or replaced: forgotten (a sign-out), another person,
+    /// or the token of another sign-in of the same person.
+    fn moved_on_from(auth: Auth, of: &SignIn) -> bool {
+        let now = sign_in_now(auth);
+        now.forgotten != of.forgotten
+            || now.person != of.person
+            || (of.epoch.is_some_and(|e| e != 0) && now.epoch != of.epoch)
+    }
+
     /// Ends the session on the server first; only then is the person shown signed out.
     /// Under the refresh lock, after this tab's refresh in flight, as a new epoch. Not sent
-    /// (`ApiFailure::SignedOut`) when another sign-in or sign-out began while it waited.
+    /// (`ApiFailure::SignedOut`) when its sign-in ended or was replaced while it waited.
     pub async fn logout(auth: Auth) -> Result<(), ApiFailure> {
-        // The sign-in this sign-out is for: once another sign-in or sign-out began (in any
-        // tab) while it waited, its session is over, and the cookie may be someone else's.
-        let signed_in = tabs::epoch();
+        // The sign-in this sign-out is for: once it is over or replaced (by a sign-in or
+        // sign-out in any tab), the cookie may be someone else's.
+        let of = sign_in_now(auth);
         settle(auth).await;
         tabs::with_lock(move |queued| async move {
-            let moved_on = news_of_the_holding_before(auth, queued, || {
-                (tabs::epoch() != signed_in).then_some(())
-            })
-            .await;
+            let started = monotonic_ms();
+            let moved_on =
+                news_of_the_holding_before(auth, queued, || moved_on_from(auth, &of).then_some(()))
+                    .await;
             if moved_on.is_some() {
                 return Err(ApiFailure::SignedOut);
             }
+            // As for a refresh: the wait for news counts against the request's time.
+            let waited = (monotonic_ms() - started).max(0.0) as u32;
+            let left = tabs::ANSWER_WAIT_MS.saturating_sub(waited);
+            if left < MIN_ANSWER_WAIT_MS {
+                // Frozen while it waited: not sent, the person may try again.
+                return Err(ApiFailure::Network);
+            }
             let before = tabs::epoch();
             let epoch = tabs::next_epoch();
-            let answer = bounded(request(LOGOUT.method, LOGOUT.path)).send().await;
+            let answer = bounded_to(request(LOGOUT.method, LOGOUT.path), left)
+                .send()
+                .await;
             match answer {
                 Ok(response) if response.status() == 204 => {
                     end_everywhere(auth, epoch);

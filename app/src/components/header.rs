@@ -1,4 +1,4 @@
-use crate::auth::{use_auth, AuthState};
+use crate::auth::{use_auth, ApiFailure, AuthState};
 use leptos::{either::EitherOf3, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate};
 
@@ -28,9 +28,12 @@ pub fn Header() -> impl IntoView {
                 matches!(auth.state.get_untracked(),
                     AuthState::SignedIn(u) if Some(&u.id) == person.as_ref())
             };
+            // Not sent because its session was over or replaced meanwhile: nothing to retry.
+            let moot =
+                |outcome: &Result<(), ApiFailure>| matches!(outcome, Err(ApiFailure::SignedOut));
             let mut outcome = auth.logout().await;
             for delay_ms in [1_000, 2_000] {
-                if outcome.is_ok() || !same_person() {
+                if outcome.is_ok() || moot(&outcome) || !same_person() {
                     break;
                 }
                 failed.set(Some(
@@ -43,8 +46,9 @@ pub fn Header() -> impl IntoView {
                 outcome = auth.logout().await;
             }
             pending.set(false);
-            if outcome.is_err() && !same_person() {
-                // Signed out, or someone else signed in, elsewhere meanwhile.
+            if outcome.is_err() && (moot(&outcome) || !same_person()) {
+                // Signed out, someone else signed in, or the session replaced, elsewhere
+                // meanwhile.
                 failed.set(None);
                 return;
             }
