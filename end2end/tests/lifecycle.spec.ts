@@ -1,3 +1,4 @@
+import type { Page } from '@playwright/test';
 import {
   test,
   expect,
@@ -120,6 +121,48 @@ test('changing the password keeps this session and ends the others', async ({ br
   // ...the other one is signed out.
   await elsewhere.reload();
   await expect(elsewhere).toHaveURL(/\/login\?next=\/account$/);
+});
+
+/** In `page`: a reset link asked for `email`, opened from the mail, and a new password set. */
+async function resetPasswordHere(page: Page, email: string) {
+  await page.goto('/forgot-password');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(email);
+  await page.getByRole('button', { name: 'Send reset link' }).click();
+  await expect(page.getByRole('status')).toContainText(`If an account exists for ${email}`);
+  const mail = await waitForMail(email, /^Reset your password$/);
+  const link = mail.text.match(/https?:\/\/\S+\/reset-password#token=[\w-]+/)?.[0];
+  expect(link, mail.text).toBeTruthy();
+  await page.goto(link!);
+  await waitForHydration(page);
+  await page.getByLabel('New password').fill('a brand new passphrase');
+  await page.getByRole('button', { name: 'Set new password' }).click();
+  await expect(page.getByRole('status')).toHaveText('Your password has been changed and every device was signed out.');
+}
+
+test('resetting another account’s password keeps this browser’s own session', async ({ browser }) => {
+  const mine = uniqueEmail();
+  const theirs = uniqueEmail();
+  await register(await browser.newPage(), theirs, 'Bob Example');
+  const page = await browser.newPage();
+  await register(page, mine);
+  // Signed in as one person, this browser resets the password of another (a link from
+  // their mail, opened here).
+  await resetPasswordHere(page, theirs);
+  // Only the other account's sessions ended: this browser's person is still signed in.
+  await page.waitForTimeout(1_000);
+  await page.goto('/account');
+  await expect(page.getByTestId('account-email')).toHaveText(mine);
+});
+
+test('resetting one’s own password from a signed-in browser signs it out there too', async ({ page }) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await resetPasswordHere(page, email);
+  // The header says so at once, and a reload does not bring the session back.
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/login\?next=\/account$/);
 });
 
 test('a reset link without its token says so at once', async ({ page }) => {

@@ -160,11 +160,14 @@ fn ResetForm() -> impl IntoView {
             },
             move |()| {
                 done.set(true);
-                // This browser's session (if any) ended with the others: forget it here too.
+                // Every session of the account whose password changed is over; this
+                // browser's (if any) is one of them only when it is signed in to that
+                // account, which the link does not say. A refresh tells: a session that
+                // ended is forgotten here and in every tab (and its cookie cleared), another
+                // person's goes on. (A sign-out would end it whoever it belongs to.)
                 if matches!(auth.state.get_untracked(), AuthState::SignedIn(_)) {
                     leptos::task::spawn_local(async move {
-                        // The server ended it already; this only clears the cookie here.
-                        let _ = auth.logout().await;
+                        auth.refresh().await;
                     });
                 }
             },
