@@ -1,4 +1,4 @@
-import type { Page } from '@playwright/test';
+import type { Page, Request } from '@playwright/test';
 import {
   test,
   expect,
@@ -76,7 +76,7 @@ test('forgot password: the emailed link sets a new one and signs out every devic
   await phone.getByLabel('New password').fill(newPassword);
   await phone.getByRole('button', { name: 'Set new password' }).click();
   await expect(phone.getByRole('status')).toHaveText(
-    'Your password has been changed and every device was signed out.',
+    'Your password has been changed, and every device signed in to that account was signed out.',
   );
 
   // The laptop's session is over at its next visit.
@@ -123,7 +123,11 @@ test('changing the password keeps this session and ends the others', async ({ br
   await expect(elsewhere).toHaveURL(/\/login\?next=\/account$/);
 });
 
-/** In `page`: a reset link asked for `email`, opened from the mail, and a new password set. */
+/**
+ * In `page`: a reset link asked for `email`, opened from the mail, and a new password set;
+ * returns the browser's first request about its own session once the reset was answered
+ * (the runtime's refresh, or a sign-out), with its answer's status.
+ */
 async function resetPasswordHere(page: Page, email: string) {
   await page.goto('/forgot-password');
   await waitForHydration(page);
@@ -136,8 +140,24 @@ async function resetPasswordHere(page: Page, email: string) {
   await page.goto(link!);
   await waitForHydration(page);
   await page.getByLabel('New password').fill('a brand new passphrase');
+  // Set before the browser gets the answer: what it asks after that, it asks after the reset.
+  let answered = false;
+  await page.route('**/api/auth/password/reset', async (route) => {
+    const response = await route.fetch();
+    answered = response.status() === 204;
+    await route.fulfill({ response });
+  });
+  const after: Request[] = [];
+  page.on('request', (request) => {
+    if (answered && /\/api\/auth\/(refresh|logout)$/.test(request.url())) after.push(request);
+  });
   await page.getByRole('button', { name: 'Set new password' }).click();
-  await expect(page.getByRole('status')).toHaveText('Your password has been changed and every device was signed out.');
+  await expect(page.getByRole('status')).toHaveText(
+    'Your password has been changed, and every device signed in to that account was signed out.',
+  );
+  await expect.poll(() => after.length).toBeGreaterThan(0);
+  const response = await after[0].response();
+  return { url: after[0].url(), status: response?.status() };
 }
 
 test('resetting another account’s password keeps this browser’s own session', async ({ browser }) => {
@@ -148,9 +168,10 @@ test('resetting another account’s password keeps this browser’s own session'
   await register(page, mine);
   // Signed in as one person, this browser resets the password of another (a link from
   // their mail, opened here).
-  await resetPasswordHere(page, theirs);
-  // Only the other account's sessions ended: this browser's person is still signed in.
-  await page.waitForTimeout(1_000);
+  const after = await resetPasswordHere(page, theirs);
+  // It asks about its own session (rather than signing out), which goes on.
+  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
+  expect(after.status).toBe(200);
   await page.goto('/account');
   await expect(page.getByTestId('account-email')).toHaveText(mine);
 });
@@ -158,8 +179,10 @@ test('resetting another account’s password keeps this browser’s own session'
 test('resetting one’s own password from a signed-in browser signs it out there too', async ({ page }) => {
   const email = uniqueEmail();
   await register(page, email);
-  await resetPasswordHere(page, email);
-  // The header says so at once, and a reload does not bring the session back.
+  const after = await resetPasswordHere(page, email);
+  // The session it asks about is over.
+  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
+  expect(after.status).toBe(401);
   await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
   await page.goto('/account');
   await expect(page).toHaveURL(/\/login\?next=\/account$/);

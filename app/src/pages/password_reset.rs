@@ -177,7 +177,7 @@ fn ResetForm() -> impl IntoView {
     view! {
             {move || if done.get() {
                 Either::Left(view! {
-                    <p role="status">"Your password has been changed and every device was signed out."</p>
+                    <p role="status">"Your password has been changed, and every device signed in to that account was signed out."</p>
                     <p class="aside"><A href="/login">"Log in with your new password"</A></p>
                 })
             } else {
