@@ -128,7 +128,8 @@ test('changing the password keeps this session and ends the others', async ({ br
  * returns the browser's first request about its own session once the reset was answered
  * (the runtime's refresh, or a sign-out), with its answer's status.
  */
-async function resetPasswordHere(page: Page, email: string) {
+/** The reset link mailed to `email`, asked for from this page. */
+async function resetLink(page: Page, email: string): Promise<string> {
   await page.goto('/forgot-password');
   await waitForHydration(page);
   await page.getByLabel('Email').fill(email);
@@ -137,9 +138,19 @@ async function resetPasswordHere(page: Page, email: string) {
   const mail = await waitForMail(email, /^Reset your password$/);
   const link = mail.text.match(/https?:\/\/\S+\/reset-password#token=[\w-]+/)?.[0];
   expect(link, mail.text).toBeTruthy();
-  await page.goto(link!);
+  return link!;
+}
+
+/**
+ * Sets a new password from the reset link `link`, opened here, and returns the first refresh
+ * or sign-out this browser sends once the reset was answered (its URL and status). `before`
+ * runs on the loaded page just before the form is sent.
+ */
+async function resetPasswordAt(page: Page, link: string, before = async () => {}) {
+  await page.goto(link);
   await waitForHydration(page);
   await page.getByLabel('New password').fill('a brand new passphrase');
+  await before();
   // Set before the browser gets the answer: what it asks after that, it asks after the reset.
   let answered = false;
   await page.route('**/api/auth/password/reset', async (route) => {
@@ -158,6 +169,10 @@ async function resetPasswordHere(page: Page, email: string) {
   await expect.poll(() => after.length).toBeGreaterThan(0);
   const response = await after[0].response();
   return { url: after[0].url(), status: response?.status() };
+}
+
+async function resetPasswordHere(page: Page, email: string) {
+  return resetPasswordAt(page, await resetLink(page, email));
 }
 
 test('resetting another account’s password keeps this browser’s own session', async ({ browser }) => {
@@ -186,6 +201,70 @@ test('resetting one’s own password from a signed-in browser signs it out there
   await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
   await page.goto('/account');
   await expect(page).toHaveURL(/\/login\?next=\/account$/);
+});
+
+/**
+ * Holds this page's next refresh answer: the server answers it now, the page gets it only
+ * when `deliver()` is called. Resolves once the server has answered (200 asserted).
+ */
+async function holdNextRefresh(page: Page): Promise<{ deliver: () => Promise<void> }> {
+  return new Promise((answered) => {
+    void page.route(
+      '**/api/auth/refresh',
+      async (route) => {
+        const response = await route.fetch();
+        expect(response.status()).toBe(200);
+        answered({ deliver: () => route.fulfill({ response }) });
+      },
+      { times: 1 },
+    );
+  });
+}
+
+// A refresh the server answered before the reset ended the session, whose answer reaches
+// the page after the reset's: the page must not take it as the word on its session. The
+// page's clock is paused, so no timed refresh of the 2 s token tells the page instead.
+test('a refresh answered before one’s own reset but landing after it does not keep the browser signed in', async ({ page }) => {
+  const email = uniqueEmail();
+  await page.clock.install();
+  await register(page, email);
+  const link = await resetLink(page, email);
+  const after = await resetPasswordAt(page, link, async () => {
+    await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
+    // The 2 s token's timed refresh, within 2 s.
+    const { deliver } = await holdNextRefresh(page);
+    await page.clock.pauseAt(Date.now() + 100);
+    // Sent once the reset was answered (the form's click comes after this returns).
+    void page
+      .waitForResponse((r) => r.url().endsWith('/api/auth/password/reset'))
+      .then(deliver);
+  });
+  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
+  expect(after.status).toBe(401);
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await page.clock.resume();
+});
+
+// The same while the page is still restoring the session: the restore's refresh, answered
+// before the reset, lands after it.
+test('a reset sent while the page restores the session still ends it there', async ({ page }) => {
+  const email = uniqueEmail();
+  await page.clock.install();
+  await register(page, email);
+  const link = await resetLink(page, email);
+  const held = holdNextRefresh(page);
+  const after = await resetPasswordAt(page, link, async () => {
+    const { deliver } = await held;
+    await page.clock.pauseAt(Date.now() + 100);
+    await expect(page.getByRole('banner').getByRole('button', { name: 'Log out' })).toBeHidden();
+    void page
+      .waitForResponse((r) => r.url().endsWith('/api/auth/password/reset'))
+      .then(deliver);
+  });
+  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
+  expect(after.status).toBe(401);
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await page.clock.resume();
 });
 
 test('a reset link without its token says so at once', async ({ page }) => {

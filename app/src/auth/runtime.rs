@@ -237,6 +237,22 @@ impl Auth {
             RefreshOutcome::Unreachable
         }
     }
+
+    /// Asks the server again whether this browser's session lives, after something that may
+    /// have ended it (a password reset): a refresh sent after every refresh in flight has
+    /// landed, which takes no other refresh's answer for its own (one answered before the
+    /// change would say the session lives). A session that ended is forgotten here and in
+    /// every tab. Nothing is asked when nobody is signed in (`Ended`).
+    pub async fn recheck(&self) -> RefreshOutcome {
+        #[cfg(feature = "hydrate")]
+        {
+            browser::recheck(*self).await
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            RefreshOutcome::Unreachable
+        }
+    }
 }
 
 #[cfg(feature = "hydrate")]
@@ -710,14 +726,32 @@ mod browser {
 
     pub async fn refresh(auth: Auth) -> RefreshOutcome {
         let flight = auth.inner.with_value(|i| i.flight.clone());
-        let flight = match flight {
-            Some(flight) => flight,
-            None => {
-                let flight = perform_refresh(auth).boxed_local().shared();
-                auth.inner.update_value(|i| i.flight = Some(flight.clone()));
-                flight
-            }
-        };
+        match flight {
+            Some(flight) => flight.await,
+            None => fly(auth, Takes::OthersNews).await,
+        }
+    }
+
+    pub async fn recheck(auth: Auth) -> RefreshOutcome {
+        // A refresh in flight may have been answered before the change: it lands first, and
+        // so does any started meanwhile (this tab's refreshes go one at a time).
+        loop {
+            let flight = auth.inner.with_value(|i| i.flight.clone());
+            match flight {
+                Some(flight) => flight.await,
+                None => break,
+            };
+        }
+        if matches!(auth.state.get_untracked(), AuthState::SignedOut) {
+            return RefreshOutcome::Ended;
+        }
+        fly(auth, Takes::OwnAnswerOnly).await
+    }
+
+    /// Starts this tab's refresh, which later callers of [`refresh`] join.
+    async fn fly(auth: Auth, takes: Takes) -> RefreshOutcome {
+        let flight = perform_refresh(auth, takes).boxed_local().shared();
+        auth.inner.update_value(|i| i.flight = Some(flight.clone()));
         flight.await
     }
 
@@ -730,9 +764,20 @@ mod browser {
         }
     }
 
+    /// What a refresh takes for its answer besides the server's.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Takes {
+        /// What another tab (or sign-in) did while it waited for the lock: a token arrived,
+        /// a sign-out, a retry planned (see [`Meanwhile`]).
+        OthersNews,
+        /// Only a sign-out meanwhile: a token that arrived may come from a refresh answered
+        /// before the change a recheck is for.
+        OwnAnswerOnly,
+    }
+
     /// One refresh across the tabs: under the Web Lock, and not at all when what happened
     /// while this one waited for the lock makes it pointless.
-    async fn perform_refresh(auth: Auth) -> RefreshOutcome {
+    async fn perform_refresh(auth: Auth, takes: Takes) -> RefreshOutcome {
         // The token held as the wait begins: another one held once the lock is ours arrived
         // meanwhile (`logic::renewed_since`). Not judged by the clock, which may stand still.
         let held = auth
@@ -746,10 +791,18 @@ mod browser {
                 // A retry of a refresh the server may have carried out goes at once (the
                 // grace window is running).
                 let urgent = auth.inner.with_value(|i| i.urgent);
-                let news = news_of_the_holding_before(auth, queued && !urgent, || {
-                    meanwhile(auth, held.as_deref(), forgotten)
-                })
-                .await;
+                let news = match takes {
+                    Takes::OthersNews => {
+                        news_of_the_holding_before(auth, queued && !urgent, || {
+                            meanwhile(auth, held.as_deref(), forgotten)
+                        })
+                        .await
+                    }
+                    // A sign-out that has not been heard of yet here leaves no cookie: the
+                    // refresh is refused, and the session forgotten all the same.
+                    Takes::OwnAnswerOnly => meanwhile(auth, held.as_deref(), forgotten)
+                        .filter(|news| matches!(news, Meanwhile::SignedOut)),
+                };
                 Some(match news {
                     // Another tab refreshed, or someone signed in: the session arrived
                     // meanwhile.

@@ -7,7 +7,7 @@ use crate::{
         endpoints::{FORGOT_PASSWORD, RESET_PASSWORD},
         ErrorCode, ForgotPasswordRequest, ResetPasswordRequest,
     },
-    auth::{use_auth, ApiFailure, AuthState},
+    auth::{use_auth, ApiFailure},
     components::{
         field::{Field, FormError},
         form::FormState,
@@ -161,15 +161,14 @@ fn ResetForm() -> impl IntoView {
             move |()| {
                 done.set(true);
                 // Every session of the account whose password changed is over; this
-                // browser's (if any) is one of them only when it is signed in to that
-                // account, which the link does not say. A refresh tells: a session that
-                // ended is forgotten here and in every tab (and its cookie cleared), another
-                // person's goes on. (A sign-out would end it whoever it belongs to.)
-                if matches!(auth.state.get_untracked(), AuthState::SignedIn(_)) {
-                    leptos::task::spawn_local(async move {
-                        auth.refresh().await;
-                    });
-                }
+                // browser's (if any, or still being restored) is one of them only when it
+                // is signed in to that account, which the link does not say. A refresh sent
+                // now tells: a session that ended is forgotten here and in every tab (and
+                // its cookie cleared), another person's goes on. (A sign-out would end it
+                // whoever it belongs to.)
+                leptos::task::spawn_local(async move {
+                    auth.recheck().await;
+                });
             },
         );
     };
