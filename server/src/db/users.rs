@@ -256,19 +256,21 @@ pub async fn mark_email_verified<'e>(
         .map(|_| ())
 }
 
-/// Holds the person's row for the rest of the transaction, when they still have a password
-/// and are active: a sign-in checked the password outside the transaction, and the
-/// password's removal since (a provider's sign-in proved the address is someone else's) or
-/// the account's disabling must win over it. `false` when either happened.
-pub async fn hold_if_password_set<'e>(
+/// Holds the person's row for the rest of the transaction, when their stored password hash
+/// is still `hash` (not empty) and they are active: a sign-in checked the password against
+/// `hash` outside the transaction, and a reset, change or removal of the password since (or
+/// the account's disabling) must win over it. `false` when any of these happened.
+pub async fn hold_if_password_is<'e>(
     db: impl Executor<'e, Database = Any>,
     id: &str,
+    hash: &str,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query(
         "update users set updated_at = updated_at \
-         where id = $1 and password_hash <> '' and active = 1",
+         where id = $1 and password_hash = $2 and password_hash <> '' and active = 1",
     )
     .bind(id)
+    .bind(hash)
     .execute(db)
     .await
     .map(|r| r.rows_affected() == 1)

@@ -366,11 +366,82 @@ async fn check_password_and_start(
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
-    // Stored with older parameters: re-hashed now that the password is known (before the
-    // write turn is taken, which hashing would hold up).
-    // A busy pool only postpones it to a later login.
-    let rehashed = if verified.needs_rehash {
-        match core.passwords.hash(&credentials.password).await {
+    start_checked(
+        core,
+        user,
+        &credentials.password,
+        verified.needs_rehash,
+        client,
+        now,
+    )
+    .await
+}
+
+/// The second half of a password sign-in: `password` was found right for `checked`, the
+/// person as read before the check (which ran outside any transaction, since hashing is
+/// slow). Opens the session, or the second step when a second factor is on
+/// (`Err(mfa_required)`), only while the stored hash is still the one checked: a reset or
+/// change that landed meanwhile has ended every session, and the old password must open
+/// none. A hash changed by another sign-in's re-hash of the same password is checked once
+/// more, so that sign-in does not fail this one. `needs_rehash`: stored with older
+/// parameters, re-hashed now that the password is known.
+pub async fn start_checked(
+    core: &Core,
+    checked: users::UserRow,
+    password: &SecretString,
+    needs_rehash: bool,
+    client: Client<'_>,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    let mut user = checked;
+    let mut needs_rehash = needs_rehash;
+    for check in 0..2 {
+        if check > 0 {
+            // The stored hash changed since the check: check against what is stored now.
+            let Some(now_stored) = users::find_by_id(core.db.pool(), &user.id).await? else {
+                return Err(ApiError::InvalidCredentials);
+            };
+            let verified = core
+                .passwords
+                .verify(
+                    password,
+                    Some(now_stored.password_hash.as_str()).filter(|h| *h != users::NO_PASSWORD),
+                )
+                .await?;
+            if !verified.valid {
+                return Err(ApiError::InvalidCredentials);
+            }
+            if !now_stored.active {
+                return Err(ApiError::AccountDisabled);
+            }
+            (user, needs_rehash) = (now_stored, verified.needs_rehash);
+        }
+        if let Some(answer) =
+            start_if_unchanged(core, &user, password, needs_rehash, client, now).await?
+        {
+            return answer.map(|issued| {
+                tracing::info!(user_id = %user.id, "logged in");
+                SignedIn { user, issued }
+            });
+        }
+    }
+    Err(ApiError::InvalidCredentials)
+}
+
+/// [`start_checked`]'s transaction: `None` (nothing written) when the person's stored hash is
+/// no longer `user.password_hash`, or they were disabled.
+async fn start_if_unchanged(
+    core: &Core,
+    user: &users::UserRow,
+    password: &SecretString,
+    needs_rehash: bool,
+    client: Client<'_>,
+    now: i64,
+) -> Result<Option<Result<Issued, ApiError>>, ApiError> {
+    // Re-hashed before the write turn is taken, which hashing would hold up. A busy pool
+    // only postpones it to a later login.
+    let rehashed = if needs_rehash {
+        match core.passwords.hash(password).await {
             Ok(fresh) => Some(fresh),
             Err(e) => {
                 tracing::warn!(user_id = %user.id, error = %e, "re-hash postponed");
@@ -388,12 +459,11 @@ async fn check_password_and_start(
         )
     };
     let mut tx = core.db.begin_write().await?;
-    // The password was checked before this transaction: if it changed since (or was removed
-    // by a provider's sign-in proving the address is someone else's), it opens nothing.
-    if !users::hold_if_password_set(&mut *tx, &user.id).await? {
-        return Err(ApiError::InvalidCredentials);
+    // Holds the person's row, so a reset, change or removal of the password (or a disabling)
+    // waits for this transaction or wins over it.
+    if !users::hold_if_password_is(&mut *tx, &user.id, &user.password_hash).await? {
+        return Ok(None);
     }
-    // Only over the hash that was checked: another login may have re-hashed it already.
     if let Some(fresh) = &rehashed {
         users::replace_password_hash(&mut *tx, &user.id, &user.password_hash, fresh, now).await?;
     }
@@ -405,7 +475,7 @@ async fn check_password_and_start(
         if rehashed.is_some() {
             core.users.evict(&user.id);
         }
-        return Err(required);
+        return Ok(Some(Err(required)));
     }
     record(
         &mut tx,
@@ -433,8 +503,7 @@ async fn check_password_and_start(
         core.users.evict(&user.id);
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
-    tracing::info!(user_id = %user.id, "logged in");
-    Ok(SignedIn { user, issued })
+    Ok(Some(Ok(issued)))
 }
 
 /// Rotates the presented refresh token and answers the person it belongs to.

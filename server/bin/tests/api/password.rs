@@ -90,3 +90,93 @@ async fn the_current_password_is_required_and_checked() {
         .await;
     assert_error(anonymous, StatusCode::UNAUTHORIZED, ErrorCode::TokenMissing).await;
 }
+
+/// The person as a login reads them before checking the password, then the second half of
+/// that login (`start_checked`) as it runs once the check is over.
+async fn login_checked_before<'a>(
+    app: &'a TestApp,
+    email: &str,
+) -> impl std::future::Future<Output = Result<server::service::SignedIn, server::error::ApiError>> + 'a
+{
+    let checked = server::db::users::find_by_email(app.db.pool(), email)
+        .await
+        .unwrap()
+        .expect("registered");
+    async move {
+        server::service::sessions::start_checked(
+            &app.state.core,
+            checked,
+            &secrecy::SecretString::from(PASSWORD.to_string()),
+            false,
+            server::service::Client {
+                ip: None,
+                user_agent: None,
+            },
+            app.clock.now_unix(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_login_that_checked_the_old_password_before_a_change_landed_opens_nothing() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let here = app.register(&email).await;
+    // The login read the person and found the old password right; the change lands while it
+    // hashes (outside any transaction), before its own transaction.
+    let rest_of_login = login_checked_before(&app, &email).await;
+    let response = change(
+        &app,
+        &here.session.access_token,
+        PASSWORD,
+        "a brand new password",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let opened = rest_of_login.await;
+    assert!(
+        matches!(opened, Err(server::error::ApiError::InvalidCredentials)),
+        "the replaced password opened a session: {:?}",
+        opened.map(|s| s.issued.family_id)
+    );
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_families where user_id = $1 and revoked_at is null",
+    )
+    .bind(&here.session.user.id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(live, 1, "only the session that changed the password");
+}
+
+#[tokio::test]
+async fn a_login_whose_password_another_login_re_hashed_meanwhile_still_opens() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email).await;
+    let rest_of_login = login_checked_before(&app, &email).await;
+    // Another login of the same person re-hashed the same password (new parameters).
+    let user = server::db::users::find_by_email(app.db.pool(), &email)
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = app
+        .state
+        .core
+        .passwords
+        .hash(&secrecy::SecretString::from(PASSWORD.to_string()))
+        .await
+        .unwrap();
+    assert!(server::db::users::replace_password_hash(
+        app.db.pool(),
+        &user.id,
+        &user.password_hash,
+        &fresh,
+        app.clock.now_unix(),
+    )
+    .await
+    .unwrap());
+    let opened = rest_of_login.await.expect("the same password still opens");
+    assert_eq!(opened.user.id, user.id);
+}
