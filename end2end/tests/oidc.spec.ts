@@ -38,6 +38,41 @@ test('"Continue with" a provider signs a new person in, and a reload keeps them 
   await expect(page.locator('li.session', { hasText: 'This device' })).toContainText('signed in with Test ID');
 });
 
+test('a sign-in at a provider shows the new person in that tab and every other, not the one signed in before', async ({
+  page,
+  context,
+  allowConsoleErrors,
+}) => {
+  allowConsoleErrors(providerNoise);
+  await register(page, uniqueEmail(), 'Ada Lovelace');
+  // A second tab, handed Ada's session by the first, where someone signs in at the provider.
+  const other = await context.newPage();
+  await other.goto('/login');
+  await waitForHydration(other);
+  await expect(other.getByRole('banner').getByRole('link', { name: 'Ada Lovelace' })).toBeVisible();
+  // Every text the second tab's header shows, page by page: the page the provider comes
+  // back to must never show Ada, even for the moment before a timed refresh would correct
+  // it (the test's tokens last 2 s; real ones minutes).
+  await other.addInitScript(() => {
+    const shown: string[] = [];
+    (window as unknown as { headerTexts: string[] }).headerTexts = shown;
+    new MutationObserver(() => {
+      const header = document.querySelector('header');
+      if (header) shown.push(header.textContent ?? '');
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+  await other.getByRole('button', { name: 'Continue with Test ID' }).click();
+  const email = uniqueEmail();
+  await atProvider(other, email);
+  await expect(other).toHaveURL(/\/account$/);
+  await expect(other.getByTestId('account-email')).toHaveText(email);
+  const shown = await other.evaluate(() => (window as unknown as { headerTexts: string[] }).headerTexts);
+  expect(shown.length).toBeGreaterThan(0);
+  expect(shown.filter((text) => text.includes('Ada Lovelace'))).toEqual([]);
+  // The first tab learns of the new sign-in from the second, as after a password sign-in.
+  await expect(page.getByTestId('account-email')).toHaveText(email, { timeout: 2_000 });
+});
+
 test('the provider buttons work before the page is live, on the register page too', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();

@@ -2,7 +2,7 @@
 //! what a refresh's answer means, when to refresh, where to go after sign-in; and what
 //! tabs tell each other, as they write it. No browser API here, so `cargo test` runs it natively.
 
-pub use crate::api::next::safe_next;
+pub use crate::api::next::{after_sign_in, safe_next, ARRIVED};
 use crate::api::{encode::percent_encode, ErrorCode, Session, User};
 use serde::{Deserialize, Serialize};
 

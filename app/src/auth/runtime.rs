@@ -358,7 +358,11 @@ mod browser {
                 let _ = waiting.send(());
             }
         });
-        if let Some(channel) = &channel {
+        let arrived = arrived_from_provider();
+        if arrived {
+            // Sessions other tabs send meanwhile are of sign-ins before this one: not taken.
+            tabs::saw_epoch(now_ms() as u64);
+        } else if let Some(channel) = &channel {
             channel.post(&TabMessage::Hello);
         }
         auth.inner.update_value(|i| i.channel = channel);
@@ -366,6 +370,10 @@ mod browser {
         let has_token = move || auth.inner.with_value(|i| i.token.is_some());
         Effect::new(move |_| {
             spawn_local(async move {
+                if arrived {
+                    arrive(auth).await;
+                    return;
+                }
                 // With other tabs open, one of them may answer our hello with its session:
                 // give it a moment rather than refreshing again.
                 if !has_token() && tabs::other_tabs().await > 0 {
@@ -728,8 +736,41 @@ mod browser {
         let flight = auth.inner.with_value(|i| i.flight.clone());
         match flight {
             Some(flight) => flight.await,
-            None => fly(auth, Takes::OthersNews).await,
+            None => fly(auth, perform_refresh(auth, Takes::OthersNews)).await,
         }
+    }
+
+    /// Whether this page is where a sign-in at an identity provider came back to (the
+    /// `logic::ARRIVED` fragment, taken out of the address bar here).
+    fn arrived_from_provider() -> bool {
+        let location = window().location();
+        if location.hash().ok().as_deref() != Some(logic::ARRIVED) {
+            return false;
+        }
+        let here = format!(
+            "{}{}",
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default()
+        );
+        if let Ok(history) = window().history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&here));
+        }
+        true
+    }
+
+    /// The restore of a page a provider's sign-in came back to: a sign-in, as a password one
+    /// is (a new epoch, under the lock, handed to every tab), since the cookie is new and no
+    /// tab knows it yet. Another tab's session would be the person signed in before, and
+    /// the other tabs would take this one's session for a late answer of an older sign-in.
+    async fn arrive(auth: Auth) {
+        fly(
+            auth,
+            tabs::with_lock(move |_| async move {
+                tabs::next_epoch();
+                refresh_request(auth, tabs::ANSWER_WAIT_MS).await
+            }),
+        )
+        .await;
     }
 
     pub async fn recheck(auth: Auth) -> RefreshOutcome {
@@ -745,12 +786,23 @@ mod browser {
         if matches!(auth.state.get_untracked(), AuthState::SignedOut) {
             return RefreshOutcome::Ended;
         }
-        fly(auth, Takes::OwnAnswerOnly).await
+        fly(auth, perform_refresh(auth, Takes::OwnAnswerOnly)).await
     }
 
-    /// Starts this tab's refresh, which later callers of [`refresh`] join.
-    async fn fly(auth: Auth, takes: Takes) -> RefreshOutcome {
-        let flight = perform_refresh(auth, takes).boxed_local().shared();
+    /// Starts this tab's refresh, `work`, which later callers of [`refresh`] join until it
+    /// is over.
+    async fn fly(
+        auth: Auth,
+        work: impl std::future::Future<Output = RefreshOutcome> + 'static,
+    ) -> RefreshOutcome {
+        let flight = async move {
+            let outcome = work.await;
+            // The flight is over; the next caller starts a new one.
+            auth.inner.update_value(|i| i.flight = None);
+            outcome
+        }
+        .boxed_local()
+        .shared();
         auth.inner.update_value(|i| i.flight = Some(flight.clone()));
         flight.await
     }
@@ -784,7 +836,7 @@ mod browser {
             .inner
             .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
         let forgotten = auth.inner.with_value(|i| i.forgotten);
-        let outcome = loop {
+        loop {
             let held = held.clone();
             let attempt = tabs::with_lock(move |queued| async move {
                 let started = monotonic_ms();
@@ -836,10 +888,7 @@ mod browser {
             if let Some(outcome) = attempt {
                 break outcome;
             }
-        };
-        // The flight is over; the next caller starts a new one.
-        auth.inner.update_value(|i| i.flight = None);
-        outcome
+        }
     }
 
     /// What, since a refresh began waiting for the lock (holding the token `held`, having

@@ -2,7 +2,7 @@
 //! send one request at a time and show its answer.
 
 use crate::{
-    auth::{logic::safe_next, ApiFailure},
+    auth::{logic::after_sign_in, ApiFailure},
     Hydrated,
 };
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
@@ -156,7 +156,7 @@ fn signing_in(
         if !form.begin() {
             return;
         }
-        let next = safe_next(query.get_untracked().get("next").as_deref());
+        let next = after_sign_in(query.get_untracked().get("next").as_deref());
         let navigate = navigate.clone();
         let second_factor = second_factor.clone();
         let request = send();

@@ -6,7 +6,9 @@
 //! are in the first HTML and work before the WASM has loaded (each is a plain link to the
 //! provider's start route, which the router leaves to the browser: `rel="external"`).
 
-use crate::api::{encode::percent_encode, oidc_error_text, ErrorCode, ProviderInfo};
+use crate::api::{
+    encode::percent_encode, next::provider_next, oidc_error_text, ErrorCode, ProviderInfo,
+};
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
@@ -36,7 +38,8 @@ impl ProviderList {
     }
 }
 
-/// One button per provider, going back to the page's `?next=` after the sign-in.
+/// One button per provider, going back to the page's `?next=` after the sign-in (marked as
+/// a sign-in's arrival: `provider_next`).
 #[component]
 pub fn ProviderButtons() -> impl IntoView {
     let providers = use_context::<ProviderList>().unwrap_or_default().0;
@@ -49,9 +52,9 @@ pub fn ProviderButtons() -> impl IntoView {
                     .into_iter()
                     .map(|p| {
                         let start = format!("/api/auth/oidc/{}/start", p.id);
-                        let href = move || match next() {
-                            Some(next) => format!("{start}?next={}", percent_encode(&next)),
-                            None => start.clone(),
+                        let href = move || {
+                            let next = provider_next(next().as_deref());
+                            format!("{start}?next={}", percent_encode(&next))
                         };
                         // A link that looks and acts as a button: a form would be held to the
                         // CSP's `form-action 'self'` through the redirect to the provider.
