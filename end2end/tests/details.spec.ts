@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test';
-import { test, expect, register, logIn, uniqueEmail, verifyEmail, waitForHydration, PASSWORD } from './fixtures';
+import { test, expect, register, logIn, totp, uniqueEmail, verifyEmail, waitForHydration, PASSWORD } from './fixtures';
 
 test('verifying the email in one tab shows it verified in every tab', async ({ page, context }) => {
   const email = uniqueEmail();
@@ -11,6 +11,30 @@ test('verifying the email in one tab shows it verified in every tab', async ({ p
   await verifyEmail(page, email);
   // The other tab, untouched, shows it too.
   await expect(other.getByTestId('account-verified')).toHaveText('yes');
+});
+
+test('a change of the person’s details in another tab keeps what this page shows once, and what is typed', async ({
+  page,
+  context,
+}) => {
+  const email = uniqueEmail();
+  await register(page, email);
+  await expect(page.getByTestId('account-verified')).toContainText('not yet');
+  // The recovery codes on screen (shown this once), and a half-typed password change.
+  const section = page.getByRole('region', { name: 'Two-step sign-in' });
+  await section.getByRole('button', { name: 'Set up authenticator app' }).click();
+  const secret = (await section.getByTestId('totp-secret').textContent()) ?? '';
+  await section.getByLabel('Code', { exact: true }).fill(totp(secret));
+  await section.getByRole('button', { name: 'Confirm' }).click();
+  const codes = section.getByTestId('recovery-codes').getByRole('listitem');
+  await expect(codes).toHaveCount(10);
+  await page.getByLabel('Current password').fill(PASSWORD);
+
+  // The email verified in another tab: this tab's person changes (their details).
+  await verifyEmail(await context.newPage(), email);
+  await expect(page.getByTestId('account-verified')).toHaveText('yes');
+  await expect(codes).toHaveCount(10);
+  await expect(page.getByLabel('Current password')).toHaveValue(PASSWORD);
 });
 
 test('a failed "Sign out" of one session keeps the list and can be tried again', async ({

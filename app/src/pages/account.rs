@@ -21,13 +21,18 @@ use leptos_router::components::A;
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let signed_in = require_sign_in("/account");
+    // Built again only for another person: a change of this person's details (a verified
+    // email, a new role) must not take what the page shows once (recovery codes), a setup
+    // under way or what is typed. The panels of their details reload by themselves.
+    let person = Memo::new(move |_| signed_in.get().map(|u| u.id));
+    provide_context(Details(signed_in));
     // Its chunk is fetched now, while the session is restored, not after.
     #[cfg(feature = "split")]
     crate::components::on_demand::preload(preload_account_content);
     view! {
         <section class="card">
             <h1>"Your account"</h1>
-            {move || if signed_in.get().is_some() {
+            {move || if person.get().is_some() {
                 Either::Left(on_demand(account_content))
             } else {
                 Either::Right(view! { <p class="placeholder" aria-busy="true">"Loading…"</p> })
@@ -47,16 +52,26 @@ on_demand_part! {
     }
 }
 
+/// The person signed in, as the page's guard has them: what the panels reload with. (A memo
+/// of its own, made inside the part while its chunk loads, was seen not to update.)
+#[derive(Clone, Copy)]
+struct Details(Memo<Option<User>>);
+
 /// Each panel loads its own data, as the panels of real pages do; when the access token
-/// has expired, their concurrent calls share one refresh.
+/// has expired, their concurrent calls share one refresh. They load again when the person's
+/// details change (here or in another tab), never at a token refresh.
 #[component]
 fn AccountPanels() -> impl IntoView {
-    view! {
-        <div class="panels">
-            <Panel kind=PanelKind::Profile/>
-            <Panel kind=PanelKind::Access/>
-            <Panel kind=PanelKind::Membership/>
-        </div>
+    let Details(details) = expect_context::<Details>();
+    move || {
+        details.track();
+        view! {
+            <div class="panels">
+                <Panel kind=PanelKind::Profile/>
+                <Panel kind=PanelKind::Access/>
+                <Panel kind=PanelKind::Membership/>
+            </div>
+        }
     }
 }
 
