@@ -368,7 +368,13 @@ async fn resolve(
     }
     let email = verified_email(asserted).map_err(Resolve::Refused)?;
     let (user, sessions_ended) = match users::find_by_email(&mut **tx, &email).await? {
-        Some(user) => {
+        Some(found) => {
+            // The person's row held, then read again: a disabling under way (whose
+            // revocation cannot see the session about to open) is waited for.
+            users::hold(&mut **tx, &found.id).await?;
+            let user = users::find_by_id(&mut **tx, &found.id)
+                .await?
+                .ok_or_else(|| Resolve::Refused(ApiError::internal("account gone")))?;
             let mut user = usable(user)?;
             let unproven = !user.email_verified;
             if unproven {

@@ -414,6 +414,9 @@ async fn second_step(
     if !mfa::use_challenge(&mut *tx, &token_hash, now).await? {
         return Err(ApiError::MfaTokenInvalid);
     }
+    // The person's row held first: a disabling under way (whose revocation cannot see the
+    // session about to open) is waited for, and then read.
+    users::hold(&mut *tx, user_id).await?;
     let user = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::MfaTokenInvalid)?;

@@ -355,6 +355,9 @@ pub async fn finish_sign_in(
     let updated = serde_json::to_string(&passkey).map_err(ApiError::internal)?;
     let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
+    // The person's row held first: a disabling under way (whose revocation cannot see the
+    // session about to open) is waited for, and then read.
+    users::hold(&mut *tx, &user_id).await?;
     let user = users::find_by_id(&mut *tx, &user_id)
         .await?
         .ok_or_else(|| refused("the passkey's person is gone".into()))?;

@@ -768,3 +768,49 @@ async fn a_password_change_ends_sign_ins_waiting_for_their_second_step() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_ended(&app, &waiting, &person.secret).await;
 }
+
+/// An admin disabling a person while their second step completes: whichever commits
+/// first, no session of the disabled person is left (one opened after the disabling's
+/// revocation would come back to life when they are enabled again). On PostgreSQL the two
+/// transactions overlap: the disabling is held open here while the second step runs.
+#[tokio::test]
+async fn a_second_step_racing_a_disabling_leaves_no_session() {
+    let app = spawn_app().await;
+    let person = enrolled(&app).await;
+    let mfa_token = first_step(&app, &person.email).await;
+    let user = server::db::users::find_by_email(app.db.pool(), &person.email)
+        .await
+        .unwrap()
+        .unwrap();
+    // The disabling's statements, not committed yet.
+    let mut disabling = app.db.begin_write().await.unwrap();
+    let now = app.clock.now_unix();
+    server::db::users::set_active(&mut *disabling, &user.id, false, now)
+        .await
+        .unwrap();
+    server::db::sessions::revoke_all_of_user(&mut *disabling, &user.id, now, "disabled by admin")
+        .await
+        .unwrap();
+    let second_step = tokio::spawn({
+        let (client, url) = (app.client.clone(), app.url("/api/auth/mfa/verify"));
+        let body = json!({"mfa_token": mfa_token, "code": code(&app, &person.secret)});
+        async move { client.post(url).json(&body).send().await.unwrap() }
+    });
+    // The second step reaches its transaction meanwhile (on SQLite it waits for the write
+    // turn this transaction holds).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    disabling.commit().await.unwrap();
+    let response = second_step.await.unwrap();
+    let status = response.status();
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_families where user_id = $1 and revoked_at is null",
+    )
+    .bind(&user.id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        live, 0,
+        "a session of the disabled person is alive ({status})"
+    );
+}

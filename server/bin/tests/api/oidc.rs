@@ -1171,3 +1171,49 @@ async fn proving_an_unproven_address_removes_the_second_factor_and_passkeys_set_
         .unwrap();
     assert_eq!(passkeys, 0);
 }
+
+/// An admin disabling a person while a provider's sign-in links to their verified account
+/// by email: whichever commits first, no session of the disabled person is left. On
+/// PostgreSQL the two transactions overlap: the disabling is held open here meanwhile.
+#[tokio::test]
+async fn a_provider_sign_in_racing_a_disabling_leaves_no_session() {
+    let app = app(&["test"]).await;
+    let email = unique_email();
+    let owner = app.register(&email).await;
+    let id = owner.session.user.id.clone();
+    server::db::users::mark_email_verified(app.db.pool(), &id, 0)
+        .await
+        .unwrap();
+    app.state.core.users.evict(&id);
+    let flow = start(&app, "test", "").await;
+    let login = format!("sub-{}:{email}", uuid::Uuid::new_v4());
+    let back = provider().sign_in(&flow.authorize_url, &login).await;
+    // The disabling's statements, not committed yet.
+    let mut disabling = app.db.begin_write().await.unwrap();
+    let now = app.clock.now_unix();
+    server::db::users::set_active(&mut *disabling, &id, false, now)
+        .await
+        .unwrap();
+    server::db::sessions::revoke_all_of_user(&mut *disabling, &id, now, "disabled by admin")
+        .await
+        .unwrap();
+    let (answer, ()) = tokio::join!(callback(&app, &back, Some(&flow.cookie)), async {
+        // The callback reaches its transaction meanwhile (on SQLite it waits for the write
+        // turn this transaction holds).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        disabling.commit().await.unwrap();
+    });
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_families where user_id = $1 and revoked_at is null",
+    )
+    .bind(&id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        live,
+        0,
+        "a session of the disabled person is alive (to {})",
+        location(&answer)
+    );
+}
