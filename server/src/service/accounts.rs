@@ -300,6 +300,10 @@ pub async fn change_access(
         0
     };
     still_admin(&mut tx, admin_id).await?;
+    // The person's row held before it is read: another admin's change under way is waited
+    // for, and the value this change keeps (say, `active` when it promotes) is the one that
+    // change left, not one from before it.
+    users::hold(&mut *tx, target_id).await?;
     let target = users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -357,3 +357,41 @@ async fn the_audit_log_records_security_events_without_secrets() {
         "disabled person, and not an admin"
     );
 }
+
+/// Two admins changing the same person at once: one disables them while the other
+/// promotes them. The promotion must not undo the disabling (each writes both the role and
+/// whether the person is active). On PostgreSQL the two transactions overlap: the
+/// disabling is held open here while the promotion runs.
+#[tokio::test]
+async fn a_promotion_racing_a_disabling_does_not_enable_the_person_again() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let person = app.register(&unique_email()).await;
+    let id = person.session.user.id.clone();
+    // The other admin's disabling, not committed yet.
+    let mut disabling = app.db.begin_write().await.unwrap();
+    server::db::users::set_active(&mut *disabling, &id, false, app.clock.now_unix())
+        .await
+        .unwrap();
+    let (promoted, ()) = tokio::join!(
+        patch(
+            &app,
+            &admin.session.access_token,
+            &id,
+            json!({"role": "admin"})
+        ),
+        async {
+            // The promotion reaches its transaction meanwhile (on SQLite it waits for the
+            // write turn this transaction holds).
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            disabling.commit().await.unwrap();
+        }
+    );
+    assert_eq!(promoted.status(), StatusCode::OK);
+    let now = server::db::users::find_by_id(app.db.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!now.active, "the promotion enabled the person again");
+    assert_eq!(now.role.as_str(), "admin");
+}
