@@ -86,15 +86,17 @@ pub async fn verify_email(
     if row.email_verified {
         return Ok(row);
     }
-    let pending = email_codes::count_attempt(core.db.pool(), user_id, now, email_code::DAY_SECS)
-        .await?
-        .map(|p| Pending {
-            digest: p.digest,
-            expires_at: p.expires_at,
-            attempts: p.attempts,
-            day_started: p.day_started,
-            day_attempts: p.day_attempts,
-        });
+    // A write: in the writer's turn, like every other (SQLite has one writer).
+    let mut tx = core.db.begin_write().await?;
+    let counted = email_codes::count_attempt(&mut *tx, user_id, now, email_code::DAY_SECS).await?;
+    tx.commit().await?;
+    let pending = counted.map(|p| Pending {
+        digest: p.digest,
+        expires_at: p.expires_at,
+        attempts: p.attempts,
+        day_started: p.day_started,
+        day_attempts: p.day_attempts,
+    });
     let presented = email_code::digest(&core.secret, user_id, code);
     let matches = pending
         .as_ref()
@@ -151,7 +153,11 @@ pub async fn resend_code(core: &Core, user_id: &str, now: i64) -> Result<(), Api
     )];
     count_attempt(core, &limits, now).await?;
     // Decided again in the statement that stores the code: a parallel request got in first.
-    let Some(email) = new_code(core.db.pool(), core, &row, now).await? else {
+    // In the writer's turn, like every other write.
+    let mut tx = core.db.begin_write().await?;
+    let stored = new_code(&mut *tx, core, &row, now).await?;
+    tx.commit().await?;
+    let Some(email) = stored else {
         return Err(ApiError::RateLimited {
             retry_after: email_code::RESEND_INTERVAL_SECS as u64,
         });

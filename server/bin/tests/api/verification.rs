@@ -349,3 +349,30 @@ async fn parallel_resends_send_one_code() {
         "{statuses:?}"
     );
 }
+
+/// A code tried, or asked for again, while another write holds SQLite's one writer past
+/// the write turn's wait: the answer is 503 `overloaded`, as for every other write, not a
+/// 500 from SQLite's "database is locked".
+#[tokio::test]
+async fn verifying_or_resending_while_the_writer_is_busy_answers_overloaded() {
+    let app = spawn_app_with_mail(&[]).await;
+    // PostgreSQL has no single writer: there a held transaction blocks nobody.
+    if app.db.backend() == server::db::Backend::Postgres {
+        return;
+    }
+    let signed = app.register(&unique_email()).await;
+    app.clock.advance(61);
+    let held = app.db.begin_write().await.unwrap();
+    let (tried, resent) = tokio::join!(verify(&app, &signed, "123456"), resend(&app, &signed));
+    drop(held);
+    for response in [tried, resent] {
+        let status = response.status();
+        assert!(response.headers().contains_key("retry-after"), "{status}");
+        assert_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+        )
+        .await;
+    }
+}
