@@ -629,6 +629,48 @@ test('a sign-out retry never signs out someone who signed in meanwhile', async (
   await expect(second.getByTestId('account-email')).toHaveText(bob);
 });
 
+test('a call refused again after its refresh does not sign out a person who signed in meanwhile', async ({
+  page,
+  context,
+}) => {
+  const { bob } = await bobThenAda(page);
+  // Ada's list of sessions: refused for an expired token, then, after the refresh, refused
+  // again; that second answer is held until Bob has signed in in another tab.
+  const refused = (code: string) => ({
+    status: 401,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: { code, message: 'refused' } }),
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let retried!: () => void;
+  const retrySent = new Promise<void>((resolve) => (retried = resolve));
+  let calls = 0;
+  await page.route('**/api/sessions', async (route) => {
+    calls += 1;
+    if (calls === 1) return route.fulfill(refused('token_expired'));
+    if (calls > 2) return route.continue();
+    retried();
+    await gate;
+    await route.fulfill(refused('token_invalid'));
+  });
+  await page.getByRole('link', { name: 'Manage your sessions' }).click();
+  await retrySent;
+  const second = await context.newPage();
+  await loginFilled(second, bob);
+  await second.getByRole('button', { name: 'Log in' }).click();
+  await expect(header(page).getByRole('link', { name: 'Bob Example' })).toBeVisible();
+
+  const answered = page.waitForResponse((r) => r.url().endsWith('/api/sessions') && r.status() === 401);
+  release();
+  await answered;
+  // What the answer about Ada's token does, it does now.
+  await page.waitForTimeout(1_000);
+  await expect(header(second).getByRole('link', { name: 'Bob Example' })).toBeVisible();
+  await expect(header(page).getByRole('link', { name: 'Bob Example' })).toBeVisible();
+  await expect(page).toHaveURL(/\/account\/sessions$/);
+});
+
 test('a sign-out retry queued behind another tab’s sign-in does not sign out the person who signed in', async ({
   page,
   context,

@@ -1142,6 +1142,9 @@ mod browser {
             let token = auth
                 .inner
                 .with_value(|i| i.token.as_ref().map(|t| t.value.clone()));
+            // The sign-in this send is made in: an answer that ends the session ends this
+            // one only, not one that replaced it while the answer was on its way.
+            let sent_in = sign_in_now(auth);
             let mut builder = request(method, url);
             if let Some(token) = &token {
                 builder = builder.header("Authorization", &format!("Bearer {token}"));
@@ -1175,7 +1178,9 @@ mod browser {
             match after_answer(status, code, retried) {
                 Next::Deliver => return Err(failure),
                 Next::SignOut => {
-                    sign_out_and_redirect(auth);
+                    if !moved_on_from(auth, &sent_in) {
+                        sign_out_and_redirect(auth);
+                    }
                     return Err(ApiFailure::SignedOut);
                 }
                 // The tab took another token after this call was sent (a refresh that other
