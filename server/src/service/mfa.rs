@@ -385,6 +385,11 @@ async fn second_step(
     };
     let first_token = tokens::random_token(&mut rand::rng());
     let mut tx = core.db.begin_write().await?;
+    // The person's row held first, before the rows of their factor and challenge: a
+    // disabling under way (whose revocation cannot see the session about to open) is waited
+    // for, and the order is that of the changes that hold it too (a password reset or
+    // change ends challenges after holding it), so the two cannot deadlock.
+    users::hold(&mut *tx, user_id).await?;
     let used = match &code {
         Some(code) => use_code(core, &mut tx, user_id, code, now).await?,
         None => None,
@@ -414,9 +419,6 @@ async fn second_step(
     if !mfa::use_challenge(&mut *tx, &token_hash, now).await? {
         return Err(ApiError::MfaTokenInvalid);
     }
-    // The person's row held first: a disabling under way (whose revocation cannot see the
-    // session about to open) is waited for, and then read.
-    users::hold(&mut *tx, user_id).await?;
     let user = users::find_by_id(&mut *tx, user_id)
         .await?
         .ok_or(ApiError::MfaTokenInvalid)?;
