@@ -304,6 +304,13 @@ pub async fn change_access(
     // for, and the value this change keeps (say, `active` when it promotes) is the one that
     // change left, not one from before it.
     users::hold(&mut *tx, target_id).await?;
+    // Counted again: a promotion of this very person may have committed during the wait,
+    // and the first count could not see them (nor lock them).
+    let active_admins = if may_remove_admin {
+        users::lock_active_admins(&mut *tx).await?
+    } else {
+        active_admins
+    };
     let target = users::find_by_id(&mut *tx, target_id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -395,3 +395,42 @@ async fn a_promotion_racing_a_disabling_does_not_enable_the_person_again() {
     assert!(!now.active, "the promotion enabled the person again");
     assert_eq!(now.role.as_str(), "admin");
 }
+
+/// The only admin disables a person whose promotion (by the same admin, in another
+/// request) commits meanwhile: two admins are active by then, so the disabling is no
+/// removal of the last admin. On PostgreSQL the promotion is held open here meanwhile.
+#[tokio::test]
+async fn a_disabling_racing_a_promotion_of_the_same_person_is_not_refused_as_the_last_admin() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let person = app.register(&unique_email()).await;
+    let id = person.session.user.id.clone();
+    let mut promoting = app.db.begin_write().await.unwrap();
+    server::db::users::update_access(
+        &mut *promoting,
+        &id,
+        server::db::users::Role::Admin,
+        true,
+        app.clock.now_unix(),
+    )
+    .await
+    .unwrap();
+    let (disabled, ()) = tokio::join!(
+        patch(
+            &app,
+            &admin.session.access_token,
+            &id,
+            json!({"active": false})
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            promoting.commit().await.unwrap();
+        }
+    );
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let now = server::db::users::find_by_id(app.db.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!now.active);
+}
