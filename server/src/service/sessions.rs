@@ -409,6 +409,21 @@ pub async fn start_checked(
                 )
                 .await?;
             if !verified.valid {
+                // Audited as any wrong password is: the old one, tried after a reset, is
+                // what an owner reading the log wants to see.
+                let mut tx = core.db.begin_write().await?;
+                record(
+                    &mut tx,
+                    Action::LoginFailed,
+                    None,
+                    Some(&user.id),
+                    client,
+                    Some("password changed during the sign-in"),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::info!("login failed");
                 return Err(ApiError::InvalidCredentials);
             }
             if !now_stored.active {

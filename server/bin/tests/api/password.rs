@@ -148,6 +148,18 @@ async fn a_login_that_checked_the_old_password_before_a_change_landed_opens_noth
     .await
     .unwrap();
     assert_eq!(live, 1, "only the session that changed the password");
+    let failed: Vec<Option<String>> = sqlx::query_scalar(
+        "select detail from audit_log where action = 'login_failed' and subject_id = $1",
+    )
+    .bind(&here.session.user.id)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        failed,
+        [Some("password changed during the sign-in".to_string())],
+        "audited as a failed login"
+    );
 }
 
 #[tokio::test]
