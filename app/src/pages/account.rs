@@ -55,7 +55,21 @@ on_demand_part! {
 /// The person signed in, as the page's guard has them: what the panels reload with. (A memo
 /// of its own, made inside the part while its chunk loads, was seen not to update.)
 #[derive(Clone, Copy)]
-struct Details(Memo<Option<User>>);
+pub(crate) struct Details(Memo<Option<User>>);
+
+/// Runs `reload` each time the person's details change (not when the page is built): a
+/// panel whose data may change with them, e.g. a provider's sign-in that proved the address
+/// and so removed the password and second factor set by whoever registered it.
+pub(crate) fn on_details_change(reload: impl Fn() + 'static) {
+    if let Some(Details(details)) = use_context::<Details>() {
+        Effect::new(move |seen: Option<()>| {
+            details.track();
+            if seen.is_some() {
+                reload();
+            }
+        });
+    }
+}
 
 /// Each panel loads its own data, as the panels of real pages do; when the access token
 /// has expired, their concurrent calls share one refresh. They load again when the person's

@@ -27,6 +27,7 @@ pub fn SignInMethodsPanel() -> impl IntoView {
         spawn_local(async move { methods.set(Some(auth.call(MY_SIGN_IN_METHODS, &()).await)) })
     };
     load();
+    super::account::on_details_change(load);
     let name_of = {
         let providers = providers.clone();
         move |id: &str| {

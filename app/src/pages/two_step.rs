@@ -51,6 +51,12 @@ pub fn TwoStepPanel() -> impl IntoView {
         })
     };
     load();
+    // Not while a setup or the codes shown once are on screen.
+    super::account::on_details_change(move || {
+        if !matches!(stage.get_untracked(), Stage::SettingUp(_) | Stage::Codes(_)) {
+            load();
+        }
+    });
     let code = RwSignal::new(String::new());
     let form = FormState::new();
     let start = move |_| {
