@@ -37,6 +37,22 @@ test('a change of the person’s details in another tab keeps what this page sho
   await expect(page.getByLabel('Current password')).toHaveValue(PASSWORD);
 });
 
+test('a call the server never answers is given up, and the form can be sent again', async ({ page, allowConsoleErrors }) => {
+  allowConsoleErrors(/password\/change/);
+  await page.clock.install();
+  await register(page, uniqueEmail());
+  await page.route('**/api/auth/password/change', () => {});
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel('New password').fill('a brand new passphrase');
+  const button = page.getByRole('button', { name: 'Change password' });
+  await button.click();
+  await expect(button).toBeDisabled();
+  // Longer than the server's own limit for a request (30 s), whose answer would come first.
+  await page.clock.runFor(45_000);
+  await expect(page.getByRole('alert')).toContainText('could not be reached');
+  await expect(button).toBeEnabled();
+});
+
 test('a failed "Sign out" of one session keeps the list and can be tried again', async ({
   page,
   browser,

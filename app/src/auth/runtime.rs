@@ -320,6 +320,10 @@ mod browser {
     /// How long a tab that queued for the refresh lock waits, once it has it, for the news
     /// of the holding before it (a message follows the lock within milliseconds).
     const QUEUED_NEWS_WAIT_MS: u32 = 100;
+    /// How long an API call waits for its answer (the body included) before it is given up
+    /// as unanswered: longer than the server's own limit for a request (30 s), whose answer
+    /// (503) comes first, so only a connection that went silent meets it.
+    const CALL_WAIT_MS: u32 = 40_000;
     /// A refresh with less time left than this for its answer is not sent.
     const MIN_ANSWER_WAIT_MS: u32 = 1_000;
     /// The request, given up (as no answer) after [`tabs::ANSWER_WAIT_MS`].
@@ -1145,7 +1149,7 @@ mod browser {
             // The sign-in this send is made in: an answer that ends the session ends this
             // one only, not one that replaced it while the answer was on its way.
             let sent_in = sign_in_now(auth);
-            let mut builder = request(method, url);
+            let mut builder = bounded_to(request(method, url), CALL_WAIT_MS);
             if let Some(token) = &token {
                 builder = builder.header("Authorization", &format!("Bearer {token}"));
             }
