@@ -196,12 +196,22 @@ test('resetting one’s own password from a signed-in browser signs it out there
   await register(page, email);
   const after = await resetPasswordHere(page, email);
   // The session it asks about is over.
-  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
-  expect(after.status).toBe(401);
-  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await signedOutByTheReset(page, after);
   await page.goto('/account');
   await expect(page).toHaveURL(/\/login\?next=\/account$/);
 });
+
+/** The browser's first question after the reset was a refresh, refused: it shows no one. */
+async function signedOutByTheReset(page: Page, after: { url: string; status?: number }) {
+  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
+  expect(after.status).toBe(401);
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+}
+
+/** Calls `deliver` once the page has the reset's answer (the form is sent after this). */
+function deliverOnceResetAnswered(page: Page, deliver: () => Promise<void>) {
+  void page.waitForResponse((r) => r.url().endsWith('/api/auth/password/reset')).then(deliver);
+}
 
 /**
  * Holds this page's next refresh answer: the server answers it now, the page gets it only
@@ -235,13 +245,9 @@ test('a refresh answered before one’s own reset but landing after it does not 
     const { deliver } = await holdNextRefresh(page);
     await page.clock.pauseAt(Date.now() + 100);
     // Sent once the reset was answered (the form's click comes after this returns).
-    void page
-      .waitForResponse((r) => r.url().endsWith('/api/auth/password/reset'))
-      .then(deliver);
+    deliverOnceResetAnswered(page, deliver);
   });
-  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
-  expect(after.status).toBe(401);
-  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await signedOutByTheReset(page, after);
   await page.clock.resume();
 });
 
@@ -257,13 +263,9 @@ test('a reset sent while the page restores the session still ends it there', asy
     const { deliver } = await held;
     await page.clock.pauseAt(Date.now() + 100);
     await expect(page.getByRole('banner').getByRole('button', { name: 'Log out' })).toBeHidden();
-    void page
-      .waitForResponse((r) => r.url().endsWith('/api/auth/password/reset'))
-      .then(deliver);
+    deliverOnceResetAnswered(page, deliver);
   });
-  expect(after.url).toMatch(/\/api\/auth\/refresh$/);
-  expect(after.status).toBe(401);
-  await expect(page.getByRole('banner').getByRole('link', { name: 'Log in' })).toBeVisible();
+  await signedOutByTheReset(page, after);
   await page.clock.resume();
 });
 

@@ -1,4 +1,15 @@
-import { test, expect, logOut, register, setUp, totp, uniqueEmail, verifyEmail, waitForHydration } from './fixtures';
+import {
+  test,
+  expect,
+  logOut,
+  register,
+  setUp,
+  totp,
+  uniqueEmail,
+  verifyEmail,
+  virtualAuthenticator,
+  waitForHydration,
+} from './fixtures';
 import type { Page } from '@playwright/test';
 import { oidcPort } from '../server-env';
 
@@ -86,9 +97,19 @@ test('an address proven at a provider in another tab shows at once what it took 
   allowConsoleErrors(providerNoise);
   // Whoever registered the address never proved it, and set up two-step sign-in.
   const email = uniqueEmail();
+  await page.clock.install();
   await register(page, email);
   await setUp(page);
   await expect(page.getByTestId('password-method')).toHaveText('Password: set');
+  // And a passkey, on a virtual authenticator of this browser.
+  await virtualAuthenticator(page);
+  const section = page.getByRole('region', { name: 'Two-step sign-in' });
+  await section.getByLabel('Passkey name').fill('Squatter key');
+  await section.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(section.getByTestId('passkeys').getByText('Squatter key', { exact: true })).toBeVisible();
+  // No timed refresh from here (the clock is the context's): the first tab's old cookie
+  // cannot meet the server after the proof, nor tell the tab of the new session.
+  await page.clock.pauseAt(Date.now() + 100);
   // The owner proves the address at the provider, in another tab: the password and the
   // second factor go, every session ends, and this tab takes the new one.
   const other = await context.newPage();
@@ -99,8 +120,9 @@ test('an address proven at a provider in another tab shows at once what it took 
   await expect(other.getByTestId('account-email')).toHaveText(email);
   await expect(page.getByTestId('account-verified')).toHaveText('yes');
   await expect(page.getByTestId('password-method')).toContainText('Password: not set');
-  const section = page.getByRole('region', { name: 'Two-step sign-in' });
   await expect(section.getByRole('button', { name: 'Set up authenticator app' })).toBeVisible();
+  await expect(section.getByText('Squatter key', { exact: true })).toHaveCount(0);
+  await page.clock.resume();
 });
 
 test('the provider buttons work before the page is live, on the register page too', async ({ browser }) => {

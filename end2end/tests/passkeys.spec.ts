@@ -1,26 +1,20 @@
-import { test, expect, logOut, register, setUp, uniqueEmail, waitForHydration, PASSWORD } from './fixtures';
+import {
+  test,
+  expect,
+  logOut,
+  register,
+  setUp,
+  uniqueEmail,
+  virtualAuthenticator,
+  waitForHydration,
+  PASSWORD,
+} from './fixtures';
 import type { BrowserContext, CDPSession, Page } from '@playwright/test';
 
-/**
- * A device with a platform authenticator: Chromium's virtual authenticator (DevTools
- * protocol), holding discoverable credentials and verifying its user (as a screen lock
- * would) without asking.
- */
+/** A device with a platform authenticator (`virtualAuthenticator`), as a page of its own. */
 async function device(context: BrowserContext): Promise<Device> {
   const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return { page, cdp, authenticatorId };
+  return { page, ...(await virtualAuthenticator(page)) };
 }
 
 interface Device {
@@ -134,18 +128,7 @@ test('a passkey is both factors: no code asked of a person with two-step sign-in
 test('a device without a passkey here says so and leaves the page usable', async ({ page }) => {
   // An authenticator holding no passkey of this site: the browser's request ends without a
   // credential, as when the person cancels the dialog.
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  await virtualAuthenticator(page);
   await passkeySignIn(page);
   await expect(page.getByRole('alert')).toHaveText('The passkey request was cancelled or timed out.');
   await expect(page.getByRole('button', { name: 'Log in' })).toBeEnabled();

@@ -321,8 +321,8 @@ mod browser {
     /// of the holding before it (a message follows the lock within milliseconds).
     const QUEUED_NEWS_WAIT_MS: u32 = 100;
     /// How long an API call waits for its answer (the body included) before it is given up
-    /// as unanswered: longer than the server's own limit for a request (30 s), whose answer
-    /// (503) comes first, so only a connection that went silent meets it.
+    /// as unanswered: longer than the server's own limit for a request
+    /// (`HTTP_REQUEST_TIMEOUT_SECS`, 30 s by default), whose answer (503) comes first.
     const CALL_WAIT_MS: u32 = 40_000;
     /// A refresh with less time left than this for its answer is not sent.
     const MIN_ANSWER_WAIT_MS: u32 = 1_000;

@@ -57,6 +57,29 @@ on_demand_part! {
 #[derive(Clone, Copy)]
 pub(crate) struct Details(Memo<Option<User>>);
 
+/// Loads of a panel where the last one asked wins: an answer that lands after a later load
+/// was asked (or the panel changed by itself meanwhile: `ask` again) is dropped, so a reload
+/// for the person's details cannot overwrite what a "Remove" or "Disconnect" loaded after it.
+#[derive(Clone, Copy)]
+pub(crate) struct Latest(StoredValue<u32>);
+
+impl Latest {
+    pub(crate) fn new() -> Latest {
+        Latest(StoredValue::new(0))
+    }
+
+    /// A new load (or change) begins; older answers no longer count.
+    pub(crate) fn ask(&self) -> u32 {
+        self.0.update_value(|n| *n = n.wrapping_add(1));
+        self.0.get_value()
+    }
+
+    /// Whether the load `asked` is still the latest.
+    pub(crate) fn still(&self, asked: u32) -> bool {
+        self.0.get_value() == asked
+    }
+}
+
 /// Runs `reload` each time the person's details change (not when the page is built): a
 /// panel whose data may change with them, e.g. a provider's sign-in that proved the address
 /// and so removed the password and second factor set by whoever registered it.

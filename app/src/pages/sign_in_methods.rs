@@ -23,11 +23,23 @@ pub fn SignInMethodsPanel() -> impl IntoView {
     let methods = RwSignal::new(None::<Result<SignInMethods, ApiFailure>>);
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    let latest = super::account::Latest::new();
     let load = move || {
-        spawn_local(async move { methods.set(Some(auth.call(MY_SIGN_IN_METHODS, &()).await)) })
+        let asked = latest.ask();
+        spawn_local(async move {
+            let answer = auth.call(MY_SIGN_IN_METHODS, &()).await;
+            if latest.still(asked) {
+                methods.set(Some(answer));
+            }
+        })
     };
     load();
-    super::account::on_details_change(load);
+    // Not while a "Disconnect" or "Connect" is on its way: it loads again itself.
+    super::account::on_details_change(move || {
+        if !pending.get_untracked() {
+            load();
+        }
+    });
     let name_of = {
         let providers = providers.clone();
         move |id: &str| {

@@ -41,29 +41,43 @@ enum Stage {
 pub fn TwoStepPanel() -> impl IntoView {
     let auth = use_auth();
     let stage = RwSignal::new(Stage::Loading);
+    // Every change of the stage asks anew: a status asked before it lands too late to count.
+    let latest = super::account::Latest::new();
+    let show = move |next: Stage| {
+        latest.ask();
+        stage.set(next);
+    };
     let load = move || {
+        let asked = latest.ask();
         spawn_local(async move {
-            stage.set(match auth.call(MFA_STATUS, &()).await {
+            let next = match auth.call(MFA_STATUS, &()).await {
                 Ok(status) if status.totp_enabled => Stage::On(status),
                 Ok(_) => Stage::Off,
                 Err(failure) => Stage::Failed(failure.message()),
-            })
+            };
+            // Unchanged, the section is left as it is (the code field keeps its focus).
+            if latest.still(asked) && stage.get_untracked() != next {
+                stage.set(next);
+            }
         })
     };
     load();
-    // Not while a setup or the codes shown once are on screen.
+    let code = RwSignal::new(String::new());
+    let form = FormState::new();
+    // Not while a request of the section is on its way, nor while a setup or the codes
+    // shown once are on screen.
     super::account::on_details_change(move || {
-        if !matches!(stage.get_untracked(), Stage::SettingUp(_) | Stage::Codes(_)) {
+        let busy = !untrack(|| form.ready())
+            || matches!(stage.get_untracked(), Stage::SettingUp(_) | Stage::Codes(_));
+        if !busy {
             load();
         }
     });
-    let code = RwSignal::new(String::new());
-    let form = FormState::new();
     let start = move |_| {
         code.set(String::new());
         form.send(
             move || async move { auth.call(TOTP_SETUP, &()).await },
-            move |setup| stage.set(Stage::SettingUp(setup)),
+            move |setup| show(Stage::SettingUp(setup)),
         );
     };
     // Confirm, turn off and new codes each send the code field.
@@ -76,21 +90,21 @@ pub fn TwoStepPanel() -> impl IntoView {
                 move || async move { auth.call(TOTP_CONFIRM, &request).await },
                 move |codes| {
                     code.set(String::new());
-                    stage.set(Stage::Codes(codes.recovery_codes));
+                    show(Stage::Codes(codes.recovery_codes));
                 },
             ),
             Action::TurnOff => form.send(
                 move || async move { auth.call(TOTP_DISABLE, &request).await },
                 move |()| {
                     code.set(String::new());
-                    stage.set(Stage::Off);
+                    show(Stage::Off);
                 },
             ),
             Action::NewCodes => form.send(
                 move || async move { auth.call(NEW_RECOVERY_CODES, &request).await },
                 move |codes| {
                     code.set(String::new());
-                    stage.set(Stage::Codes(codes.recovery_codes));
+                    show(Stage::Codes(codes.recovery_codes));
                 },
             ),
         }
@@ -166,11 +180,26 @@ pub fn TwoStepPanel() -> impl IntoView {
 fn Passkeys() -> impl IntoView {
     let auth = use_auth();
     let list = RwSignal::new(None::<Result<Vec<PasskeyInfo>, ApiFailure>>);
-    let load =
-        move || spawn_local(async move { list.set(Some(auth.call(MY_PASSKEYS, &()).await)) });
+    let latest = super::account::Latest::new();
+    let load = move || {
+        let asked = latest.ask();
+        spawn_local(async move {
+            let answer = auth.call(MY_PASSKEYS, &()).await;
+            if latest.still(asked) {
+                list.set(Some(answer));
+            }
+        })
+    };
     load();
     let name = RwSignal::new(String::new());
     let form = FormState::new();
+    // A proven address takes the passkeys of whoever registered it. Not while an "Add" or
+    // "Remove" is on its way: it loads again itself.
+    super::account::on_details_change(move || {
+        if untrack(|| form.ready()) {
+            load();
+        }
+    });
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let chosen = name.get_untracked();

@@ -409,22 +409,7 @@ pub async fn start_checked(
                 )
                 .await?;
             if !verified.valid {
-                // Audited as any wrong password is: the old one, tried after a reset, is
-                // what an owner reading the log wants to see.
-                let mut tx = core.db.begin_write().await?;
-                record(
-                    &mut tx,
-                    Action::LoginFailed,
-                    None,
-                    Some(&user.id),
-                    client,
-                    Some("password changed during the sign-in"),
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!("login failed");
-                return Err(ApiError::InvalidCredentials);
+                return Err(password_changed_meanwhile(core, &user.id, client, now).await?);
             }
             if !now_stored.active {
                 return Err(ApiError::AccountDisabled);
@@ -440,7 +425,33 @@ pub async fn start_checked(
             });
         }
     }
-    Err(ApiError::InvalidCredentials)
+    // Changed again since the second check.
+    Err(password_changed_meanwhile(core, &user.id, client, now).await?)
+}
+
+/// A sign-in refused because the password changed while it was checked: audited as a
+/// failed login (the old password tried after a reset is what an owner reading the log
+/// wants to see), though not counted against the limits, which the check found right.
+async fn password_changed_meanwhile(
+    core: &Core,
+    user_id: &str,
+    client: Client<'_>,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    let mut tx = core.db.begin_write().await?;
+    record(
+        &mut tx,
+        Action::LoginFailed,
+        None,
+        Some(user_id),
+        client,
+        Some("password changed during the sign-in"),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!("login failed");
+    Ok(ApiError::InvalidCredentials)
 }
 
 /// [`start_checked`]'s transaction: `None` (nothing written) when the person's stored hash is
