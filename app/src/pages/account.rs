@@ -78,6 +78,22 @@ impl Latest {
     pub(crate) fn still(&self, asked: u32) -> bool {
         self.0.get_value() == asked
     }
+
+    /// A new load: `fetch`'s answer goes into `into`, unless a later load was asked before
+    /// it landed.
+    pub(crate) fn load_into<T: Send + Sync + 'static>(
+        self,
+        into: RwSignal<Option<T>>,
+        fetch: impl std::future::Future<Output = T> + 'static,
+    ) {
+        let asked = self.ask();
+        leptos::task::spawn_local(async move {
+            let answer = fetch.await;
+            if self.still(asked) {
+                into.set(Some(answer));
+            }
+        });
+    }
 }
 
 /// Runs `reload` each time the person's details change (not when the page is built): a

@@ -25,13 +25,10 @@ pub fn SignInMethodsPanel() -> impl IntoView {
     let pending = RwSignal::new(false);
     let latest = super::account::Latest::new();
     let load = move || {
-        let asked = latest.ask();
-        spawn_local(async move {
-            let answer = auth.call(MY_SIGN_IN_METHODS, &()).await;
-            if latest.still(asked) {
-                methods.set(Some(answer));
-            }
-        })
+        latest.load_into(
+            methods,
+            async move { auth.call(MY_SIGN_IN_METHODS, &()).await },
+        )
     };
     load();
     // Not while a "Disconnect" or "Connect" is on its way: it loads again itself.

@@ -181,15 +181,7 @@ fn Passkeys() -> impl IntoView {
     let auth = use_auth();
     let list = RwSignal::new(None::<Result<Vec<PasskeyInfo>, ApiFailure>>);
     let latest = super::account::Latest::new();
-    let load = move || {
-        let asked = latest.ask();
-        spawn_local(async move {
-            let answer = auth.call(MY_PASSKEYS, &()).await;
-            if latest.still(asked) {
-                list.set(Some(answer));
-            }
-        })
-    };
+    let load = move || latest.load_into(list, async move { auth.call(MY_PASSKEYS, &()).await });
     load();
     let name = RwSignal::new(String::new());
     let form = FormState::new();
